@@ -1,0 +1,31 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+/**
+ * @defgroup qkd_abi qkd_abi
+ * @{ @ingroup qkd
+ *
+ * ABI guard against a charon built differently from our headers.
+ *
+ * Debian configures strongSwan with --enable-mediation, which defines ME and inserts members into
+ * ike_sa_t, daemon_t and peer_cfg_t. A plugin built without ME calls the wrong vtable slots and
+ * crashes charon, so the build refuses such headers and the loader refuses a charon of another
+ * release.
+ */
+
+#ifndef QKD_ABI_H_
+#define QKD_ABI_H_
+
+#include <library.h>
+
+/**
+ * Check that the running charon is the strongSwan release our headers come from.
+ *
+ * @param running	on return, the version found in the running program, or NULL
+ * @return			TRUE if the running program announces the same version
+ */
+bool qkd_abi_check_running(char running[32]);
+
+#endif /** QKD_ABI_H_ @}*/
