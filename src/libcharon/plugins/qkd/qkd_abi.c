@@ -35,7 +35,7 @@ _Static_assert(offsetof(daemon_t, mediation_manager) > offsetof(daemon_t, kernel
 /* The banner every charon flavour prints, e.g. "(strongSwan 5.9.8, Linux ...)" */
 #define BANNER "(strongSwan "
 
-bool qkd_abi_check_running(char running[32])
+bool qkd_abi_check_program(const char *path, char running[32])
 {
 	struct stat st;
 	const char *hit, *end, *v;
@@ -45,7 +45,7 @@ bool qkd_abi_check_running(char running[32])
 	int fd;
 
 	running[0] = '\0';
-	fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 	{
 		return FALSE;

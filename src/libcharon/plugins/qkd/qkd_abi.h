@@ -21,11 +21,13 @@
 #include <library.h>
 
 /**
- * Check that the running charon is the strongSwan release our headers come from.
+ * Check that a program is the strongSwan release our headers come from, by the version in the
+ * "(strongSwan X.Y.Z," banner every charon flavour carries.
  *
- * @param running	on return, the version found in the running program, or NULL
- * @return			TRUE if the running program announces the same version
+ * @param path		program to inspect, "/proc/self/exe" for the running one
+ * @param running	on return, the version found in the program, or an empty string
+ * @return			TRUE if the program announces the headers' VERSION
  */
-bool qkd_abi_check_running(char running[32]);
+bool qkd_abi_check_program(const char *path, char running[32]);
 
 #endif /** QKD_ABI_H_ @}*/

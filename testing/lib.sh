@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Shared helpers for testing/tests/*.sh; source it first thing.
+set -uo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A lab of its own per test run: namespaces are "$LAB-gwA" etc.
+export LAB=${LAB:-t$$}
+export LAB_DIR=${LAB_DIR:-/tmp/ipseq-lab/$LAB}
+failures=0
+checks=0
+
+lab() { "$top/scripts/lab" "$@"; }
+cleanup() { lab down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+# check DESCRIPTION COMMAND...: run COMMAND, report ok/FAIL, keep going.
+check() {
+	local desc=$1; shift
+	checks=$((checks + 1))
+	if "$@"; then
+		echo "ok - $desc"
+	else
+		echo "FAIL - $desc"
+		failures=$((failures + 1))
+	fi
+}
+# fatal DESCRIPTION COMMAND...: like check, but stop the test on failure.
+fatal() {
+	check "$@" || finish
+}
+skip() { echo "SKIP: $*"; exit 77; }
+finish() {
+	echo "# $checks checks, $failures failed"
+	if [ "$failures" -gt 0 ] || [ "$checks" -eq 0 ]; then exit 1; fi
+	exit 0
+}
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds or time runs out.
+wait_for() {
+	local secs=$1 i; shift
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# count of packets in a pcap matching a filter
+pcap_count() { tcpdump -r "$1" -n "${@:2}" 2>/dev/null | wc -l; }
+# in_log GW REGEX: the gateway's charon log has a line matching REGEX
+in_log() { grep -qE "$2" "$LAB_DIR/$1/charon.log"; }
+# not COMMAND...: succeeds when COMMAND fails
+not() { ! "$@"; }
+# quiet COMMAND...: run COMMAND with its output hidden
+quiet() { "$@" >/dev/null 2>&1; }
+# capture_start NODE IFACE PCAP [FILTER...]: tcpdump in the background until it really listens;
+# sets CAPTURE_PID. capture_stop ends it after the last packets are written.
+capture_start() {
+	local node=$1 ifc=$2 pcap=$3; shift 3
+	ip netns exec "$LAB-$node" tcpdump -i "$ifc" -n -U --immediate-mode -w "$pcap" "$@" \
+		>/dev/null 2>"$pcap.err" &
+	CAPTURE_PID=$!
+	wait_for 10 grep -q 'listening on' "$pcap.err"
+}
+capture_stop() {
+	sleep 0.3
+	kill "$CAPTURE_PID" 2>/dev/null
+	wait "$CAPTURE_PID" 2>/dev/null || true
+}
