@@ -5,8 +5,16 @@
 
 #include "qkd_plugin.h"
 #include "qkd_abi.h"
+#include "qkd_creds.h"
+#include "qkd_ke.h"
+#include "qkd_listener.h"
+#include "qkd_peers.h"
+#include "qkd_qki.h"
 
 #include <daemon.h>
+
+/** Default qkid socket */
+#define QKD_DEFAULT_SOCKET "/run/qkid/qkid.sock"
 
 typedef struct private_qkd_plugin_t private_qkd_plugin_t;
 
@@ -19,6 +27,26 @@ struct private_qkd_plugin_t {
 	 * Implements plugin interface.
 	 */
 	qkd_plugin_t public;
+
+	/**
+	 * Connection to qkid
+	 */
+	qkd_qki_t *qki;
+
+	/**
+	 * QKD peers
+	 */
+	qkd_peers_t *peers;
+
+	/**
+	 * PPK / QPSK credentials
+	 */
+	qkd_creds_t *creds;
+
+	/**
+	 * Bus listener
+	 */
+	qkd_listener_t *listener;
 };
 
 METHOD(plugin_t, get_name, char*,
@@ -28,15 +56,50 @@ METHOD(plugin_t, get_name, char*,
 }
 
 /**
- * Announce ourselves once charon registers our features.
+ * Set up (and tear down) qkid connection, peers, credentials and listener.
  */
 static bool plugin_cb(private_qkd_plugin_t *this,
 					  plugin_feature_t *feature, bool reg, void *cb_data)
 {
+	char *socket;
+	int timeout, key_size;
+
 	if (reg)
 	{
-		DBG1(DBG_CFG, "qkd plugin %s loaded (built %s against strongSwan %s headers)",
-			 IPSEQ_VERSION, IPSEQ_BUILD_DATE, VERSION);
+		socket = lib->settings->get_str(lib->settings, "%s.plugins.qkd.socket",
+										QKD_DEFAULT_SOCKET, lib->ns);
+		timeout = lib->settings->get_int(lib->settings, "%s.plugins.qkd.timeout", 3000,
+										 lib->ns);
+		key_size = lib->settings->get_int(lib->settings, "%s.plugins.qkd.key_size", 32,
+										  lib->ns);
+		if (key_size < 16 || key_size > 64)
+		{
+			DBG1(DBG_CFG, "qkd: key_size %d out of range 16..64, using 32", key_size);
+			key_size = 32;
+		}
+		this->qki = qkd_qki_create(socket, timeout);
+		this->peers = qkd_peers_create();
+		this->creds = qkd_creds_create(this->qki, this->peers, key_size);
+		this->listener = qkd_listener_create(this->creds, this->peers);
+		qkd_ke_set_context(this->qki, this->peers, key_size);
+		lib->proposal->register_token(lib->proposal, QKD_X25519_KEYWORD,
+									  KEY_EXCHANGE_METHOD, QKD_X25519, 0);
+		lib->credmgr->add_set(lib->credmgr, &this->creds->set);
+		charon->bus->add_listener(charon->bus, &this->listener->listener);
+		DBG1(DBG_CFG, "qkd plugin %s loaded (built %s against strongSwan %s headers): "
+			 "qkid at %s, %d-bit quantum keys, %d QKD peer(s), key exchange '%s' = %d",
+			 IPSEQ_VERSION, IPSEQ_BUILD_DATE, VERSION, socket, key_size * 8,
+			 this->peers->count(this->peers), QKD_X25519_KEYWORD, QKD_X25519);
+	}
+	else
+	{
+		charon->bus->remove_listener(charon->bus, &this->listener->listener);
+		lib->credmgr->remove_set(lib->credmgr, &this->creds->set);
+		qkd_ke_set_context(NULL, NULL, 0);
+		this->listener->destroy(this->listener);
+		this->creds->destroy(this->creds);
+		this->peers->destroy(this->peers);
+		this->qki->destroy(this->qki);
 	}
 	return TRUE;
 }
@@ -47,6 +110,12 @@ METHOD(plugin_t, get_features, int,
 	static plugin_feature_t f[] = {
 		PLUGIN_CALLBACK((plugin_feature_callback_t)plugin_cb, NULL),
 			PLUGIN_PROVIDE(CUSTOM, "qkd"),
+				PLUGIN_DEPENDS(PRF, PRF_HMAC_SHA2_256),
+		PLUGIN_REGISTER(KE, qkd_ke_create),
+			PLUGIN_PROVIDE(KE, QKD_X25519),
+				PLUGIN_DEPENDS(KE, CURVE_25519),
+				PLUGIN_DEPENDS(PRF, PRF_HMAC_SHA2_256),
+				PLUGIN_DEPENDS(CUSTOM, "qkd"),
 	};
 	*features = f;
 	return countof(f);

@@ -1,0 +1,407 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qkd_creds.h"
+
+#include <daemon.h>
+#include <collections/hashtable.h>
+#include <threading/mutex.h>
+
+typedef struct private_qkd_creds_t private_qkd_creds_t;
+
+/**
+ * Private data of the credential set.
+ */
+struct private_qkd_creds_t {
+
+	/**
+	 * Public interface.
+	 */
+	qkd_creds_t public;
+
+	/**
+	 * qkid connection
+	 */
+	qkd_qki_t *qki;
+
+	/**
+	 * QKD peers
+	 */
+	qkd_peers_t *peers;
+
+	/**
+	 * PPK length in bytes
+	 */
+	size_t key_size;
+
+	/**
+	 * IKE_SA unique ID => sa_keys_t
+	 */
+	hashtable_t *sas;
+
+	/**
+	 * Protects sas
+	 */
+	mutex_t *mutex;
+};
+
+/**
+ * Quantum AUTH-phase keys of one IKE_SA.
+ */
+typedef struct {
+	/** IKE_SA unique ID (hashtable key) */
+	u_int unique_id;
+	/** qkey2, the PPK */
+	chunk_t ppk;
+	/** its key_ID */
+	char key_id[QKD_KEY_ID_LEN + 1];
+	/** drawn by us as initiator (else resolved as responder) */
+	bool initiator;
+} sa_keys_t;
+
+static void sa_keys_destroy(sa_keys_t *keys)
+{
+	chunk_clear(&keys->ppk);
+	free(keys);
+}
+
+static u_int hash_id(const void *key)
+{
+	return chunk_hash(chunk_create((u_char*)key, sizeof(u_int)));
+}
+
+static bool equals_id(const void *a, const void *b)
+{
+	return *(const u_int*)a == *(const u_int*)b;
+}
+
+/**
+ * Store the keys of an IKE_SA, replacing older ones. Returns a copy of the PPK.
+ */
+static chunk_t store(private_qkd_creds_t *this, sa_keys_t *keys)
+{
+	sa_keys_t *old;
+	chunk_t copy = chunk_clone(keys->ppk);
+
+	this->mutex->lock(this->mutex);
+	old = this->sas->put(this->sas, &keys->unique_id, keys);
+	this->mutex->unlock(this->mutex);
+	if (old)
+	{
+		sa_keys_destroy(old);
+	}
+	return copy;
+}
+
+/**
+ * A copy of the PPK an IKE_SA already holds, or chunk_empty
+ */
+static chunk_t lookup_ppk(private_qkd_creds_t *this, u_int unique_id, char *key_id)
+{
+	sa_keys_t *keys;
+	chunk_t ppk = chunk_empty;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	if (keys && (!key_id || streq(keys->key_id, key_id)))
+	{
+		ppk = chunk_clone(keys->ppk);
+	}
+	this->mutex->unlock(this->mutex);
+	return ppk;
+}
+
+/**
+ * Initiator: draw qkey2 for the placeholder PPK_ID (once per IKE_SA)
+ */
+static chunk_t draw_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer_t *peer)
+{
+	u_int unique_id = ike_sa->get_unique_id(ike_sa);
+	sa_keys_t *keys;
+	chunk_t ppk;
+
+	ppk = lookup_ppk(this, unique_id, NULL);
+	if (ppk.len)
+	{
+		return ppk;
+	}
+	INIT(keys,
+		.unique_id = unique_id,
+		.initiator = TRUE,
+	);
+	if (!this->qki->get_new_key(this->qki, peer->name, this->key_size, &keys->ppk,
+								keys->key_id))
+	{
+		DBG1(DBG_IKE, "qkd: no quantum PPK for IKE_SA with peer '%s'", peer->name);
+		free(keys);
+		return chunk_empty;
+	}
+	DBG1(DBG_IKE, "qkd: PPK for peer '%s' is quantum key %s", peer->name, keys->key_id);
+	return store(this, keys);
+}
+
+/**
+ * Responder: resolve the key_ID the initiator sent as PPK_ID
+ */
+static chunk_t resolve_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer_t *peer,
+						   chunk_t id)
+{
+	u_int unique_id = ike_sa->get_unique_id(ike_sa);
+	sa_keys_t *keys;
+	chunk_t ppk;
+
+	if (!qkd_key_id_valid(id.ptr, id.len))
+	{
+		DBG1(DBG_IKE, "qkd: PPK_ID from peer '%s' is not a QKD key_ID", peer->name);
+		return chunk_empty;
+	}
+	INIT(keys,
+		.unique_id = unique_id,
+	);
+	memcpy(keys->key_id, id.ptr, QKD_KEY_ID_LEN);
+	ppk = lookup_ppk(this, unique_id, keys->key_id);
+	if (ppk.len)
+	{
+		free(keys);
+		return ppk;
+	}
+	if (!this->qki->get_key_by_id(this->qki, peer->name, keys->key_id, this->key_size,
+								  &keys->ppk))
+	{
+		free(keys);
+		return chunk_empty;
+	}
+	DBG1(DBG_IKE, "qkd: PPK from peer '%s' is quantum key %s", peer->name, keys->key_id);
+	return store(this, keys);
+}
+
+/**
+ * Enumerator over one shared key, matching both identities perfectly: the key is bound to the
+ * IKE_SA, not to identities, and must win over anything less specific.
+ */
+typedef struct {
+	/** implements enumerator_t */
+	enumerator_t public;
+	/** the key, owned */
+	shared_key_t *key;
+	/** enumerated already */
+	bool done;
+} shared_enumerator_t;
+
+METHOD(enumerator_t, shared_enumerate, bool,
+	shared_enumerator_t *this, va_list args)
+{
+	shared_key_t **key;
+	id_match_t *me, *other;
+
+	VA_ARGS_VGET(args, key, me, other);
+	if (this->done)
+	{
+		return FALSE;
+	}
+	*key = this->key;
+	if (me)
+	{
+		*me = ID_MATCH_PERFECT;
+	}
+	if (other)
+	{
+		*other = ID_MATCH_PERFECT;
+	}
+	this->done = TRUE;
+	return TRUE;
+}
+
+METHOD(enumerator_t, shared_enumerator_destroy, void,
+	shared_enumerator_t *this)
+{
+	this->key->destroy(this->key);
+	free(this);
+}
+
+static enumerator_t *shared_enumerator_create(shared_key_t *key)
+{
+	shared_enumerator_t *this;
+
+	INIT(this,
+		.public = {
+			.enumerate = enumerator_enumerate_default,
+			.venumerate = _shared_enumerate,
+			.destroy = _shared_enumerator_destroy,
+		},
+		.key = key,
+	);
+	return &this->public;
+}
+
+/**
+ * QPSK = HMAC-SHA256(qkey2, psk)
+ */
+static chunk_t qpsk(chunk_t ppk, chunk_t psk)
+{
+	prf_t *prf;
+	chunk_t out = chunk_empty;
+
+	prf = lib->crypto->create_prf(lib->crypto, PRF_HMAC_SHA2_256);
+	if (!prf)
+	{
+		DBG1(DBG_IKE, "qkd: HMAC-SHA256 not available, cannot derive QPSK");
+		return out;
+	}
+	if (!prf->set_key(prf, ppk) || !prf->allocate_bytes(prf, psk, &out))
+	{
+		chunk_clear(&out);
+	}
+	prf->destroy(prf);
+	return out;
+}
+
+METHOD(credential_set_t, create_shared_enumerator, enumerator_t*,
+	private_qkd_creds_t *this, shared_key_type_t type,
+	identification_t *me, identification_t *other)
+{
+	ike_sa_t *ike_sa;
+	qkd_peer_t *peer;
+	shared_key_t *key = NULL;
+	chunk_t ppk, secret, id;
+
+	ike_sa = charon->bus->get_sa(charon->bus);
+	peer = this->peers->find(this->peers, ike_sa);
+	if (!peer)
+	{
+		return enumerator_create_empty();
+	}
+	switch (type)
+	{
+		case SHARED_PPK:
+			if (!me)
+			{	/* a responder asks whether it can offer USE_PPK at all */
+				key = shared_key_create(SHARED_PPK, chunk_empty);
+				break;
+			}
+			id = me->get_encoding(me);
+			if (chunk_equals(id, chunk_from_str(QKD_PPK_PLACEHOLDER)))
+			{
+				ppk = draw_ppk(this, ike_sa, peer);
+			}
+			else
+			{
+				ppk = resolve_ppk(this, ike_sa, peer, id);
+			}
+			if (ppk.len)
+			{
+				key = shared_key_create(SHARED_PPK, ppk);
+			}
+			break;
+		case SHARED_IKE:
+		case SHARED_ANY:
+			if (!peer->psk.len)
+			{
+				break;
+			}
+			ppk = lookup_ppk(this, ike_sa->get_unique_id(ike_sa), NULL);
+			if (!ppk.len)
+			{
+				DBG1(DBG_IKE, "qkd: no quantum key for QPSK with peer '%s' (did the peer use "
+					 "a QKD PPK?)", peer->name);
+				break;
+			}
+			secret = qpsk(ppk, peer->psk);
+			chunk_clear(&ppk);
+			if (secret.len)
+			{
+				key = shared_key_create(SHARED_IKE, secret);
+			}
+			break;
+		default:
+			break;
+	}
+	if (!key)
+	{
+		return enumerator_create_empty();
+	}
+	/* the enumerator owns the key; shared_key_t wipes it on destroy */
+	return shared_enumerator_create(key);
+}
+
+METHOD(qkd_creds_t, get_ppk_id, bool,
+	private_qkd_creds_t *this, u_int unique_id, char key_id[QKD_KEY_ID_LEN + 1])
+{
+	sa_keys_t *keys;
+	bool found = FALSE;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	if (keys && keys->initiator)
+	{
+		memcpy(key_id, keys->key_id, QKD_KEY_ID_LEN + 1);
+		found = TRUE;
+	}
+	this->mutex->unlock(this->mutex);
+	return found;
+}
+
+METHOD(qkd_creds_t, has_ppk, bool,
+	private_qkd_creds_t *this, u_int unique_id)
+{
+	bool found;
+
+	this->mutex->lock(this->mutex);
+	found = this->sas->get(this->sas, &unique_id) != NULL;
+	this->mutex->unlock(this->mutex);
+	return found;
+}
+
+METHOD(qkd_creds_t, forget, void,
+	private_qkd_creds_t *this, u_int unique_id)
+{
+	sa_keys_t *keys;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->remove(this->sas, &unique_id);
+	this->mutex->unlock(this->mutex);
+	if (keys)
+	{
+		sa_keys_destroy(keys);
+	}
+}
+
+METHOD(qkd_creds_t, destroy, void,
+	private_qkd_creds_t *this)
+{
+	this->sas->destroy_function(this->sas, (void*)sa_keys_destroy);
+	this->mutex->destroy(this->mutex);
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size)
+{
+	private_qkd_creds_t *this;
+
+	INIT(this,
+		.public = {
+			.set = {
+				.create_shared_enumerator = _create_shared_enumerator,
+				.create_private_enumerator = (void*)return_null,
+				.create_cert_enumerator = (void*)return_null,
+				.create_cdp_enumerator = (void*)return_null,
+				.cache_cert = (void*)nop,
+			},
+			.get_ppk_id = _get_ppk_id,
+			.has_ppk = _has_ppk,
+			.forget = _forget,
+			.destroy = _destroy,
+		},
+		.qki = qki,
+		.peers = peers,
+		.key_size = key_size,
+		.sas = hashtable_create(hash_id, equals_id, 8),
+		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+	);
+	return &this->public;
+}

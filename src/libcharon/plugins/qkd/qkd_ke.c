@@ -1,0 +1,355 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qkd_ke.h"
+
+#include <daemon.h>
+
+/** Label of the key confirmation */
+#define CONFIRM_LABEL "IPSeQ QKD confirm"
+
+/**
+ * Where quantum keys come from; set once by the plugin, read by every key exchange. A
+ * ke_constructor_t has no user data, hence this module-level context.
+ */
+static struct {
+	qkd_qki_t *qki;
+	qkd_peers_t *peers;
+	size_t key_size;
+} ctx;
+
+typedef struct private_qkd_ke_t private_qkd_ke_t;
+
+/**
+ * Private data of a hybrid key exchange.
+ */
+struct private_qkd_ke_t {
+
+	/**
+	 * Public interface.
+	 */
+	key_exchange_t public;
+
+	/**
+	 * X25519 part, created on first use (not in the constructor: the crypto factory holds its
+	 * lock there)
+	 */
+	key_exchange_t *x25519;
+
+	/**
+	 * Quantum key
+	 */
+	chunk_t qkey;
+
+	/**
+	 * Its key_ID
+	 */
+	char key_id[QKD_KEY_ID_LEN + 1];
+
+	/**
+	 * Our KE data once built
+	 */
+	chunk_t mine;
+
+	/**
+	 * Initiator's KE data (as responder: received; as initiator: ours)
+	 */
+	chunk_t kei;
+
+	/**
+	 * Peer name, for logs
+	 */
+	char peer[64];
+};
+
+/*
+ * Described in header
+ */
+void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size)
+{
+	ctx.qki = qki;
+	ctx.peers = peers;
+	ctx.key_size = key_size;
+}
+
+/*
+ * Described in header
+ */
+bool qkd_ke_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char confirm[QKD_CONFIRM_LEN])
+{
+	u_char mac[HASH_SIZE_SHA256];
+	prf_t *prf;
+	bool ok;
+
+	prf = lib->crypto->create_prf(lib->crypto, PRF_HMAC_SHA2_256);
+	if (!prf)
+	{
+		return FALSE;
+	}
+	ok = prf->set_key(prf, qkey) &&
+		 prf->get_bytes(prf, chunk_from_str(CONFIRM_LABEL), NULL) &&
+		 prf->get_bytes(prf, kei, NULL) &&
+		 prf->get_bytes(prf, pub_r, mac);
+	prf->destroy(prf);
+	if (ok)
+	{
+		memcpy(confirm, mac, QKD_CONFIRM_LEN);
+	}
+	memwipe(mac, sizeof(mac));
+	return ok;
+}
+
+/**
+ * The QKD peer of the IKE_SA this thread works on
+ */
+static qkd_peer_t *find_peer(private_qkd_ke_t *this)
+{
+	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
+	qkd_peer_t *peer;
+
+	if (!ctx.qki)
+	{
+		DBG1(DBG_IKE, "qkd: key exchange without the qkd plugin's qkid connection");
+		return NULL;
+	}
+	peer = ctx.peers->find(ctx.peers, ike_sa);
+	if (!peer)
+	{
+		DBG1(DBG_IKE, "qkd: %H is no QKD peer (see charon.plugins.qkd.peers); QKD key "
+			 "exchange refused", ike_sa ? ike_sa->get_other_host(ike_sa) : NULL);
+		return NULL;
+	}
+	snprintf(this->peer, sizeof(this->peer), "%s", peer->name);
+	return peer;
+}
+
+static bool create_x25519(private_qkd_ke_t *this)
+{
+	if (!this->x25519)
+	{
+		this->x25519 = lib->crypto->create_ke(lib->crypto, CURVE_25519);
+		if (!this->x25519)
+		{
+			DBG1(DBG_IKE, "qkd: X25519 not available (load the openssl or curve25519 plugin)");
+		}
+	}
+	return this->x25519 != NULL;
+}
+
+/**
+ * Initiator: draw the key and build KEi
+ */
+static bool build_kei(private_qkd_ke_t *this)
+{
+	qkd_peer_t *peer;
+	chunk_t pub;
+
+	peer = find_peer(this);
+	if (!peer || !create_x25519(this))
+	{
+		return FALSE;
+	}
+	if (!ctx.qki->get_new_key(ctx.qki, peer->name, ctx.key_size, &this->qkey, this->key_id))
+	{
+		DBG1(DBG_IKE, "qkd: no quantum key for the key exchange with peer '%s'", peer->name);
+		return FALSE;
+	}
+	if (!this->x25519->get_public_key(this->x25519, &pub))
+	{
+		return FALSE;
+	}
+	this->mine = chunk_cat("mc", pub, chunk_create(this->key_id, QKD_KEY_ID_LEN));
+	this->kei = chunk_clone(this->mine);
+	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
+		 this->key_id);
+	return TRUE;
+}
+
+/**
+ * Responder: build KEr after KEi was applied
+ */
+static bool build_ker(private_qkd_ke_t *this)
+{
+	u_char confirm[QKD_CONFIRM_LEN];
+	chunk_t pub;
+
+	if (!this->x25519->get_public_key(this->x25519, &pub))
+	{
+		return FALSE;
+	}
+	if (!qkd_ke_confirm(this->qkey, this->kei, pub, confirm))
+	{
+		chunk_free(&pub);
+		return FALSE;
+	}
+	this->mine = chunk_cat("mc", pub, chunk_create(confirm, sizeof(confirm)));
+	return TRUE;
+}
+
+METHOD(key_exchange_t, get_public_key, bool,
+	private_qkd_ke_t *this, chunk_t *value)
+{
+	if (!this->mine.len)
+	{
+		if (this->qkey.len ? !build_ker(this) : !build_kei(this))
+		{
+			return FALSE;
+		}
+	}
+	*value = chunk_clone(this->mine);
+	return TRUE;
+}
+
+/**
+ * Responder: apply KEi = X25519_i || key_ID
+ */
+static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
+{
+	qkd_peer_t *peer;
+
+	if (value.len != QKD_KEI_LEN)
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange data of %zu bytes, expected %d; refused",
+			 value.len, QKD_KEI_LEN);
+		return FALSE;
+	}
+	if (!qkd_key_id_valid(value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN))
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange data carries no valid key_ID; refused");
+		return FALSE;
+	}
+	peer = find_peer(this);
+	if (!peer || !create_x25519(this))
+	{
+		return FALSE;
+	}
+	memcpy(this->key_id, value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN);
+	this->key_id[QKD_KEY_ID_LEN] = '\0';
+	if (!ctx.qki->get_key_by_id(ctx.qki, peer->name, this->key_id, ctx.key_size, &this->qkey))
+	{
+		DBG1(DBG_IKE, "qkd: peer '%s' proposed quantum key %s, which we cannot obtain; "
+			 "key exchange refused", peer->name, this->key_id);
+		return FALSE;
+	}
+	if (!this->x25519->set_public_key(this->x25519, chunk_create(value.ptr, QKD_X25519_LEN)))
+	{
+		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", peer->name);
+		return FALSE;
+	}
+	this->kei = chunk_clone(value);
+	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
+		 this->key_id);
+	return TRUE;
+}
+
+/**
+ * Initiator: apply KEr = X25519_r || confirm and verify the confirmation
+ */
+static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
+{
+	u_char confirm[QKD_CONFIRM_LEN];
+	chunk_t pub;
+
+	if (value.len != QKD_KER_LEN)
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange reply of %zu bytes from peer '%s', expected %d",
+			 value.len, this->peer, QKD_KER_LEN);
+		return FALSE;
+	}
+	pub = chunk_create(value.ptr, QKD_X25519_LEN);
+	if (!qkd_ke_confirm(this->qkey, this->kei, pub, confirm))
+	{
+		return FALSE;
+	}
+	if (!memeq_const(confirm, value.ptr + QKD_X25519_LEN, QKD_CONFIRM_LEN))
+	{
+		DBG1(DBG_IKE, "qkd: key confirmation from peer '%s' failed: it holds another quantum "
+			 "key for key_ID %s (QKD keys out of step?)", this->peer, this->key_id);
+		return FALSE;
+	}
+	if (!this->x25519->set_public_key(this->x25519, pub))
+	{
+		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", this->peer);
+		return FALSE;
+	}
+	DBG2(DBG_IKE, "qkd: peer '%s' confirmed quantum key %s", this->peer, this->key_id);
+	return TRUE;
+}
+
+METHOD(key_exchange_t, set_public_key, bool,
+	private_qkd_ke_t *this, chunk_t value)
+{
+	if (this->mine.len)
+	{	/* we sent KEi, this is KEr */
+		return apply_ker(this, value);
+	}
+	if (this->qkey.len)
+	{
+		DBG1(DBG_IKE, "qkd: second KEi for one key exchange ignored");
+		return FALSE;
+	}
+	return apply_kei(this, value);
+}
+
+METHOD(key_exchange_t, get_shared_secret, bool,
+	private_qkd_ke_t *this, chunk_t *secret)
+{
+	chunk_t ss;
+
+	if (!this->x25519 || !this->qkey.len ||
+		!this->x25519->get_shared_secret(this->x25519, &ss))
+	{
+		return FALSE;
+	}
+	*secret = chunk_cat("sc", ss, this->qkey);
+	return TRUE;
+}
+
+METHOD(key_exchange_t, set_private_key, bool,
+	private_qkd_ke_t *this, chunk_t value)
+{
+	/* only used by test vectors of plain methods */
+	return FALSE;
+}
+
+METHOD(key_exchange_t, get_method, key_exchange_method_t,
+	private_qkd_ke_t *this)
+{
+	return QKD_X25519;
+}
+
+METHOD(key_exchange_t, destroy, void,
+	private_qkd_ke_t *this)
+{
+	DESTROY_IF(this->x25519);
+	chunk_clear(&this->qkey);
+	chunk_free(&this->mine);
+	chunk_free(&this->kei);
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...)
+{
+	private_qkd_ke_t *this;
+
+	if (method != QKD_X25519)
+	{
+		return NULL;
+	}
+	INIT(this,
+		.public = {
+			.get_shared_secret = _get_shared_secret,
+			.set_public_key = _set_public_key,
+			.get_public_key = _get_public_key,
+			.set_private_key = _set_private_key,
+			.get_method = _get_method,
+			.destroy = _destroy,
+		},
+	);
+	return &this->public;
+}

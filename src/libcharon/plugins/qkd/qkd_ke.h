@@ -1,0 +1,73 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+/**
+ * @defgroup qkd_ke qkd_ke
+ * @{ @ingroup qkd
+ */
+
+#ifndef QKD_KE_H_
+#define QKD_KE_H_
+
+#include "qkd_qki.h"
+#include "qkd_peers.h"
+
+#include <crypto/key_exchange.h>
+
+/**
+ * Private-use transform ID of the hybrid X25519 + QKD key exchange (IDs up to 1040 are taken by
+ * strongSwan's own private methods).
+ */
+#define QKD_X25519 1051
+
+/** Proposal keyword of QKD_X25519, for swanctl proposals and esp_proposals */
+#define QKD_X25519_KEYWORD "x25519qkd"
+
+/** X25519 public value length */
+#define QKD_X25519_LEN 32
+
+/** Length of the key confirmation in KEr */
+#define QKD_CONFIRM_LEN 16
+
+/** KEi: X25519 public value || key_ID */
+#define QKD_KEI_LEN (QKD_X25519_LEN + QKD_KEY_ID_LEN)
+
+/** KEr: X25519 public value || key confirmation */
+#define QKD_KER_LEN (QKD_X25519_LEN + QKD_CONFIRM_LEN)
+
+/**
+ * Set what the key exchanges draw quantum keys from (the plugin does this once on load).
+ *
+ * @param qki		qkid connection, NULL to unset
+ * @param peers		peer table
+ * @param key_size	quantum key length in bytes
+ */
+void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size);
+
+/**
+ * Create a hybrid X25519 + QKD key exchange (a ke_constructor_t).
+ *
+ * The initiator draws a fresh (qkey, key_ID) from qkid and sends KEi = X25519_i || key_ID; the
+ * responder resolves key_ID through qkid and answers KEr = X25519_r || confirm, where confirm =
+ * HMAC-SHA256(qkey, "IPSeQ QKD confirm" || KEi || X25519_r) truncated to 16 bytes, so a peer with
+ * another key fails in IKE_SA_INIT instead of at IKE_AUTH. Shared secret = X25519 secret || qkey.
+ *
+ * @param method	QKD_X25519
+ * @return			key exchange, NULL for another method
+ */
+key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...);
+
+/**
+ * Key confirmation of KEr.
+ *
+ * @param qkey		quantum key
+ * @param kei		initiator's KE data
+ * @param pub_r		responder's X25519 public value
+ * @param confirm	QKD_CONFIRM_LEN bytes out
+ * @return			TRUE on success
+ */
+bool qkd_ke_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char confirm[QKD_CONFIRM_LEN]);
+
+#endif /** QKD_KE_H_ @}*/

@@ -1,0 +1,161 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qkd_listener.h"
+#include "qkd_ke.h"
+
+#include <daemon.h>
+#include <encoding/payloads/notify_payload.h>
+
+/** PPK_ID type of RFC 8784 that strongSwan sends */
+#define PPK_ID_FIXED 2
+
+typedef struct private_qkd_listener_t private_qkd_listener_t;
+
+/**
+ * Private data of the listener.
+ */
+struct private_qkd_listener_t {
+
+	/**
+	 * Public interface.
+	 */
+	qkd_listener_t public;
+
+	/**
+	 * Credential set holding the IKE_SAs' PPKs
+	 */
+	qkd_creds_t *creds;
+
+	/**
+	 * QKD peers
+	 */
+	qkd_peers_t *peers;
+};
+
+/**
+ * Replace the placeholder PPK_ID in an outgoing IKE_AUTH request by the drawn key's key_ID.
+ */
+static void rewrite_ppk_id(private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message)
+{
+	char key_id[QKD_KEY_ID_LEN + 1];
+	notify_payload_t *notify;
+	u_char placeholder[1 + sizeof(QKD_PPK_PLACEHOLDER) - 1] = { PPK_ID_FIXED };
+	u_char data[1 + QKD_KEY_ID_LEN] = { PPK_ID_FIXED };
+
+	notify = message->get_notify(message, PPK_IDENTITY);
+	if (!notify)
+	{
+		return;
+	}
+	memcpy(placeholder + 1, QKD_PPK_PLACEHOLDER, sizeof(QKD_PPK_PLACEHOLDER) - 1);
+	if (!chunk_equals(notify->get_notification_data(notify),
+					  chunk_from_thing(placeholder)))
+	{
+		return;
+	}
+	if (!this->creds->get_ppk_id(this->creds, ike_sa->get_unique_id(ike_sa), key_id))
+	{
+		DBG1(DBG_IKE, "qkd: PPK_ID '%s' in IKE_AUTH but no quantum key drawn for it",
+			 QKD_PPK_PLACEHOLDER);
+		return;
+	}
+	memcpy(data + 1, key_id, QKD_KEY_ID_LEN);
+	notify->set_notification_data(notify, chunk_from_thing(data));
+	DBG2(DBG_IKE, "qkd: PPK_IDENTITY carries key_ID %s", key_id);
+}
+
+METHOD(listener_t, message, bool,
+	private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message,
+	bool incoming, bool plain)
+{
+	if (!incoming && plain && message->get_request(message) &&
+		message->get_exchange_type(message) == IKE_AUTH)
+	{
+		rewrite_ppk_id(this, ike_sa, message);
+	}
+	return TRUE;
+}
+
+/**
+ * Whether the IKE_SA negotiated the QKD key exchange
+ */
+static bool uses_qkd_ke(ike_sa_t *ike_sa)
+{
+	proposal_t *proposal = ike_sa->get_proposal(ike_sa);
+	uint16_t alg;
+
+	return proposal &&
+		   proposal->get_algorithm(proposal, KEY_EXCHANGE_METHOD, &alg, NULL) &&
+		   alg == QKD_X25519;
+}
+
+METHOD(listener_t, authorize, bool,
+	private_qkd_listener_t *this, ike_sa_t *ike_sa, bool final, bool *success)
+{
+	qkd_peer_t *peer;
+
+	if (!final)
+	{
+		return TRUE;
+	}
+	peer = this->peers->find(this->peers, ike_sa);
+	if (!peer || !peer->required)
+	{
+		return TRUE;
+	}
+	if (!uses_qkd_ke(ike_sa))
+	{
+		DBG1(DBG_IKE, "qkd: QKD is required for peer '%s', but the IKE_SA did not negotiate "
+			 "the QKD key exchange (%s); refused", peer->name, QKD_X25519_KEYWORD);
+		*success = FALSE;
+	}
+	else if (!this->creds->has_ppk(this->creds, ike_sa->get_unique_id(ike_sa)))
+	{
+		DBG1(DBG_IKE, "qkd: QKD is required for peer '%s', but the IKE_SA holds no quantum "
+			 "PPK (ppk_id = %s, ppk_required = yes); refused", peer->name,
+			 QKD_PPK_PLACEHOLDER);
+		*success = FALSE;
+	}
+	return TRUE;
+}
+
+METHOD(listener_t, ike_state_change, bool,
+	private_qkd_listener_t *this, ike_sa_t *ike_sa, ike_sa_state_t state)
+{
+	if (state == IKE_DESTROYING)
+	{
+		this->creds->forget(this->creds, ike_sa->get_unique_id(ike_sa));
+	}
+	return TRUE;
+}
+
+METHOD(qkd_listener_t, destroy, void,
+	private_qkd_listener_t *this)
+{
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers)
+{
+	private_qkd_listener_t *this;
+
+	INIT(this,
+		.public = {
+			.listener = {
+				.message = _message,
+				.authorize = _authorize,
+				.ike_state_change = _ike_state_change,
+			},
+			.destroy = _destroy,
+		},
+		.creds = creds,
+		.peers = peers,
+	);
+	return &this->public;
+}

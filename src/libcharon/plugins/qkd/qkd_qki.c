@@ -1,0 +1,206 @@
+/*
+ * Copyright (C) 2026 The IPSeQ authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qkd_qki.h"
+
+#include <ctype.h>
+
+#include <daemon.h>
+#include <threading/mutex.h>
+
+#include <qki_client.h>
+
+typedef struct private_qkd_qki_t private_qkd_qki_t;
+
+/**
+ * Private data of the qkid connection.
+ */
+struct private_qkd_qki_t {
+
+	/**
+	 * Public interface.
+	 */
+	qkd_qki_t public;
+
+	/**
+	 * qkid's socket path
+	 */
+	char *socket;
+
+	/**
+	 * Bound of every call, in ms
+	 */
+	int timeout_ms;
+
+	/**
+	 * Connection, NULL until the first call or after a failure
+	 */
+	struct qki_client *client;
+
+	/**
+	 * Serializes use of the connection
+	 */
+	mutex_t *mutex;
+};
+
+/*
+ * Described in header
+ */
+bool qkd_key_id_valid(const char *id, size_t len)
+{
+	size_t i;
+
+	if (len != QKD_KEY_ID_LEN)
+	{
+		return FALSE;
+	}
+	for (i = 0; i < len; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (id[i] != '-')
+			{
+				return FALSE;
+			}
+		}
+		else if (!isxdigit((unsigned char)id[i]))
+		{
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/**
+ * Get a connection, opening one if needed. Call with the mutex held.
+ */
+static struct qki_client *get_client(private_qkd_qki_t *this)
+{
+	struct qki_error err;
+
+	if (!this->client)
+	{
+		this->client = qki_client_connect(this->socket, this->timeout_ms, &err);
+		if (!this->client)
+		{
+			DBG1(DBG_CFG, "qkd: cannot reach qkid at %s: %s", this->socket, err.message);
+		}
+	}
+	return this->client;
+}
+
+/**
+ * Drop the connection after a transport failure, so the next call reconnects.
+ */
+static void check_transport(private_qkd_qki_t *this, struct qki_error *err)
+{
+	if (err->code == QKI_ERR_IO || err->code == QKI_ERR_TIMEOUT ||
+		err->code == QKI_ERR_REPLY)
+	{
+		qki_client_close(this->client);
+		this->client = NULL;
+	}
+}
+
+METHOD(qkd_qki_t, get_new_key, bool,
+	private_qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
+	char key_id[QKD_KEY_ID_LEN + 1])
+{
+	char id[QKI_KEY_ID_MAX];
+	struct qki_error err;
+	bool ok = FALSE;
+
+	if (size == 0 || size > QKI_KEY_MAX)
+	{
+		return FALSE;
+	}
+	*key = chunk_alloc(size);
+	this->mutex->lock(this->mutex);
+	if (get_client(this))
+	{
+		if (qki_get_new_key(this->client, peer, size, key->ptr, id, &err) != QKI_OK)
+		{
+			DBG1(DBG_IKE, "qkd: qkid has no new key for peer '%s': %s", peer, err.message);
+			check_transport(this, &err);
+		}
+		else if (!qkd_key_id_valid(id, strlen(id)))
+		{
+			DBG1(DBG_IKE, "qkd: qkid returned a malformed key_ID for peer '%s'", peer);
+		}
+		else
+		{
+			memcpy(key_id, id, QKD_KEY_ID_LEN + 1);
+			ok = TRUE;
+		}
+	}
+	this->mutex->unlock(this->mutex);
+	if (!ok)
+	{
+		chunk_clear(key);
+	}
+	return ok;
+}
+
+METHOD(qkd_qki_t, get_key_by_id, bool,
+	private_qkd_qki_t *this, char *peer, char *key_id, size_t size, chunk_t *key)
+{
+	struct qki_error err;
+	bool ok = FALSE;
+
+	if (size == 0 || size > QKI_KEY_MAX)
+	{
+		return FALSE;
+	}
+	*key = chunk_alloc(size);
+	this->mutex->lock(this->mutex);
+	if (get_client(this))
+	{
+		if (qki_get_key_by_id(this->client, peer, key_id, size, key->ptr, &err) == QKI_OK)
+		{
+			ok = TRUE;
+		}
+		else
+		{
+			DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s (%s)",
+				 key_id, peer, err.message, qki_strerror(err.code));
+			check_transport(this, &err);
+		}
+	}
+	this->mutex->unlock(this->mutex);
+	if (!ok)
+	{
+		chunk_clear(key);
+	}
+	return ok;
+}
+
+METHOD(qkd_qki_t, destroy, void,
+	private_qkd_qki_t *this)
+{
+	qki_client_close(this->client);
+	this->mutex->destroy(this->mutex);
+	free(this->socket);
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+qkd_qki_t *qkd_qki_create(char *socket, int timeout_ms)
+{
+	private_qkd_qki_t *this;
+
+	INIT(this,
+		.public = {
+			.get_new_key = _get_new_key,
+			.get_key_by_id = _get_key_by_id,
+			.destroy = _destroy,
+		},
+		.socket = strdup(socket),
+		.timeout_ms = timeout_ms,
+		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+	);
+	return &this->public;
+}
