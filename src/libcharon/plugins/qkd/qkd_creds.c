@@ -178,6 +178,30 @@ static chunk_t resolve_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer
 }
 
 /**
+ * Responder: resolve the key_ID noted from the received PPK_IDENTITY
+ */
+static chunk_t resolve_noted_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer_t *peer)
+{
+	u_int unique_id = ike_sa->get_unique_id(ike_sa);
+	char key_id[QKD_KEY_ID_LEN + 1] = "";
+	sa_keys_t *keys;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	if (keys)
+	{
+		memcpy(key_id, keys->key_id, sizeof(key_id));
+	}
+	this->mutex->unlock(this->mutex);
+	if (!key_id[0])
+	{
+		DBG1(DBG_IKE, "qkd: peer '%s' sent no QKD key_ID as PPK_ID", peer->name);
+		return chunk_empty;
+	}
+	return resolve_ppk(this, ike_sa, peer, chunk_create(key_id, QKD_KEY_ID_LEN));
+}
+
+/**
  * Enumerator over one shared key, matching both identities perfectly: the key is bound to the
  * IKE_SA, not to identities, and must win over anything less specific.
  */
@@ -282,13 +306,17 @@ METHOD(credential_set_t, create_shared_enumerator, enumerator_t*,
 				break;
 			}
 			id = me->get_encoding(me);
-			if (chunk_equals(id, chunk_from_str(QKD_PPK_PLACEHOLDER)))
+			if (!chunk_equals(id, chunk_from_str(QKD_PPK_PLACEHOLDER)))
+			{	/* a responder without ppk_id gets the key_ID itself */
+				ppk = resolve_ppk(this, ike_sa, peer, id);
+			}
+			else if (ike_sa->get_id(ike_sa)->is_initiator(ike_sa->get_id(ike_sa)))
 			{
 				ppk = draw_ppk(this, ike_sa, peer);
 			}
 			else
-			{
-				ppk = resolve_ppk(this, ike_sa, peer, id);
+			{	/* responder with ppk_id = placeholder: the listener noted the key_ID */
+				ppk = resolve_noted_ppk(this, ike_sa, peer);
 			}
 			if (ppk.len)
 			{
@@ -343,13 +371,33 @@ METHOD(qkd_creds_t, get_ppk_id, bool,
 	return found;
 }
 
+METHOD(qkd_creds_t, note_peer_ppk_id, void,
+	private_qkd_creds_t *this, u_int unique_id, char *key_id)
+{
+	sa_keys_t *keys;
+
+	INIT(keys,
+		.unique_id = unique_id,
+	);
+	memcpy(keys->key_id, key_id, QKD_KEY_ID_LEN);
+	this->mutex->lock(this->mutex);
+	keys = this->sas->put(this->sas, &keys->unique_id, keys);
+	this->mutex->unlock(this->mutex);
+	if (keys)
+	{
+		sa_keys_destroy(keys);
+	}
+}
+
 METHOD(qkd_creds_t, has_ppk, bool,
 	private_qkd_creds_t *this, u_int unique_id)
 {
+	sa_keys_t *keys;
 	bool found;
 
 	this->mutex->lock(this->mutex);
-	found = this->sas->get(this->sas, &unique_id) != NULL;
+	keys = this->sas->get(this->sas, &unique_id);
+	found = keys && keys->ppk.len;
 	this->mutex->unlock(this->mutex);
 	return found;
 }
@@ -393,6 +441,7 @@ qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_siz
 				.cache_cert = (void*)nop,
 			},
 			.get_ppk_id = _get_ppk_id,
+			.note_peer_ppk_id = _note_peer_ppk_id,
 			.has_ppk = _has_ppk,
 			.forget = _forget,
 			.destroy = _destroy,

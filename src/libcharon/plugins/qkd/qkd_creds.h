@@ -46,6 +46,15 @@ struct qkd_creds_t {
 	bool (*get_ppk_id)(qkd_creds_t *this, u_int unique_id, char key_id[QKD_KEY_ID_LEN + 1]);
 
 	/**
+	 * Note the key_ID a peer sent as PPK_ID (responder), before charon looks the PPK up under
+	 * the placeholder PPK_ID both ends may configure.
+	 *
+	 * @param unique_id		IKE_SA unique ID
+	 * @param key_id		key_ID received, QKD_KEY_ID_LEN characters
+	 */
+	void (*note_peer_ppk_id)(qkd_creds_t *this, u_int unique_id, char *key_id);
+
+	/**
 	 * Whether an IKE_SA holds a quantum PPK.
 	 */
 	bool (*has_ppk)(qkd_creds_t *this, u_int unique_id);

@@ -67,14 +67,48 @@ static void rewrite_ppk_id(private_qkd_listener_t *this, ike_sa_t *ike_sa, messa
 	DBG2(DBG_IKE, "qkd: PPK_IDENTITY carries key_ID %s", key_id);
 }
 
+/**
+ * Note the key_ID in an incoming IKE_AUTH request's PPK_IDENTITY and show charon the placeholder
+ * instead, so both ends can configure ppk_id = qkd (a responder checks the received PPK_ID
+ * against its own ppk_id).
+ */
+static void note_ppk_id(private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message)
+{
+	notify_payload_t *notify;
+	chunk_t data;
+	u_char placeholder[1 + sizeof(QKD_PPK_PLACEHOLDER) - 1] = { PPK_ID_FIXED };
+
+	notify = message->get_notify(message, PPK_IDENTITY);
+	if (!notify || !this->peers->find(this->peers, ike_sa))
+	{
+		return;
+	}
+	data = notify->get_notification_data(notify);
+	if (data.len != 1 + QKD_KEY_ID_LEN || data.ptr[0] != PPK_ID_FIXED ||
+		!qkd_key_id_valid(data.ptr + 1, QKD_KEY_ID_LEN))
+	{
+		return;
+	}
+	this->creds->note_peer_ppk_id(this->creds, ike_sa->get_unique_id(ike_sa), data.ptr + 1);
+	memcpy(placeholder + 1, QKD_PPK_PLACEHOLDER, sizeof(QKD_PPK_PLACEHOLDER) - 1);
+	notify->set_notification_data(notify, chunk_from_thing(placeholder));
+}
+
 METHOD(listener_t, message, bool,
 	private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message,
 	bool incoming, bool plain)
 {
-	if (!incoming && plain && message->get_request(message) &&
+	if (plain && message->get_request(message) &&
 		message->get_exchange_type(message) == IKE_AUTH)
 	{
-		rewrite_ppk_id(this, ike_sa, message);
+		if (incoming)
+		{
+			note_ppk_id(this, ike_sa, message);
+		}
+		else
+		{
+			rewrite_ppk_id(this, ike_sa, message);
+		}
 	}
 	return TRUE;
 }
