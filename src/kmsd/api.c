@@ -1,0 +1,961 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * api.c - the ETSI GS QKD 014 v1.1.1 REST interface of qkd-kmsd (libmicrohttpd + GnuTLS).
+ *
+ *   GET       /api/v1/keys/{slave_SAE_ID}/status
+ *   GET/POST  /api/v1/keys/{slave_SAE_ID}/enc_keys   (number, size; caller is the master SAE)
+ *   GET/POST  /api/v1/keys/{master_SAE_ID}/dec_keys  (key_ID(s); caller is the slave SAE)
+ *
+ * Every connection must present a client certificate chaining to the configured CA with the
+ * TLS WWW client purpose; its CN is the caller's SAE ID. Errors are {"message", "details"} with
+ * 400 (bad request), 401 (SAE not allowed) or 503 (no key / link down / simulated outage).
+ */
+#include "ipseq_config.h"
+#include "kmsd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "etsi014_codec.h"
+
+#define BODY_MAX (64 * 1024)
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* Per TLS connection: the verified SAE identity, checked once. */
+struct conn_ctx {
+	int checked;
+	int ok;
+	char sae[ETSI014_ID_MAX + 1];
+	char why[160];
+};
+
+/* Per request: the uploaded body. */
+struct req_ctx {
+	char *body;
+	size_t len, cap;
+	int too_large;
+};
+
+/* --- responses --------------------------------------------------------------------------------- */
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status,
+				  struct json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE);
+	enum MHD_Result ret = queue(c, status,
+				    MHD_create_response_from_buffer(strlen(s), (void *)s,
+								    MHD_RESPMEM_MUST_COPY));
+	json_object_put(o);
+	return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, const char *op,
+				   unsigned status, const char *message, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, const char *op,
+				   unsigned status, const char *message, const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object(), *details = json_object_new_array();
+	struct json_object *d = json_object_new_object();
+	char detail[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(d, "reason", json_object_new_string(detail));
+	json_object_array_add(details, d);
+	json_object_object_add(o, "details", details);
+	return reply_json(c, status, o);
+}
+
+/* Key containers are written by hand into memory we wipe when MHD is done with it. */
+struct key_body {
+	size_t cap;
+	char data[];
+};
+
+static void key_body_free(void *cls)
+{
+	struct key_body *b = cls;
+
+	etsi014_wipe(b->data, b->cap);
+	free(b);
+}
+
+struct key_out {
+	const uint8_t *id;   /* 16 bytes */
+	const uint8_t *key;
+	size_t len;
+};
+
+static enum MHD_Result reply_keys(struct MHD_Connection *c, const struct key_out *keys, size_t n)
+{
+	struct key_body *b;
+	size_t cap = 16, i, o;
+
+	for (i = 0; i < n; i++)
+		cap += 32 + ETSI014_KEY_ID_LEN + etsi014_base64_len(keys[i].len);
+	b = malloc(sizeof(*b) + cap);
+	if (!b)
+		return MHD_NO;
+	b->cap = cap;
+	o = (size_t)snprintf(b->data, cap, "{\"keys\":[");
+	for (i = 0; i < n; i++) {
+		char id[ETSI014_KEY_ID_LEN + 1];
+
+		etsi014_uuid_format(keys[i].id, id);
+		o += (size_t)snprintf(b->data + o, cap - o, "%s{\"key_ID\":\"%s\",\"key\":\"",
+				      i ? "," : "", id);
+		etsi014_base64_encode(keys[i].key, keys[i].len, b->data + o);
+		o += etsi014_base64_len(keys[i].len);
+		o += (size_t)snprintf(b->data + o, cap - o, "\"}");
+	}
+	o += (size_t)snprintf(b->data + o, cap - o, "]}");
+	return queue(c, MHD_HTTP_OK,
+		     MHD_create_response_from_buffer_with_free_callback_cls(o, b->data,
+									    key_body_free, b));
+}
+
+/* --- identity ---------------------------------------------------------------------------------- */
+
+static void check_identity(struct MHD_Connection *c, struct conn_ctx *cc)
+{
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t s;
+	const gnutls_datum_t *certs;
+	gnutls_typed_vdata_st purpose = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (void *)GNUTLS_KP_TLS_WWW_CLIENT,
+	};
+	unsigned status = 0, n = 0;
+	gnutls_x509_crt_t crt;
+	size_t cnlen = sizeof(cc->sae);
+	int rc;
+
+	cc->checked = 1;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session) {
+		snprintf(cc->why, sizeof(cc->why), "not a TLS connection");
+		return;
+	}
+	s = ci->tls_session;
+	certs = gnutls_certificate_get_peers(s, &n);
+	if (!certs || n == 0) {
+		snprintf(cc->why, sizeof(cc->why), "no client certificate presented");
+		return;
+	}
+	rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
+	if (rc < 0 || status != 0) {
+		gnutls_datum_t txt = {0};
+		if (rc >= 0 &&
+		    gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt,
+								 0) >= 0) {
+			snprintf(cc->why, sizeof(cc->why), "client certificate rejected: %s",
+				 txt.data);
+			gnutls_free(txt.data);
+		} else {
+			snprintf(cc->why, sizeof(cc->why), "client certificate rejected: %s",
+				 rc < 0 ? gnutls_strerror(rc) : "verification failed");
+		}
+		return;
+	}
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	rc = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cc->sae,
+						   &cnlen);
+	gnutls_x509_crt_deinit(crt);
+	if (rc < 0 || !etsi014_sae_id_valid(cc->sae, strlen(cc->sae))) {
+		cc->sae[0] = '\0';
+		snprintf(cc->why, sizeof(cc->why), "client certificate has no usable CN");
+		return;
+	}
+	cc->ok = 1;
+}
+
+/* --- request parameters ------------------------------------------------------------------------ */
+
+struct query {
+	const char *number, *size;
+	unsigned n_number, n_size;
+	const char *key_ids[KMSD_PER_REQUEST_MAX + 1];
+	unsigned n_key_ids;
+	const char *unknown;
+};
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	struct query *q = cls;
+
+	if (strcmp(key, "number") == 0) {
+		q->number = value;
+		q->n_number++;
+	} else if (strcmp(key, "size") == 0) {
+		q->size = value;
+		q->n_size++;
+	} else if (strcmp(key, "key_ID") == 0) {
+		if (q->n_key_ids <= KMSD_PER_REQUEST_MAX)
+			q->key_ids[q->n_key_ids] = value;
+		q->n_key_ids++;
+	} else if (!q->unknown) {
+		q->unknown = key;
+	}
+	return MHD_YES;
+}
+
+/* Strict decimal: digits only, no sign, no leading zeros beyond "0", at most 9 digits. */
+static int parse_dec(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+	size_t i, n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 9 || (n > 1 && s[0] == '0'))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+static struct json_object *parse_body(const struct req_ctx *rq, const char **why)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	size_t end;
+
+	if (!rq->body || rq->len == 0) {
+		*why = "empty body (a JSON object is required)";
+		return NULL;
+	}
+	if (memchr(rq->body, '\0', rq->len)) {
+		*why = "NUL byte in body";
+		return NULL;
+	}
+	tok = json_tokener_new_ex(16);
+	if (!tok) {
+		*why = "out of memory";
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, rq->body, (int)rq->len);
+	if (json_tokener_get_error(tok) != json_tokener_success || !o) {
+		json_object_put(o);
+		json_tokener_free(tok);
+		*why = "body is not valid JSON";
+		return NULL;
+	}
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	for (; end < rq->len; end++) {
+		char ch = rq->body[end];
+		if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
+			json_object_put(o);
+			*why = "trailing data after the JSON object";
+			return NULL;
+		}
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		*why = "body is not a JSON object";
+		return NULL;
+	}
+	return o;
+}
+
+static int json_uint(struct json_object *o, const char *name, unsigned *out, int *present)
+{
+	struct json_object *v;
+	int64_t n;
+
+	*present = json_object_object_get_ex(o, name, &v);
+	if (!*present)
+		return 1;
+	if (!json_object_is_type(v, json_type_int))
+		return 0;
+	n = json_object_get_int64(v);
+	if (n < 0 || n > 0x7fffffff)
+		return 0;
+	*out = (unsigned)n;
+	return 1;
+}
+
+/* --- endpoints --------------------------------------------------------------------------------- */
+
+static unsigned eff_min_size(const struct kme *k, unsigned block_bits)
+{
+	return k->min_key_size < block_bits ? k->min_key_size : block_bits;
+}
+
+static unsigned eff_max_size(const struct kme *k, unsigned block_bits)
+{
+	return k->max_key_size > block_bits ? k->max_key_size : block_bits;
+}
+
+static enum MHD_Result do_status(struct kme *k, struct MHD_Connection *c, const char *caller,
+				 const char *slave)
+{
+	struct json_object *o = json_object_new_object(), *x = json_object_new_object();
+	struct store *s = &k->store;
+	struct store_stats st;
+	unsigned bits;
+	size_t count, cap, reserved;
+
+	pthread_mutex_lock(&s->lock);
+	bits = s->block_bits;
+	count = s->count;
+	cap = s->cap;
+	reserved = s->n_reserved;
+	st = s->stats;
+	pthread_mutex_unlock(&s->lock);
+
+	json_object_object_add(o, "source_KME_ID", json_object_new_string(k->cfg->kme_id));
+	json_object_object_add(o, "target_KME_ID", json_object_new_string(k->cfg->peer_kme_id));
+	json_object_object_add(o, "master_SAE_ID", json_object_new_string(caller));
+	json_object_object_add(o, "slave_SAE_ID", json_object_new_string(slave));
+	json_object_object_add(o, "key_size", json_object_new_int64(bits));
+	json_object_object_add(o, "stored_key_count", json_object_new_int64((int64_t)count));
+	json_object_object_add(o, "max_key_count", json_object_new_int64((int64_t)cap));
+	json_object_object_add(o, "max_key_per_request",
+			       json_object_new_int64(k->max_key_per_request));
+	json_object_object_add(o, "max_key_size", json_object_new_int64(eff_max_size(k, bits)));
+	json_object_object_add(o, "min_key_size", json_object_new_int64(eff_min_size(k, bits)));
+	json_object_object_add(o, "max_SAE_ID_count", json_object_new_int64(0));
+	/* Simulator bookkeeping (optional per the spec): lets tests check the key budget. */
+	json_object_object_add(x, "link_up", json_object_new_boolean(atomic_load(&k->link.up)));
+	json_object_object_add(x, "link_master", json_object_new_boolean(k->is_link_master));
+	json_object_object_add(x, "key_rate_bps", json_object_new_double(k->rate_bps));
+	json_object_object_add(x, "generated_bits",
+			       json_object_new_int64((int64_t)(st.generated_blocks * bits)));
+	json_object_object_add(x, "consumed_bits",
+			       json_object_new_int64((int64_t)(st.consumed_blocks * bits)));
+	json_object_object_add(x, "served_enc_keys", json_object_new_int64((int64_t)st.served_enc_keys));
+	json_object_object_add(x, "served_enc_bits", json_object_new_int64((int64_t)st.served_enc_bits));
+	json_object_object_add(x, "served_dec_keys", json_object_new_int64((int64_t)st.served_dec_keys));
+	json_object_object_add(x, "served_dec_bits", json_object_new_int64((int64_t)st.served_dec_bits));
+	json_object_object_add(x, "reserved_keys", json_object_new_int64((int64_t)reserved));
+	json_object_object_add(x, "expired_keys", json_object_new_int64((int64_t)st.expired_keys));
+	json_object_object_add(x, "flushed_bits",
+			       json_object_new_int64((int64_t)(st.flushed_blocks * bits)));
+	json_object_object_add(o, "status_extension", x);
+	return reply_json(c, MHD_HTTP_OK, o);
+}
+
+static const char *link_reason(enum link_status st)
+{
+	switch (st) {
+	case LINK_OK: return "ok";
+	case LINK_UNAVAILABLE: return "not enough key material on the link";
+	case LINK_UNAUTHORIZED: return "peer KME refused the SAE pair";
+	case LINK_DOWN: return "QKD link went down";
+	case LINK_TIMEOUT: return "peer KME did not answer in time";
+	case LINK_DESYNC: return "key stores diverged; link resynchronising";
+	}
+	return "link error";
+}
+
+/* Take number keys of size bits for master -> slave. On success fills ids/bytes (caller frees
+ * and wipes), nblocks per key in *bpk_out. */
+static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const char *master,
+				 const char *slave, unsigned number, unsigned size)
+{
+	struct store *s = &k->store;
+	struct link_pending *p = NULL;
+	uint8_t *ids = NULL, *bytes = NULL;
+	size_t bpk, need, bb = 0, i, bytes_len = 0;
+	enum link_status st;
+	enum MHD_Result ret;
+	struct key_out *out;
+	char ids_text[512];
+
+	if (!atomic_load(&k->link.up))
+		return reply_error(c, master, "enc_keys", 503, "QKD link down",
+				   "no key material: the link to %s is not established",
+				   k->cfg->peer_kme_id);
+
+	pthread_mutex_lock(&s->lock);
+	bpk = blocks_per_key(s, size);
+	need = (size_t)number * bpk;
+	bb = s->block_bytes;
+	if (s->count < need) {
+		size_t have = s->count;
+		pthread_mutex_unlock(&s->lock);
+		return reply_error(c, master, "enc_keys", 503, "not enough key material",
+				   "%zu key block(s) of %u bits stored, %zu needed", have,
+				   (unsigned)(bb * 8), need);
+	}
+	ids = malloc(need * 16);
+	bytes_len = need * bb;
+	bytes = malloc(bytes_len);
+	if (!ids || !bytes) {
+		pthread_mutex_unlock(&s->lock);
+		free(ids);
+		free(bytes);
+		return MHD_NO;
+	}
+	if (k->is_link_master) {
+		/* We allocate: take the blocks and tell the slave which ones, in one lock hold. */
+		struct {
+			uint8_t *p;
+			size_t len;
+		} msg;
+		size_t mlen = 4 + 2 + 4 + 2 + 2 + strlen(master) + strlen(slave) + need * 16, o = 0;
+
+		store_pop(s, need, NULL, ids, bytes);
+		p = link_pending_new(&k->link);
+		msg.p = malloc(mlen);
+		msg.len = mlen;
+		if (p && msg.p) {
+			uint8_t *m = msg.p;
+			m[o++] = p->id >> 24; m[o++] = p->id >> 16; m[o++] = p->id >> 8; m[o++] = p->id;
+			m[o++] = number >> 8; m[o++] = number;
+			m[o++] = size >> 24; m[o++] = size >> 16; m[o++] = size >> 8; m[o++] = size;
+			m[o++] = bpk >> 8; m[o++] = bpk;
+			m[o++] = strlen(master);
+			memcpy(m + o, master, strlen(master)); o += strlen(master);
+			m[o++] = strlen(slave);
+			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
+			memcpy(m + o, ids, need * 16);
+			st = link_send(&k->link, MSG_RESERVE, msg.p, mlen) < 0 ? LINK_DOWN : LINK_OK;
+		} else {
+			st = LINK_DOWN;
+		}
+		free(msg.p);
+		pthread_mutex_unlock(&s->lock);
+		if (st == LINK_OK)
+			st = link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
+	} else {
+		/* The master allocates: ask it; the link thread fills our buffers. */
+		size_t o = 0;
+		uint8_t m[4 + 2 + 4 + 2 + 2 * (ETSI014_ID_MAX + 1)];
+
+		pthread_mutex_unlock(&s->lock);
+		p = link_pending_new(&k->link);
+		if (p) {
+			p->nblocks = need;
+			p->ids = ids;
+			p->bytes = bytes;
+			p->bytes_len = bytes_len;
+			ids = bytes = NULL; /* owned by p now */
+			m[o++] = p->id >> 24; m[o++] = p->id >> 16; m[o++] = p->id >> 8; m[o++] = p->id;
+			m[o++] = number >> 8; m[o++] = number;
+			m[o++] = size >> 24; m[o++] = size >> 16; m[o++] = size >> 8; m[o++] = size;
+			m[o++] = strlen(master);
+			memcpy(m + o, master, strlen(master)); o += strlen(master);
+			m[o++] = strlen(slave);
+			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
+			if (link_send(&k->link, MSG_ALLOC_REQ, m, o) < 0)
+				st = LINK_DOWN;
+			else
+				st = link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
+		} else {
+			st = LINK_DOWN;
+		}
+	}
+
+	if (st != LINK_OK) {
+		link_pending_release(&k->link, p);
+		if (bytes)
+			etsi014_wipe(bytes, bytes_len);
+		free(bytes);
+		free(ids);
+		return reply_error(c, master, "enc_keys", st == LINK_UNAUTHORIZED ? 401 : 503,
+				   st == LINK_UNAVAILABLE ? "not enough key material"
+				   : st == LINK_UNAUTHORIZED ? "SAE pair not registered at peer KME"
+							     : "peer KME unavailable",
+				   "%s", link_reason(st));
+	}
+	if (!ids) {
+		/* slave path: take the buffers back from p */
+		pthread_mutex_lock(&k->link.plock);
+		ids = p->ids;
+		bytes = p->bytes;
+		p->ids = NULL;
+		p->bytes = NULL;
+		pthread_mutex_unlock(&k->link.plock);
+	}
+	link_pending_release(&k->link, p);
+
+	out = calloc(number, sizeof(*out));
+	for (i = 0; out && i < number; i++) {
+		out[i].id = ids + i * bpk * 16;
+		out[i].key = bytes + i * bpk * bb;
+		out[i].len = size / 8;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.served_enc_keys += number;
+	s->stats.served_enc_bits += (uint64_t)number * size;
+	pthread_mutex_unlock(&s->lock);
+	format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+	log_msg(LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave, number,
+		size, ids_text);
+	ret = out ? reply_keys(c, out, number) : MHD_NO;
+	free(out);
+	etsi014_wipe(bytes, bytes_len);
+	free(bytes);
+	free(ids);
+	return ret;
+}
+
+static enum MHD_Result do_enc_keys(struct kme *k, struct MHD_Connection *c, const char *method,
+				   const struct req_ctx *rq, const char *caller, const char *slave)
+{
+	unsigned number = 1, size, bits;
+	const char *why = NULL;
+
+	pthread_mutex_lock(&k->store.lock);
+	bits = k->store.block_bits;
+	pthread_mutex_unlock(&k->store.lock);
+	size = bits;
+
+	if (strcmp(method, "GET") == 0) {
+		struct query q = {0};
+
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+		if (q.unknown)
+			return reply_error(c, caller, "enc_keys", 400, "bad request",
+					   "unknown parameter '%.60s'", q.unknown);
+		if (q.n_key_ids || q.n_number > 1 || q.n_size > 1)
+			return reply_error(c, caller, "enc_keys", 400, "bad request",
+					   "repeated or misplaced parameter");
+		if (q.n_number && !parse_dec(q.number, &number))
+			return reply_error(c, caller, "enc_keys", 400, "bad request",
+					   "number must be a positive decimal integer");
+		if (q.n_size && !parse_dec(q.size, &size))
+			return reply_error(c, caller, "enc_keys", 400, "bad request",
+					   "size must be a decimal integer");
+	} else {
+		struct json_object *o = parse_body(rq, &why), *v;
+		int present, ok = 1;
+
+		if (!o)
+			return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
+		if (!json_uint(o, "number", &number, &present))
+			why = "number must be a non-negative integer", ok = 0;
+		else if (!json_uint(o, "size", &size, &present))
+			why = "size must be a non-negative integer", ok = 0;
+		else if (json_object_object_get_ex(o, "additional_slave_SAE_IDs", &v) &&
+			 (!json_object_is_type(v, json_type_array) ||
+			  json_object_array_length(v) > 0))
+			why = "additional_slave_SAE_IDs not supported (max_SAE_ID_count is 0)",
+			ok = 0;
+		else if (json_object_object_get_ex(o, "extension_mandatory", &v) &&
+			 (!json_object_is_type(v, json_type_array) ||
+			  json_object_array_length(v) > 0))
+			why = "extension_mandatory: no extension is supported", ok = 0;
+		else if (json_object_object_get_ex(o, "extension_optional", &v) &&
+			 !json_object_is_type(v, json_type_array))
+			why = "extension_optional must be an array", ok = 0;
+		json_object_put(o);
+		if (!ok)
+			return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
+	}
+	if (number == 0 || number > k->max_key_per_request)
+		return reply_error(c, caller, "enc_keys", 400, "bad request",
+				   "number %u outside 1..%u (max_key_per_request)", number,
+				   k->max_key_per_request);
+	if (size % 8 || size < eff_min_size(k, bits) || size > eff_max_size(k, bits))
+		return reply_error(c, caller, "enc_keys", 400, "bad request",
+				   "size %u is not a multiple of 8 within %u..%u", size,
+				   eff_min_size(k, bits), eff_max_size(k, bits));
+	return serve_enc(k, c, caller, slave, number, size);
+}
+
+/* Scratch for one dec_keys request, on the heap rather than a 70 KiB stack frame. */
+struct dec_work {
+	const char *ids_text[KMSD_PER_REQUEST_MAX];
+	uint8_t ids[KMSD_PER_REQUEST_MAX][16];
+	struct reserved_key *rks[KMSD_PER_REQUEST_MAX];
+	struct key_out out[KMSD_PER_REQUEST_MAX];
+	uint8_t consumed[2 + KMSD_PER_REQUEST_MAX * 16];
+};
+
+static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, const char *method,
+				     const struct req_ctx *rq, const char *caller,
+				     const char *master, struct dec_work *w);
+
+static enum MHD_Result do_dec_keys(struct kme *k, struct MHD_Connection *c, const char *method,
+				   const struct req_ctx *rq, const char *caller, const char *master)
+{
+	struct dec_work *w = calloc(1, sizeof(*w));
+	enum MHD_Result ret;
+
+	if (!w)
+		return MHD_NO;
+	ret = dec_keys_work(k, c, method, rq, caller, master, w);
+	free(w);
+	return ret;
+}
+
+static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, const char *method,
+				     const struct req_ctx *rq, const char *caller,
+				     const char *master, struct dec_work *w)
+{
+	const char **ids_text = w->ids_text;
+	uint8_t (*ids)[16] = w->ids;
+	struct reserved_key **rks = w->rks;
+	struct key_out *out = w->out;
+	uint8_t *consumed = w->consumed;
+	struct json_object *o = NULL;
+	struct store *s = &k->store;
+	size_t n = 0, i, j;
+	enum MHD_Result ret;
+	const char *why = NULL;
+	char logids[512];
+
+	if (strcmp(method, "GET") == 0) {
+		struct query q = {0};
+
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+		if (q.unknown || q.n_number || q.n_size)
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "only key_ID parameters are allowed");
+		if (q.n_key_ids == 0)
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "key_ID parameter missing");
+		if (q.n_key_ids > k->max_key_per_request)
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "%u key_IDs, max_key_per_request is %u", q.n_key_ids,
+					   k->max_key_per_request);
+		n = q.n_key_ids;
+		for (i = 0; i < n; i++)
+			ids_text[i] = q.key_ids[i] ? q.key_ids[i] : "";
+	} else {
+		struct json_object *arr;
+
+		o = parse_body(rq, &why);
+		if (!o)
+			return reply_error(c, caller, "dec_keys", 400, "bad request", "%s", why);
+		if (!json_object_object_get_ex(o, "key_IDs", &arr) ||
+		    !json_object_is_type(arr, json_type_array) ||
+		    json_object_array_length(arr) == 0) {
+			json_object_put(o);
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "key_IDs must be a non-empty array");
+		}
+		n = json_object_array_length(arr);
+		if (n > k->max_key_per_request) {
+			json_object_put(o);
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "%zu key_IDs, max_key_per_request is %u", n,
+					   k->max_key_per_request);
+		}
+		for (i = 0; i < n; i++) {
+			struct json_object *e = json_object_array_get_idx(arr, i), *id;
+			if (!json_object_is_type(e, json_type_object) ||
+			    !json_object_object_get_ex(e, "key_ID", &id) ||
+			    !json_object_is_type(id, json_type_string)) {
+				json_object_put(o);
+				return reply_error(c, caller, "dec_keys", 400, "bad request",
+						   "key_IDs[%zu] must be an object with a key_ID string",
+						   i);
+			}
+			ids_text[i] = json_object_get_string(id);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (!etsi014_uuid_parse(ids_text[i], ids[i])) {
+			ret = reply_error(c, caller, "dec_keys", 400, "bad request",
+					  "key_ID '%.40s' is not a UUID", ids_text[i]);
+			json_object_put(o);
+			return ret;
+		}
+		for (j = 0; j < i; j++) {
+			if (memcmp(ids[i], ids[j], 16) == 0) {
+				ret = reply_error(c, caller, "dec_keys", 400, "bad request",
+						  "key_ID %s requested twice", ids_text[i]);
+				json_object_put(o);
+				return ret;
+			}
+		}
+	}
+	json_object_put(o); /* ids_text is not used below */
+
+	/* All or nothing: check every key before handing out any. */
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < n; i++) {
+		char t[ETSI014_KEY_ID_LEN + 1];
+
+		rks[i] = store_find_reserved(s, ids[i]);
+		etsi014_uuid_format(ids[i], t);
+		if (!rks[i]) {
+			pthread_mutex_unlock(&s->lock);
+			return reply_error(c, caller, "dec_keys", 400, "bad request",
+					   "key_ID %s unknown, expired or already fetched", t);
+		}
+		if (strcmp(rks[i]->slave, caller) != 0 || strcmp(rks[i]->master, master) != 0) {
+			pthread_mutex_unlock(&s->lock);
+			return reply_error(c, caller, "dec_keys", 401, "unauthorized",
+					   "key_ID %s is not reserved for %s from %s", t, caller,
+					   master);
+		}
+		out[i].id = rks[i]->id;
+		out[i].key = rks[i]->key;
+		out[i].len = rks[i]->len;
+	}
+	ret = reply_keys(c, out, n);
+	if (ret == MHD_YES) {
+		consumed[0] = (uint8_t)(n >> 8);
+		consumed[1] = (uint8_t)n;
+		for (i = 0; i < n; i++) {
+			memcpy(consumed + 2 + i * 16, ids[i], 16);
+			s->stats.served_dec_keys++;
+			s->stats.served_dec_bits += rks[i]->len * 8;
+			store_remove_reserved(s, rks[i]);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret == MHD_YES) {
+		format_ids(consumed + 2, n, 16, logids, sizeof(logids));
+		log_msg(LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s", caller,
+			master, n, logids);
+		link_send(&k->link, MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
+	}
+	return ret;
+}
+
+static int fail_roll(double rate)
+{
+	uint32_t r;
+
+	if (rate <= 0)
+		return 0;
+	gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
+	return r < rate * 4294967296.0;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	struct kme *k = cls;
+	struct req_ctx *rq = *req_cls;
+	const union MHD_ConnectionInfo *ci;
+	struct conn_ctx *cc;
+	char id[ETSI014_ID_MAX + 1];
+	const char *rest, *slash, *op;
+	size_t idlen;
+
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*req_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		if (!rq->too_large && rq->len + n > BODY_MAX) {
+			rq->too_large = 1;
+		} else if (!rq->too_large) {
+			if (rq->len + n + 1 > rq->cap) {
+				size_t cap = rq->cap ? rq->cap : 1024;
+				char *b;
+				while (cap < rq->len + n + 1)
+					cap *= 2;
+				b = realloc(rq->body, cap);
+				if (!b)
+					return MHD_NO;
+				rq->body = b;
+				rq->cap = cap;
+			}
+			memcpy(rq->body + rq->len, upload_data, n);
+			rq->len += n;
+			rq->body[rq->len] = '\0';
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	cc = ci ? ci->socket_context : NULL;
+	if (!cc)
+		return MHD_NO;
+	if (!cc->checked)
+		check_identity(c, cc);
+	if (!cc->ok)
+		return reply_error(c, "unidentified client", url, 401, "unauthorized", "%s",
+				   cc->why[0] ? cc->why : "client certificate required");
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+		return reply_error(c, cc->sae, url, 405, "method not allowed", "use GET or POST");
+	if (strncmp(url, "/api/v1/keys/", 13) != 0)
+		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+	rest = url + 13;
+	slash = strchr(rest, '/');
+	idlen = slash ? (size_t)(slash - rest) : 0;
+	if (!slash || !etsi014_sae_id_valid(rest, idlen))
+		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+	memcpy(id, rest, idlen);
+	id[idlen] = '\0';
+	op = slash + 1;
+	if (strcmp(op, "status") != 0 && strcmp(op, "enc_keys") != 0 &&
+	    strcmp(op, "dec_keys") != 0)
+		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+	if (strcmp(op, "status") == 0 && strcmp(method, "GET") != 0)
+		return reply_error(c, cc->sae, op, 405, "method not allowed", "status is GET only");
+
+	if (atomic_load(&k->outage))
+		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated outage");
+	if (fail_roll(k->cfg->fail_rate))
+		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated failure");
+
+	/* Only registered pairs: the caller attached here, the other SAE at the peer KME. */
+	if (!config_is_local_sae(k->cfg, cc->sae))
+		return reply_error(c, cc->sae, op, 401, "unauthorized",
+				   "SAE %s is not registered at %s", cc->sae, k->cfg->kme_id);
+	if (!config_is_peer_sae(k->cfg, id))
+		return reply_error(c, cc->sae, op, 401, "unauthorized",
+				   "SAE %s is not registered at %s", id, k->cfg->peer_kme_id);
+	if (rq->too_large)
+		return reply_error(c, cc->sae, op, 400, "bad request", "body above %d bytes",
+				   BODY_MAX);
+
+	if (strcmp(op, "status") == 0)
+		return do_status(k, c, cc->sae, id);
+	if (strcmp(op, "enc_keys") == 0)
+		return do_enc_keys(k, c, method, rq, cc->sae, id);
+	return do_dec_keys(k, c, method, rq, cc->sae, id);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req_ctx *rq = *req_cls;
+
+	if (!rq)
+		return;
+	if (rq->body) {
+		etsi014_wipe(rq->body, rq->cap);
+		free(rq->body);
+	}
+	free(rq);
+	*req_cls = NULL;
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct conn_ctx));
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_msg(LOG_DEBUG, "httpd: %s", buf);
+}
+
+static char *read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (!f) {
+		log_msg(LOG_ERROR, "cannot open %s", path);
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) < 0) {
+		fclose(f);
+		return NULL;
+	}
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+int api_start(struct kme *k)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+
+	if (kmsd_resolve(k->cfg->listen, &ss, &sl) < 0) {
+		log_msg(LOG_ERROR, "listen '%s' is not host:port", k->cfg->listen);
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	k->pem_cert = read_pem(k->cfg->cert);
+	k->pem_key = read_pem(k->cfg->key);
+	k->pem_ca = read_pem(k->cfg->ca);
+	if (!k->pem_cert || !k->pem_key || !k->pem_ca)
+		return -1;
+	k->httpd = MHD_start_daemon(
+		flags, 0, NULL, NULL, handle, k,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_HTTPS_MEM_CERT, k->pem_cert,
+		MHD_OPTION_HTTPS_MEM_KEY, k->pem_key,
+		MHD_OPTION_HTTPS_MEM_TRUST, k->pem_ca,
+		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITY,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)k->cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_END);
+	if (!k->httpd) {
+		log_msg(LOG_ERROR, "cannot start HTTPS on %s (address in use or bad certificate)",
+			k->cfg->listen);
+		return -1;
+	}
+	return 0;
+}
+
+void api_stop(struct kme *k)
+{
+	if (k->httpd)
+		MHD_stop_daemon(k->httpd);
+	k->httpd = NULL;
+	if (k->pem_key)
+		etsi014_wipe(k->pem_key, strlen(k->pem_key));
+	free(k->pem_cert);
+	free(k->pem_key);
+	free(k->pem_ca);
+	k->pem_cert = k->pem_key = k->pem_ca = NULL;
+}

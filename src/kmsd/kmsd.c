@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * kmsd.c - qkd-kmsd main: configuration, the QKD link thread, the HTTPS server, signals.
+ *
+ * Signals are blocked in every thread and taken synchronously here: SIGTERM/SIGINT stop,
+ * SIGUSR1 toggles the simulated outage.
+ */
+#include "ipseq_config.h"
+#include "kmsd.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+	struct kmsd_config cfg;
+	struct kme kme;
+	sigset_t set;
+	int rc, sig, ret = 1;
+
+	rc = config_load(&cfg, argc, argv);
+	if (rc != 0) {
+		config_free(&cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	log_set_level(cfg.log_level);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&kme, 0, sizeof(kme));
+	kme.cfg = &cfg;
+	kme.is_link_master = cfg.link_mode == LINK_LISTEN;
+	kme.rate_bps = config_effective_rate(&cfg);
+	kme.min_key_size = cfg.min_key_size;
+	kme.max_key_size = cfg.max_key_size;
+	kme.max_key_per_request = cfg.max_key_per_request;
+	if (store_init(&kme.store, cfg.key_size, cfg.max_key_count) < 0) {
+		log_msg(LOG_ERROR, "cannot allocate the key store");
+		config_free(&cfg);
+		return 1;
+	}
+	if (link_start(&kme.link, &kme) < 0)
+		goto out;
+	if (api_start(&kme) < 0)
+		goto out;
+	log_msg(LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s; QKD link %s %s (%s)",
+		cfg.kme_id, cfg.listen, kme.is_link_master ? "master listening on" : "slave to",
+		cfg.link_address, kme.is_link_master ? "generates keys" : "receives keys");
+	if (kme.is_link_master)
+		log_msg(LOG_INFO, "secret key rate %.1f bit/s%s", kme.rate_bps,
+			cfg.key_rate > 0 ? "" : " (fibre model)");
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			int now = !atomic_load(&kme.outage);
+			atomic_store(&kme.outage, now);
+			log_msg(LOG_WARN, "simulated outage %s", now ? "ON: answering 503" : "OFF");
+			continue;
+		}
+		if (sig == SIGHUP)
+			continue;
+		log_msg(LOG_INFO, "signal %d: stopping", sig);
+		break;
+	}
+	ret = 0;
+out:
+	api_stop(&kme);
+	link_stop(&kme.link);
+	store_destroy(&kme.store);
+	config_free(&cfg);
+	return ret;
+}

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * kmsd.h - qkd-kmsd, an ETSI GS QKD 014 Key Management Entity simulator.
+ *
+ * Two kmsd processes (site A, site B) form one simulated QKD link. The link master (the side
+ * that listens on link_address) draws key material from a CSPRNG at the configured secret key
+ * rate and streams it to the link slave, so both hold identical blocks under identical key_IDs.
+ * The link master alone decides which blocks are handed out (it is the single allocator), so
+ * both stores stay identical without any consensus protocol: every change to the slave's store
+ * is a message from the master, applied in stream order.
+ */
+#ifndef KMSD_H
+#define KMSD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "etsi014_client.h" /* ETSI014_ID_MAX, ETSI014_KEY_ID_LEN */
+
+#define KMSD_MAX_SAES 32
+#define KMSD_BLOCK_BITS_MAX 8192
+#define KMSD_KEY_COUNT_MAX 10000000u
+#define KMSD_PER_REQUEST_MAX 1024
+
+/* --- logging ----------------------------------------------------------------------------------- */
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- configuration (kmsd_config.c) ------------------------------------------------------------- */
+
+enum link_mode { LINK_LISTEN, LINK_CONNECT };
+
+struct kmsd_config {
+	char *kme_id;
+	char *peer_kme_id;
+	char *listen;                  /* HTTPS host:port */
+	char *cert, *key, *ca;
+	char *saes[KMSD_MAX_SAES];     /* SAEs attached to this KME */
+	unsigned n_saes;
+	char *peer_saes[KMSD_MAX_SAES]; /* SAEs attached to the peer KME */
+	unsigned n_peer_saes;
+	enum link_mode link_mode;
+	char *link_address;
+	unsigned link_timeout_ms;
+	unsigned link_retry_ms;
+	unsigned key_size;             /* bits per stored block; the spec's default key_size */
+	unsigned min_key_size, max_key_size;
+	unsigned max_key_count;
+	unsigned max_key_per_request;
+	double key_rate;               /* bit/s; 0: from the fibre model */
+	double fibre_length_km, attenuation_db_per_km, reference_rate;
+	unsigned reservation_lifetime; /* seconds a reserved key waits for its slave */
+	double fail_rate;              /* probability of a simulated 503 */
+	unsigned max_connections;
+	enum log_level log_level;
+	char *config_file;
+};
+
+/* Parse argv (and the --config file it names). Returns 0, 1 if --help/--version was handled
+ * (exit 0), -1 on error (message printed). */
+int config_load(struct kmsd_config *cfg, int argc, char **argv);
+void config_free(struct kmsd_config *cfg);
+/* The secret key rate in bit/s: key_rate, or the fibre model. */
+double config_effective_rate(const struct kmsd_config *cfg);
+int config_is_local_sae(const struct kmsd_config *cfg, const char *id);
+int config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
+
+/* --- key store (store.c) ----------------------------------------------------------------------- */
+
+struct reserved_key {
+	struct reserved_key *hnext;          /* hash chain */
+	struct reserved_key *older, *newer;  /* age list, oldest first */
+	uint8_t id[16];
+	char master[ETSI014_ID_MAX + 1];
+	char slave[ETSI014_ID_MAX + 1];
+	time_t expires;
+	size_t len;
+	uint8_t key[];
+};
+
+#define STORE_BUCKETS 4096
+
+struct store_stats {
+	uint64_t generated_blocks;   /* master: made; slave: received */
+	uint64_t consumed_blocks;    /* blocks taken out of the store for any key */
+	uint64_t served_enc_keys, served_enc_bits; /* handed to master SAEs here */
+	uint64_t served_dec_keys, served_dec_bits; /* handed to slave SAEs here */
+	uint64_t reserved_keys_made;
+	uint64_t expired_keys;
+	uint64_t flushed_blocks;     /* dropped on link loss or resync */
+};
+
+struct store {
+	pthread_mutex_t lock;        /* guards everything below */
+	/* available blocks, a FIFO ring identical on both KMEs */
+	unsigned block_bits;
+	size_t block_bytes;
+	size_t cap, head, count;
+	uint8_t (*ids)[16];
+	uint8_t *keys;               /* cap * block_bytes, wiped on every removal */
+	/* keys reserved for a slave SAE at this KME */
+	struct reserved_key *buckets[STORE_BUCKETS];
+	struct reserved_key *oldest, *newest;
+	size_t n_reserved, max_reserved;
+	struct store_stats stats;
+};
+
+int store_init(struct store *s, unsigned block_bits, size_t cap);
+void store_destroy(struct store *s);
+/* All below: caller holds s->lock. */
+int store_resize(struct store *s, unsigned block_bits, size_t cap); /* flushes */
+void store_flush(struct store *s);
+int store_push(struct store *s, const uint8_t id[16], const uint8_t *key);
+/* Remove n blocks from the head. ids_out (n*16) receives their IDs; if want_ids is not NULL the
+ * head must carry exactly these IDs (else nothing is removed and -1 returned). key_out (n *
+ * block_bytes, may be NULL) receives their bytes. */
+int store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
+	      uint8_t *key_out);
+int store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
+		  const uint8_t *key, size_t len, unsigned lifetime_s);
+struct reserved_key *store_find_reserved(struct store *s, const uint8_t id[16]);
+void store_remove_reserved(struct store *s, struct reserved_key *rk); /* wipes and frees */
+size_t store_expire(struct store *s, time_t now);
+
+/* --- QKD link (link.c) ------------------------------------------------------------------------- */
+
+struct kme;
+
+enum link_status {
+	LINK_OK = 0,
+	LINK_UNAVAILABLE = 503,  /* not enough key */
+	LINK_UNAUTHORIZED = 401, /* peer refused the SAE pair */
+	LINK_DOWN = 1,
+	LINK_TIMEOUT = 2,
+	LINK_DESYNC = 3,
+};
+
+/* A request from an HTTP thread waiting for the link: filled by the link thread. */
+struct link_pending {
+	struct link_pending *next;
+	uint32_t id;
+	int done;
+	enum link_status status;
+	/* ALLOC at the link slave: where the link thread puts blocks (number*bpk ids and bytes) */
+	size_t nblocks;
+	uint8_t *ids;
+	uint8_t *bytes;
+	size_t bytes_len;
+	pthread_cond_t cond;
+};
+
+struct link {
+	struct kme *kme;
+	pthread_t thread;
+	int started;
+	int wake[2];                 /* pipe: HTTP threads wake the link thread */
+	atomic_int stop;
+	atomic_int up;
+	/* outgoing messages, written by the link thread only */
+	pthread_mutex_t qlock;
+	struct out_msg *qhead, *qtail;
+	/* requests waiting for an answer */
+	pthread_mutex_t plock;
+	struct link_pending *pending;
+	uint32_t next_id;
+	/* link thread private */
+	int listen_fd, fd;
+	void *tls;                   /* gnutls_session_t */
+	void *creds;                 /* gnutls_certificate_credentials_t */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	double credit_bits;
+	struct timespec last_tick;
+};
+
+int link_start(struct link *l, struct kme *kme);
+void link_stop(struct link *l);
+/* Queue a message (caller may hold the store lock: that keeps the stream in store order). */
+int link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len);
+/* Pending registry: register before sending, wait, then release. */
+struct link_pending *link_pending_new(struct link *l);
+enum link_status link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms);
+void link_pending_release(struct link *l, struct link_pending *p);
+
+/* Message types on the KME-to-KME stream. */
+enum link_msg {
+	MSG_HELLO = 1,
+	MSG_KEYS = 2,        /* master -> slave: new blocks */
+	MSG_ALLOC_REQ = 3,   /* slave -> master: a master SAE at the slave wants keys */
+	MSG_ALLOC_REP = 4,   /* master -> slave: the blocks chosen (or a refusal) */
+	MSG_RESERVE = 5,     /* master -> slave: keys handed to a master SAE at the master */
+	MSG_RESERVE_ACK = 6, /* slave -> master */
+	MSG_CONSUMED = 7,    /* either way: a slave SAE fetched these keys (informational) */
+};
+
+/* --- the KME (api.c, kmsd.c) ------------------------------------------------------------------- */
+
+struct kme {
+	struct kmsd_config *cfg;
+	struct store store;
+	struct link link;
+	int is_link_master;
+	double rate_bps;
+	unsigned min_key_size, max_key_size, max_key_per_request; /* local limits */
+	atomic_int outage;           /* SIGUSR1 toggles a simulated outage (503 everywhere) */
+	void *httpd;                 /* struct MHD_Daemon */
+	char *pem_cert, *pem_key, *pem_ca; /* kept for MHD's lifetime */
+};
+
+int api_start(struct kme *kme);
+void api_stop(struct kme *kme);
+
+/* Helpers shared by api.c and link.c. Caller holds the store lock. */
+size_t blocks_per_key(const struct store *s, unsigned size_bits);
+void make_key_id(uint8_t id[16]);
+int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl);
+void format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,1219 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * link.c - the simulated QKD link between two qkd-kmsd processes.
+ *
+ * Transport: one TCP connection with mutual TLS (GnuTLS), both ends presenting their KME
+ * certificate; the peer's certificate must chain to the configured CA and carry peer_kme_id as
+ * CN. Messages: u32 length (big endian, counts type + payload), u8 type, payload.
+ *
+ * Consistency: the link master owns allocation. It appends generated blocks (KEYS) and removes
+ * blocks it hands out (RESERVE, ALLOC_REP) under its store lock while queueing the message, so
+ * the stream carries store changes in store order and the slave, which never changes its ring on
+ * its own, mirrors the master exactly. Every removal names the block IDs; a mismatch means the
+ * mirrors diverged and the link is dropped, which flushes both stores (resync by emptying).
+ *
+ * One thread owns the socket: HTTP threads only queue messages and wait on a pending entry.
+ */
+#include "ipseq_config.h"
+#include "kmsd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "etsi014_codec.h"
+
+#define LINK_VERSION 1
+#define MSG_MAX (1u << 20)
+#define RBUF_MAX (2 * MSG_MAX + 64)
+#define KEYS_BATCH_BYTES (256u * 1024)
+#define IO_TIMEOUT_MS 5000
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	uint8_t data[];
+};
+
+/* --- byte buffers ------------------------------------------------------------------------------ */
+
+struct wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void w_reserve(struct wbuf *w, size_t n)
+{
+	if (w->err || w->len + n <= w->cap)
+		return;
+	size_t cap = w->cap ? w->cap : 256;
+	while (cap < w->len + n)
+		cap *= 2;
+	uint8_t *p = malloc(cap);
+	if (!p) {
+		w->err = 1;
+		return;
+	}
+	if (w->p) {
+		memcpy(p, w->p, w->len);
+		etsi014_wipe(w->p, w->cap);
+		free(w->p);
+	}
+	w->p = p;
+	w->cap = cap;
+}
+
+static void w_bytes(struct wbuf *w, const void *d, size_t n)
+{
+	w_reserve(w, n);
+	if (w->err)
+		return;
+	memcpy(w->p + w->len, d, n);
+	w->len += n;
+}
+
+static void w_u8(struct wbuf *w, uint8_t v) { w_bytes(w, &v, 1); }
+static void w_u16(struct wbuf *w, uint16_t v)
+{
+	uint8_t b[2] = {v >> 8, v};
+	w_bytes(w, b, 2);
+}
+static void w_u32(struct wbuf *w, uint32_t v)
+{
+	uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
+	w_bytes(w, b, 4);
+}
+static void w_str(struct wbuf *w, const char *s)
+{
+	size_t n = strlen(s);
+	w_u8(w, (uint8_t)n);
+	w_bytes(w, s, n);
+}
+static void w_free(struct wbuf *w)
+{
+	if (w->p) {
+		etsi014_wipe(w->p, w->cap);
+		free(w->p);
+	}
+	memset(w, 0, sizeof(*w));
+}
+
+struct rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	int err;
+};
+
+static const uint8_t *r_bytes(struct rbuf *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->err || r->len - r->off < n) {
+		r->err = 1;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+static uint8_t r_u8(struct rbuf *r)
+{
+	const uint8_t *p = r_bytes(r, 1);
+	return p ? p[0] : 0;
+}
+static uint16_t r_u16(struct rbuf *r)
+{
+	const uint8_t *p = r_bytes(r, 2);
+	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+static uint32_t r_u32(struct rbuf *r)
+{
+	const uint8_t *p = r_bytes(r, 4);
+	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+static void r_str(struct rbuf *r, char out[ETSI014_ID_MAX + 1])
+{
+	size_t n = r_u8(r);
+	const uint8_t *p = r_bytes(r, n);
+
+	out[0] = '\0';
+	if (!p || n > ETSI014_ID_MAX || !etsi014_sae_id_valid((const char *)p, n)) {
+		r->err = 1;
+		return;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* --- helpers ----------------------------------------------------------------------------------- */
+
+void make_key_id(uint8_t id[16])
+{
+	gnutls_rnd(GNUTLS_RND_NONCE, id, 16);
+	id[6] = (id[6] & 0x0f) | 0x40; /* UUID version 4 */
+	id[8] = (id[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char host[256], *port;
+	struct addrinfo hints = {0}, *ai;
+	size_t n = strlen(hostport);
+	int rc;
+
+	if (n >= sizeof(host))
+		return -1;
+	memcpy(host, hostport, n + 1);
+	if (host[0] == '[') {
+		char *close = strchr(host, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		*close = '\0';
+		port = close + 2;
+		memmove(host, host + 1, strlen(host + 1) + 1);
+	} else {
+		port = strrchr(host, ':');
+		if (!port)
+			return -1;
+		*port++ = '\0';
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0)
+		return -1;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*sl = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	return resolve(hostport, 1, ss, sl);
+}
+
+static void set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+static void tune_socket(int fd)
+{
+	int one = 1, idle = 5, intvl = 2, cnt = 3;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+/* Sleep up to ms, returning early if woken (stop). */
+static void nap(struct link *l, int ms)
+{
+	struct pollfd p = {.fd = l->wake[0], .events = POLLIN};
+	char buf[64];
+
+	if (poll(&p, 1, ms) > 0)
+		while (read(l->wake[0], buf, sizeof(buf)) > 0)
+			;
+}
+
+/* --- sending ----------------------------------------------------------------------------------- */
+
+static int read_available(struct link *l);
+
+static int write_all(struct link *l, const uint8_t *d, size_t len)
+{
+	gnutls_session_t s = l->tls;
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = gnutls_record_send(s, d + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+			/* Keep reading while the peer's window is full, or both sides could block
+			 * on writes forever. */
+			struct pollfd p = {.fd = l->fd, .events = POLLOUT | POLLIN};
+			int pr = poll(&p, 1, IO_TIMEOUT_MS);
+			if (pr == 0) {
+				log_msg(LOG_WARN, "QKD link: write timed out");
+				return -1;
+			}
+			if (pr > 0 && (p.revents & POLLIN) && read_available(l) < 0)
+				return -1;
+			continue;
+		}
+		log_msg(LOG_WARN, "QKD link: send failed: %s", gnutls_strerror((int)n));
+		return -1;
+	}
+	return 0;
+}
+
+int link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len)
+{
+	struct out_msg *m;
+	uint32_t total = (uint32_t)len + 1;
+
+	if (len + 1 > MSG_MAX)
+		return -1;
+	m = malloc(sizeof(*m) + 5 + len);
+	if (!m)
+		return -1;
+	m->next = NULL;
+	m->len = 5 + len;
+	m->data[0] = total >> 24;
+	m->data[1] = total >> 16;
+	m->data[2] = total >> 8;
+	m->data[3] = total;
+	m->data[4] = type;
+	if (len)
+		memcpy(m->data + 5, payload, len);
+	pthread_mutex_lock(&l->qlock);
+	if (!atomic_load(&l->up)) {
+		pthread_mutex_unlock(&l->qlock);
+		etsi014_wipe(m->data, m->len);
+		free(m);
+		return -1;
+	}
+	if (l->qtail)
+		l->qtail->next = m;
+	else
+		l->qhead = m;
+	l->qtail = m;
+	pthread_mutex_unlock(&l->qlock);
+	if (write(l->wake[1], "w", 1) < 0 && errno != EAGAIN)
+		log_msg(LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+	return 0;
+}
+
+static void free_msgs(struct out_msg *m)
+{
+	while (m) {
+		struct out_msg *next = m->next;
+		etsi014_wipe(m->data, m->len);
+		free(m);
+		m = next;
+	}
+}
+
+static int flush_queue(struct link *l)
+{
+	struct out_msg *m, *next;
+	int rc = 0;
+
+	pthread_mutex_lock(&l->qlock);
+	m = l->qhead;
+	l->qhead = l->qtail = NULL;
+	pthread_mutex_unlock(&l->qlock);
+	for (; m; m = next) {
+		next = m->next;
+		if (rc == 0 && write_all(l, m->data, m->len) < 0)
+			rc = -1;
+		etsi014_wipe(m->data, m->len);
+		free(m);
+	}
+	return rc;
+}
+
+/* --- pending requests -------------------------------------------------------------------------- */
+
+struct link_pending *link_pending_new(struct link *l)
+{
+	struct link_pending *p = calloc(1, sizeof(*p));
+	pthread_condattr_t ca;
+
+	if (!p)
+		return NULL;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_lock(&l->plock);
+	if (++l->next_id == 0)
+		l->next_id = 1;
+	p->id = l->next_id;
+	p->next = l->pending;
+	l->pending = p;
+	pthread_mutex_unlock(&l->plock);
+	return p;
+}
+
+enum link_status link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms)
+{
+	struct timespec until;
+	enum link_status st;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&l->plock);
+	while (!p->done) {
+		if (pthread_cond_timedwait(&p->cond, &l->plock, &until) == ETIMEDOUT)
+			break;
+	}
+	st = p->done ? p->status : LINK_TIMEOUT;
+	pthread_mutex_unlock(&l->plock);
+	return st;
+}
+
+void link_pending_release(struct link *l, struct link_pending *p)
+{
+	struct link_pending **pp;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&l->plock);
+	for (pp = &l->pending; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->plock);
+	pthread_cond_destroy(&p->cond);
+	if (p->bytes) {
+		etsi014_wipe(p->bytes, p->bytes_len);
+		free(p->bytes);
+	}
+	free(p->ids);
+	free(p);
+}
+
+/* Caller holds plock. */
+static struct link_pending *pending_find(struct link *l, uint32_t id)
+{
+	struct link_pending *p;
+
+	for (p = l->pending; p; p = p->next)
+		if (p->id == id && !p->done)
+			return p;
+	return NULL;
+}
+
+static void pending_complete(struct link_pending *p, enum link_status st)
+{
+	p->status = st;
+	p->done = 1;
+	pthread_cond_signal(&p->cond);
+}
+
+/* --- receiving --------------------------------------------------------------------------------- */
+
+static int read_available(struct link *l)
+{
+	gnutls_session_t s = l->tls;
+
+	for (;;) {
+		ssize_t n;
+
+		if (l->rcap - l->rlen < 16384) {
+			size_t cap = l->rcap ? l->rcap * 2 : 65536;
+			uint8_t *p;
+
+			if (cap > RBUF_MAX) {
+				log_msg(LOG_WARN, "QKD link: receive buffer overflow");
+				return -1;
+			}
+			p = malloc(cap);
+			if (!p)
+				return -1;
+			if (l->rbuf) {
+				memcpy(p, l->rbuf, l->rlen);
+				etsi014_wipe(l->rbuf, l->rcap);
+				free(l->rbuf);
+			}
+			l->rbuf = p;
+			l->rcap = cap;
+		}
+		n = gnutls_record_recv(s, l->rbuf + l->rlen, l->rcap - l->rlen);
+		if (n > 0) {
+			l->rlen += (size_t)n;
+			continue;
+		}
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+			return 0;
+		if (n == 0)
+			log_msg(LOG_WARN, "QKD link: peer closed the connection");
+		else
+			log_msg(LOG_WARN, "QKD link: receive failed: %s", gnutls_strerror((int)n));
+		return -1;
+	}
+}
+
+/* Master: a master SAE at the slave KME wants keys. Choose blocks, reserve for our slave SAE. */
+static int on_alloc_req(struct link *l, struct rbuf *r)
+{
+	struct kme *k = l->kme;
+	struct store *s = &k->store;
+	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
+	uint32_t req = r_u32(r);
+	unsigned number = r_u16(r), size = r_u32(r);
+	uint16_t status = 0;
+	struct wbuf w = {0};
+	uint8_t *ids = NULL, *bytes = NULL;
+	size_t bpk = 0, need = 0, i;
+	int rc = 0;
+
+	r_str(r, master);
+	r_str(r, slave);
+	if (r->err || number == 0 || number > KMSD_PER_REQUEST_MAX || size == 0 || size % 8 ||
+	    size > ETSI014_KEY_BITS_MAX) {
+		log_msg(LOG_WARN, "QKD link: malformed ALLOC_REQ");
+		return -1;
+	}
+	if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master))
+		status = LINK_UNAUTHORIZED;
+
+	pthread_mutex_lock(&s->lock);
+	bpk = blocks_per_key(s, size);
+	need = number * bpk;
+	if (!status && s->count < need)
+		status = LINK_UNAVAILABLE;
+	if (!status) {
+		ids = malloc(need * 16);
+		bytes = malloc(need * s->block_bytes);
+		if (!ids || !bytes || store_pop(s, need, NULL, ids, bytes) < 0)
+			status = LINK_UNAVAILABLE;
+	}
+	if (!status) {
+		for (i = 0; i < number; i++)
+			store_reserve(s, ids + i * bpk * 16, master, slave,
+				      bytes + i * bpk * s->block_bytes, size / 8,
+				      k->cfg->reservation_lifetime);
+		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+		log_msg(LOG_INFO, "reserved %u key(s) of %u bits for %s (master %s at %s): %s",
+			number, size, slave, master, k->cfg->peer_kme_id, ids_text);
+	} else {
+		log_msg(LOG_INFO, "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)",
+			number, size, master, slave, status);
+	}
+	w_u32(&w, req);
+	w_u16(&w, status);
+	w_u16(&w, (uint16_t)number);
+	w_u32(&w, size);
+	w_u16(&w, (uint16_t)bpk);
+	if (!status)
+		w_bytes(&w, ids, need * 16);
+	if (w.err || link_send(l, MSG_ALLOC_REP, w.p, w.len) < 0)
+		rc = -1;
+	pthread_mutex_unlock(&s->lock);
+	if (bytes) {
+		etsi014_wipe(bytes, need * s->block_bytes);
+		free(bytes);
+	}
+	free(ids);
+	w_free(&w);
+	return rc;
+}
+
+/* Slave: the master's answer to our ALLOC_REQ. Remove exactly the named blocks. */
+static int on_alloc_rep(struct link *l, struct rbuf *r)
+{
+	struct store *s = &l->kme->store;
+	uint32_t req = r_u32(r);
+	uint16_t status = r_u16(r);
+	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
+	size_t need = (size_t)number * bpk;
+	const uint8_t *ids = status ? NULL : r_bytes(r, need * 16);
+	struct link_pending *p;
+	uint8_t *scratch = NULL;
+	int rc = 0;
+
+	if (r->err || (!status && (need == 0 || bpk != blocks_per_key(s, size)))) {
+		log_msg(LOG_WARN, "QKD link: malformed ALLOC_REP");
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&l->plock);
+	p = pending_find(l, req);
+	if (status) {
+		if (p)
+			pending_complete(p, (enum link_status)status);
+	} else {
+		uint8_t *dst;
+
+		if (p && p->nblocks == need) {
+			dst = p->bytes;
+		} else {
+			scratch = malloc(need * s->block_bytes);
+			dst = scratch;
+		}
+		if (!dst || store_pop(s, need, ids, NULL, dst) < 0) {
+			log_msg(LOG_ERROR,
+				"QKD link: stores diverged (ALLOC_REP names blocks we do not hold)");
+			if (p)
+				pending_complete(p, LINK_DESYNC);
+			rc = -1;
+		} else if (p && dst == p->bytes) {
+			memcpy(p->ids, ids, need * 16);
+			pending_complete(p, LINK_OK);
+		} else if (p) {
+			pending_complete(p, LINK_DESYNC);
+		}
+		/* else: the requester gave up; the blocks are gone on both sides, as they must be */
+	}
+	pthread_mutex_unlock(&l->plock);
+	pthread_mutex_unlock(&s->lock);
+	if (scratch) {
+		etsi014_wipe(scratch, need * s->block_bytes);
+		free(scratch);
+	}
+	return rc;
+}
+
+/* Slave: keys the master handed to a master SAE there; reserve them for our slave SAE. */
+static int on_reserve(struct link *l, struct rbuf *r)
+{
+	struct kme *k = l->kme;
+	struct store *s = &k->store;
+	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
+	uint32_t req = r_u32(r);
+	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
+	size_t need = (size_t)number * bpk, i;
+	const uint8_t *ids;
+	uint8_t *bytes = NULL;
+	uint16_t status = 0;
+	struct wbuf w = {0};
+	int rc = 0;
+
+	r_str(r, master);
+	r_str(r, slave);
+	ids = r_bytes(r, need * 16);
+	if (r->err || need == 0 || size == 0 || size % 8 || bpk != blocks_per_key(s, size)) {
+		log_msg(LOG_WARN, "QKD link: malformed RESERVE");
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	bytes = malloc(need * s->block_bytes);
+	if (!bytes || store_pop(s, need, ids, NULL, bytes) < 0) {
+		log_msg(LOG_ERROR, "QKD link: stores diverged (RESERVE names blocks we do not hold)");
+		rc = -1;
+	} else if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master)) {
+		/* The blocks are consumed on both sides anyway; the keys just never get served. */
+		log_msg(LOG_WARN, "peer reserved keys for %s -> %s, not a registered pair here",
+			master, slave);
+		status = LINK_UNAUTHORIZED;
+	} else {
+		for (i = 0; i < number; i++)
+			store_reserve(s, ids + i * bpk * 16, master, slave,
+				      bytes + i * bpk * s->block_bytes, size / 8,
+				      k->cfg->reservation_lifetime);
+		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+		log_msg(LOG_INFO, "reserved %u key(s) of %u bits for %s (master %s at %s): %s",
+			number, size, slave, master, k->cfg->peer_kme_id, ids_text);
+	}
+	if (rc == 0) {
+		w_u32(&w, req);
+		w_u16(&w, status);
+		if (w.err || link_send(l, MSG_RESERVE_ACK, w.p, w.len) < 0)
+			rc = -1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (bytes) {
+		etsi014_wipe(bytes, need * s->block_bytes);
+		free(bytes);
+	}
+	w_free(&w);
+	return rc;
+}
+
+static int on_reserve_ack(struct link *l, struct rbuf *r)
+{
+	uint32_t req = r_u32(r);
+	uint16_t status = r_u16(r);
+	struct link_pending *p;
+
+	if (r->err)
+		return -1;
+	pthread_mutex_lock(&l->plock);
+	p = pending_find(l, req);
+	if (p)
+		pending_complete(p, status ? (enum link_status)status : LINK_OK);
+	pthread_mutex_unlock(&l->plock);
+	return 0;
+}
+
+static int on_keys(struct link *l, struct rbuf *r)
+{
+	struct store *s = &l->kme->store;
+	unsigned n = r_u16(r), i;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < n && rc == 0; i++) {
+		const uint8_t *id = r_bytes(r, 16), *key = r_bytes(r, s->block_bytes);
+		if (!id || !key || store_push(s, id, key) < 0) {
+			log_msg(LOG_ERROR, "QKD link: KEYS message does not fit the store");
+			rc = -1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int on_consumed(struct link *l, struct rbuf *r)
+{
+	unsigned n = r_u16(r);
+	const uint8_t *ids = r_bytes(r, (size_t)n * 16);
+	char text[512];
+
+	if (!ids)
+		return -1;
+	format_ids(ids, n, 16, text, sizeof(text));
+	log_msg(LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n, text);
+	return 0;
+}
+
+static int process_messages(struct link *l)
+{
+	int master = l->kme->is_link_master;
+
+	while (l->rlen >= 4) {
+		uint32_t len = (uint32_t)l->rbuf[0] << 24 | (uint32_t)l->rbuf[1] << 16 |
+			       (uint32_t)l->rbuf[2] << 8 | l->rbuf[3];
+		struct rbuf r;
+		int rc;
+
+		if (len == 0 || len > MSG_MAX) {
+			log_msg(LOG_WARN, "QKD link: bad message length %u", len);
+			return -1;
+		}
+		if (l->rlen < 4 + (size_t)len)
+			return 0;
+		r.p = l->rbuf + 5;
+		r.len = len - 1;
+		r.off = 0;
+		r.err = 0;
+		switch (l->rbuf[4]) {
+		case MSG_KEYS: rc = master ? -1 : on_keys(l, &r); break;
+		case MSG_ALLOC_REQ: rc = master ? on_alloc_req(l, &r) : -1; break;
+		case MSG_ALLOC_REP: rc = master ? -1 : on_alloc_rep(l, &r); break;
+		case MSG_RESERVE: rc = master ? -1 : on_reserve(l, &r); break;
+		case MSG_RESERVE_ACK: rc = master ? on_reserve_ack(l, &r) : -1; break;
+		case MSG_CONSUMED: rc = on_consumed(l, &r); break;
+		default: rc = -1; break;
+		}
+		if (rc < 0) {
+			log_msg(LOG_WARN, "QKD link: cannot handle message type %u", l->rbuf[4]);
+			return -1;
+		}
+		memmove(l->rbuf, l->rbuf + 4 + len, l->rlen - 4 - len);
+		l->rlen -= 4 + len;
+		etsi014_wipe(l->rbuf + l->rlen, 4 + len);
+	}
+	return 0;
+}
+
+/* --- key generation (link master) -------------------------------------------------------------- */
+
+static int generate(struct link *l)
+{
+	struct kme *k = l->kme;
+	struct store *s = &k->store;
+	double now = mono_now(), dt;
+	size_t want, room, n, i, per_msg, bytes;
+	struct wbuf w = {0};
+	int rc = 0;
+
+	dt = now - (l->last_tick.tv_sec + l->last_tick.tv_nsec / 1e9);
+	l->last_tick.tv_sec = (time_t)now;
+	l->last_tick.tv_nsec = (long)((now - (double)(time_t)now) * 1e9);
+	if (dt <= 0)
+		return 0;
+	l->credit_bits += k->rate_bps * dt;
+
+	pthread_mutex_lock(&s->lock);
+	bytes = s->block_bytes;
+	room = s->cap - s->count;
+	pthread_mutex_unlock(&s->lock);
+	want = (size_t)floor(l->credit_bits / (bytes * 8));
+	n = want < room ? want : room;
+	l->credit_bits -= (double)n * bytes * 8;
+	if (want > room) /* store full: a real link would lose these bits too */
+		l->credit_bits = fmin(l->credit_bits, (double)bytes * 8);
+	if (n == 0)
+		return 0;
+
+	per_msg = KEYS_BATCH_BYTES / (16 + bytes);
+	if (per_msg > 0xffff)
+		per_msg = 0xffff;
+	while (n > 0 && rc == 0) {
+		size_t batch = n < per_msg ? n : per_msg;
+
+		w.len = 0;
+		w_u16(&w, (uint16_t)batch);
+		w_reserve(&w, batch * (16 + bytes));
+		if (w.err)
+			break;
+		for (i = 0; i < batch; i++) {
+			uint8_t *p = w.p + w.len;
+			make_key_id(p);
+			gnutls_rnd(GNUTLS_RND_KEY, p + 16, bytes);
+			w.len += 16 + bytes;
+		}
+		/* Push and queue under one lock hold: the stream stays in store order. */
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < batch; i++) {
+			const uint8_t *p = w.p + 2 + i * (16 + bytes);
+			if (store_push(s, p, p + 16) < 0)
+				break;
+		}
+		if (i != batch || link_send(l, MSG_KEYS, w.p, w.len) < 0)
+			rc = -1;
+		pthread_mutex_unlock(&s->lock);
+		etsi014_wipe(w.p, w.len);
+		n -= batch;
+	}
+	w_free(&w);
+	return rc;
+}
+
+/* --- connection lifecycle ---------------------------------------------------------------------- */
+
+static int open_listener(struct link *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
+		log_msg(LOG_ERROR, "link_address '%s' is not host:port", l->kme->cfg->link_address);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4) < 0) {
+		log_msg(LOG_ERROR, "QKD link: cannot listen on %s: %s", l->kme->cfg->link_address,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	set_nonblock(fd, 1);
+	l->listen_fd = fd;
+	return 0;
+}
+
+static int accept_peer(struct link *l)
+{
+	struct pollfd p[2] = {{.fd = l->listen_fd, .events = POLLIN},
+			      {.fd = l->wake[0], .events = POLLIN}};
+	char buf[64];
+	int fd;
+
+	if (poll(p, 2, 500) <= 0)
+		return -1;
+	if (p[1].revents & POLLIN)
+		while (read(l->wake[0], buf, sizeof(buf)) > 0)
+			;
+	if (!(p[0].revents & POLLIN))
+		return -1;
+	fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	return fd;
+}
+
+static int connect_peer(struct link *l, unsigned *failures)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, err = 0;
+	socklen_t el = sizeof(err);
+	struct pollfd p;
+
+	if (resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
+		log_msg(LOG_ERROR, "link_address '%s' is not host:port", l->kme->cfg->link_address);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+		err = errno;
+	} else {
+		p.fd = fd;
+		p.events = POLLOUT;
+		if (poll(&p, 1, 2000) <= 0)
+			err = ETIMEDOUT;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+	}
+	if (err) {
+		if ((*failures)++ % 20 == 0)
+			log_msg(LOG_INFO, "QKD link: cannot reach %s: %s (retrying)",
+				l->kme->cfg->link_address, strerror(err));
+		close(fd);
+		return -1;
+	}
+	*failures = 0;
+	return fd;
+}
+
+static int peer_cn_ok(struct link *l)
+{
+	gnutls_session_t s = l->tls;
+	const gnutls_datum_t *certs;
+	unsigned status = 0, n = 0;
+	gnutls_x509_crt_t crt;
+	char cn[ETSI014_ID_MAX + 2];
+	size_t cnlen = sizeof(cn);
+	int rc;
+
+	rc = gnutls_certificate_verify_peers2(s, &status);
+	if (rc < 0 || status != 0) {
+		log_msg(LOG_WARN, "QKD link: peer certificate not trusted (%s)",
+			rc < 0 ? gnutls_strerror(rc) : "verification failed");
+		return 0;
+	}
+	certs = gnutls_certificate_get_peers(s, &n);
+	if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	rc = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
+						   &cnlen);
+	gnutls_x509_crt_deinit(crt);
+	if (rc < 0 || strcmp(cn, l->kme->cfg->peer_kme_id) != 0) {
+		log_msg(LOG_WARN, "QKD link: peer certificate CN '%s' is not peer_kme_id '%s'",
+			rc < 0 ? "?" : cn, l->kme->cfg->peer_kme_id);
+		return 0;
+	}
+	return 1;
+}
+
+static void close_conn(struct link *l)
+{
+	if (l->tls) {
+		gnutls_deinit(l->tls);
+		l->tls = NULL;
+	}
+	if (l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->rbuf) {
+		etsi014_wipe(l->rbuf, l->rcap);
+		free(l->rbuf);
+	}
+	l->rbuf = NULL;
+	l->rlen = l->rcap = 0;
+}
+
+/* Read until one full message is buffered (handshake phase only). */
+static int read_one(struct link *l, unsigned timeout_ms)
+{
+	double end = mono_now() + timeout_ms / 1000.0;
+
+	for (;;) {
+		if (l->rlen >= 4) {
+			uint32_t len = (uint32_t)l->rbuf[0] << 24 | (uint32_t)l->rbuf[1] << 16 |
+				       (uint32_t)l->rbuf[2] << 8 | l->rbuf[3];
+			if (len == 0 || len > MSG_MAX)
+				return -1;
+			if (l->rlen >= 4 + (size_t)len)
+				return 0;
+		}
+		if (gnutls_record_check_pending(l->tls) == 0) {
+			struct pollfd p = {.fd = l->fd, .events = POLLIN};
+			int ms = (int)((end - mono_now()) * 1000);
+			if (ms <= 0 || poll(&p, 1, ms) <= 0)
+				return -1;
+		}
+		if (read_available(l) < 0)
+			return -1;
+	}
+}
+
+static int handshake(struct link *l, int fd)
+{
+	struct kme *k = l->kme;
+	struct wbuf w = {0};
+	struct rbuf r;
+	char peer_id[ETSI014_ID_MAX + 1];
+	unsigned version, role, bits, cap;
+	gnutls_session_t s;
+	int rc;
+
+	l->fd = fd;
+	tune_socket(fd);
+	set_nonblock(fd, 0);
+	if (gnutls_init(&s, k->is_link_master ? GNUTLS_SERVER : GNUTLS_CLIENT) < 0)
+		return -1;
+	l->tls = s;
+	if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
+	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, l->creds) < 0)
+		return -1;
+	if (k->is_link_master)
+		gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+	gnutls_transport_set_int(s, fd);
+	gnutls_handshake_set_timeout(s, IO_TIMEOUT_MS);
+	do {
+		rc = gnutls_handshake(s);
+	} while (rc < 0 && !gnutls_error_is_fatal(rc));
+	if (rc < 0) {
+		log_msg(LOG_WARN, "QKD link: TLS handshake failed: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	if (!peer_cn_ok(l))
+		return -1;
+	set_nonblock(fd, 1);
+
+	pthread_mutex_lock(&k->store.lock);
+	w_u8(&w, LINK_VERSION);
+	w_u8(&w, k->is_link_master ? 0 : 1);
+	w_u32(&w, k->store.block_bits);
+	w_u32(&w, (uint32_t)k->store.cap);
+	pthread_mutex_unlock(&k->store.lock);
+	w_str(&w, k->cfg->kme_id);
+	{
+		uint8_t hdr[5];
+		uint32_t total = (uint32_t)w.len + 1;
+		hdr[0] = total >> 24;
+		hdr[1] = total >> 16;
+		hdr[2] = total >> 8;
+		hdr[3] = total;
+		hdr[4] = MSG_HELLO;
+		rc = w.err || write_all(l, hdr, 5) < 0 || write_all(l, w.p, w.len) < 0 ? -1 : 0;
+	}
+	w_free(&w);
+	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != MSG_HELLO) {
+		log_msg(LOG_WARN, "QKD link: no HELLO from peer");
+		return -1;
+	}
+	r.p = l->rbuf + 5;
+	r.len = ((size_t)l->rbuf[0] << 24 | (size_t)l->rbuf[1] << 16 | (size_t)l->rbuf[2] << 8 |
+		 l->rbuf[3]) - 1;
+	r.off = 0;
+	r.err = 0;
+	version = r_u8(&r);
+	role = r_u8(&r);
+	bits = r_u32(&r);
+	cap = r_u32(&r);
+	r_str(&r, peer_id);
+	memmove(l->rbuf, l->rbuf + 5 + r.len, l->rlen - 5 - r.len);
+	l->rlen -= 5 + r.len;
+	if (r.err || version != LINK_VERSION || role == (k->is_link_master ? 0u : 1u) ||
+	    strcmp(peer_id, k->cfg->peer_kme_id) != 0) {
+		log_msg(LOG_WARN, "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
+			version, role, peer_id);
+		return -1;
+	}
+
+	/* Bring up: empty store on both sides (the only resync), then accept traffic. */
+	pthread_mutex_lock(&k->store.lock);
+	if (k->is_link_master) {
+		store_flush(&k->store);
+	} else if (store_resize(&k->store, bits, cap) < 0) {
+		pthread_mutex_unlock(&k->store.lock);
+		log_msg(LOG_ERROR, "QKD link: cannot hold the master's store (%u blocks of %u bits)",
+			cap, bits);
+		return -1;
+	}
+	pthread_mutex_lock(&l->qlock);
+	free_msgs(l->qhead);
+	l->qhead = l->qtail = NULL;
+	atomic_store(&l->up, 1);
+	pthread_mutex_unlock(&l->qlock);
+	pthread_mutex_unlock(&k->store.lock);
+	l->credit_bits = 0;
+	clock_gettime(CLOCK_MONOTONIC, &l->last_tick);
+	if (k->is_link_master)
+		log_msg(LOG_INFO, "QKD link up: %s is link slave; generating %.0f bit/s in %u-bit "
+				  "blocks, store bound %u", peer_id, k->rate_bps, bits ? bits : 0,
+			(unsigned)k->store.cap);
+	else
+		log_msg(LOG_INFO, "QKD link up: %s is link master; %u-bit blocks, store bound %u",
+			peer_id, bits, cap);
+	return 0;
+}
+
+static void teardown(struct link *l)
+{
+	struct kme *k = l->kme;
+	struct link_pending *p;
+	int was_up;
+
+	pthread_mutex_lock(&k->store.lock);
+	pthread_mutex_lock(&l->qlock);
+	was_up = atomic_exchange(&l->up, 0);
+	free_msgs(l->qhead);
+	l->qhead = l->qtail = NULL;
+	pthread_mutex_unlock(&l->qlock);
+	store_flush(&k->store);
+	pthread_mutex_unlock(&k->store.lock);
+	pthread_mutex_lock(&l->plock);
+	for (p = l->pending; p; p = p->next)
+		if (!p->done)
+			pending_complete(p, LINK_DOWN);
+	pthread_mutex_unlock(&l->plock);
+	close_conn(l);
+	if (was_up)
+		log_msg(LOG_WARN, "QKD link down: available keys flushed on this side");
+}
+
+static void run(struct link *l)
+{
+	struct kme *k = l->kme;
+	double next_expire = 0;
+	char buf[256];
+
+	while (!atomic_load(&l->stop)) {
+		struct pollfd p[3] = {{.fd = l->fd, .events = POLLIN},
+				      {.fd = l->wake[0], .events = POLLIN},
+				      {.fd = l->listen_fd, .events = POLLIN}};
+		int timeout = k->is_link_master ? 10 : 200;
+		nfds_t nfds = l->listen_fd >= 0 ? 3 : 2;
+
+		if (gnutls_record_check_pending(l->tls) > 0)
+			timeout = 0;
+		if (poll(p, nfds, timeout) < 0 && errno != EINTR)
+			return;
+		if (p[1].revents & POLLIN)
+			while (read(l->wake[0], buf, sizeof(buf)) > 0)
+				;
+		if (nfds == 3 && (p[2].revents & POLLIN)) {
+			log_msg(LOG_WARN, "QKD link: new connection from the peer replaces this one");
+			return;
+		}
+		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+		    gnutls_record_check_pending(l->tls) > 0) {
+			if (read_available(l) < 0)
+				return;
+		}
+		if (process_messages(l) < 0)
+			return;
+		if (k->is_link_master && generate(l) < 0)
+			return;
+		if (flush_queue(l) < 0)
+			return;
+		if (mono_now() >= next_expire) {
+			pthread_mutex_lock(&k->store.lock);
+			store_expire(&k->store, time(NULL));
+			pthread_mutex_unlock(&k->store.lock);
+			next_expire = mono_now() + 1;
+		}
+	}
+}
+
+static void *link_main(void *arg)
+{
+	struct link *l = arg;
+	unsigned failures = 0;
+
+	while (!atomic_load(&l->stop)) {
+		int fd = l->kme->is_link_master ? accept_peer(l) : connect_peer(l, &failures);
+
+		if (fd < 0) {
+			if (!l->kme->is_link_master)
+				nap(l, (int)l->kme->cfg->link_retry_ms);
+			/* the reservation clock runs while the link is down, too */
+			pthread_mutex_lock(&l->kme->store.lock);
+			store_expire(&l->kme->store, time(NULL));
+			pthread_mutex_unlock(&l->kme->store.lock);
+			continue;
+		}
+		if (handshake(l, fd) == 0)
+			run(l);
+		teardown(l);
+		if (!l->kme->is_link_master && !atomic_load(&l->stop))
+			nap(l, (int)l->kme->cfg->link_retry_ms);
+	}
+	return NULL;
+}
+
+int link_start(struct link *l, struct kme *k)
+{
+	gnutls_certificate_credentials_t creds;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->kme = k;
+	l->fd = l->listen_fd = -1;
+	l->wake[0] = l->wake[1] = -1;
+	pthread_mutex_init(&l->qlock, NULL);
+	pthread_mutex_init(&l->plock, NULL);
+	if (pipe2(l->wake, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	if (gnutls_certificate_allocate_credentials(&creds) < 0)
+		return -1;
+	l->creds = creds;
+	rc = gnutls_certificate_set_x509_key_file(creds, k->cfg->cert, k->cfg->key,
+						  GNUTLS_X509_FMT_PEM);
+	if (rc < 0) {
+		log_msg(LOG_ERROR, "QKD link: cannot load %s / %s: %s", k->cfg->cert, k->cfg->key,
+			gnutls_strerror(rc));
+		return -1;
+	}
+	rc = gnutls_certificate_set_x509_trust_file(creds, k->cfg->ca, GNUTLS_X509_FMT_PEM);
+	if (rc <= 0) {
+		log_msg(LOG_ERROR, "QKD link: no CA certificate in %s", k->cfg->ca);
+		return -1;
+	}
+	if (k->is_link_master && open_listener(l) < 0)
+		return -1;
+	if (pthread_create(&l->thread, NULL, link_main, l) != 0)
+		return -1;
+	l->started = 1;
+	return 0;
+}
+
+void link_stop(struct link *l)
+{
+	if (l->started) {
+		atomic_store(&l->stop, 1);
+		if (write(l->wake[1], "s", 1) < 0)
+			log_msg(LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+		pthread_join(l->thread, NULL);
+		l->started = 0;
+	}
+	free_msgs(l->qhead);
+	l->qhead = l->qtail = NULL;
+	if (l->listen_fd >= 0)
+		close(l->listen_fd);
+	l->listen_fd = -1;
+	close_conn(l);
+	if (l->creds)
+		gnutls_certificate_free_credentials(l->creds);
+	l->creds = NULL;
+	if (l->wake[0] >= 0)
+		close(l->wake[0]);
+	if (l->wake[1] >= 0)
+		close(l->wake[1]);
+	l->wake[0] = l->wake[1] = -1;
+	pthread_mutex_destroy(&l->qlock);
+	pthread_mutex_destroy(&l->plock);
+}
