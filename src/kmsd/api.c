@@ -927,6 +927,7 @@ int api_start(struct kme *k)
 		return -1;
 	k->httpd = MHD_start_daemon(
 		flags, 0, NULL, NULL, handle, k,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_HTTPS_MEM_CERT, k->pem_cert,
 		MHD_OPTION_HTTPS_MEM_KEY, k->pem_key,
@@ -937,7 +938,6 @@ int api_start(struct kme *k)
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_END);
 	if (!k->httpd) {
 		log_msg(LOG_ERROR, "cannot start HTTPS on %s (address in use or bad certificate)",

@@ -917,6 +917,8 @@ static int peer_cn_ok(struct link *l)
 
 static void close_conn(struct link *l)
 {
+	if (l->tls && atomic_load(&l->stop))
+		gnutls_bye(l->tls, GNUTLS_SHUT_WR); /* orderly goodbye; non-blocking, best effort */
 	if (l->tls) {
 		gnutls_deinit(l->tls);
 		l->tls = NULL;
