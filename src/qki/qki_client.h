@@ -30,7 +30,6 @@
 extern "C" {
 #endif
 
-#define QKI_DEFAULT_SOCKET "/run/qkid/qkid.sock"
 
 struct qki_client;
 

@@ -6,15 +6,15 @@
 
 #include "qki_proto.h"
 
-enum attr_kind { K_NONE = 0, K_U8, K_U32, K_U64, K_STR, K_BYTES, K_NEST };
+#define K_NONE  0
+#define K_U8    QKI_K_U8
+#define K_U32   QKI_K_U32
+#define K_U64   QKI_K_U64
+#define K_STR   QKI_K_STR
+#define K_BYTES QKI_K_BYTES
+#define K_NEST  QKI_K_NEST
 
-struct attr_rule {
-	uint8_t kind;
-	uint8_t repeat;         /* may occur more than once in one list */
-	uint16_t min, max;      /* for strings and bytes */
-};
-
-static const struct attr_rule rules[QKI_A_ATTR_MAX] = {
+static const struct qki_attr_rule rules[QKI_A_ATTR_MAX] = {
 	[QKI_A_PEER]       = { K_STR, 0, 1, QKI_NAME_MAX - 1 },
 	[QKI_A_KEY_ID]     = { K_STR, 0, 1, QKI_KEY_ID_MAX - 1 },
 	[QKI_A_KEY]        = { K_BYTES, 0, 1, QKI_KEY_MAX },
@@ -217,19 +217,19 @@ int qki_iter_next(struct qki_iter *it, uint16_t *type, const uint8_t **val, uint
 	return 1;
 }
 
-static int parse_level(const uint8_t *p, size_t len, struct qki_attrs *out, int depth,
-		       const char **why)
+static int parse_level(const struct qki_attr_rule *rules, size_t nrules, const uint8_t *p,
+		       size_t len, struct qki_attr *out, int depth, const char **why)
 {
 	struct qki_iter it;
 	uint16_t t, l;
 	const uint8_t *v;
 	int r;
 
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, nrules * sizeof(*out));
 	qki_iter_init(&it, p, len);
 	while ((r = qki_iter_next(&it, &t, &v, &l)) == 1) {
-		const struct attr_rule *rule;
-		if (t >= QKI_A_ATTR_MAX || rules[t].kind == K_NONE)
+		const struct qki_attr_rule *rule;
+		if (t >= nrules || rules[t].kind == K_NONE)
 			continue;       /* unknown: skip, newer peer */
 		rule = &rules[t];
 		switch (rule->kind) {
@@ -254,20 +254,20 @@ static int parse_level(const uint8_t *p, size_t len, struct qki_attrs *out, int 
 				return QKI_ERR_PROTO;
 			}
 			{
-				struct qki_attrs inner;
-				if (parse_level(v, l, &inner, depth + 1, why) != QKI_OK)
+				struct qki_attr inner[nrules];
+				if (parse_level(rules, nrules, v, l, inner, depth + 1, why) != QKI_OK)
 					return QKI_ERR_PROTO;
 			}
 			break;
 		}
-		if (out->a[t].present && !rule->repeat) {
+		if (out[t].present && !rule->repeat) {
 			*why = "duplicate attribute";
 			return QKI_ERR_PROTO;
 		}
-		if (!out->a[t].present) {
-			out->a[t].val = v;
-			out->a[t].len = l;
-			out->a[t].present = 1;
+		if (!out[t].present) {
+			out[t].val = v;
+			out[t].len = l;
+			out[t].present = 1;
 		}
 		continue;
 badlen:
@@ -281,11 +281,17 @@ badlen:
 	return QKI_OK;
 }
 
-int qki_attrs_parse(const uint8_t *p, size_t len, struct qki_attrs *out, const char **why)
+int qki_tlv_parse(const struct qki_attr_rule *rules, size_t nrules, const uint8_t *p,
+		  size_t len, struct qki_attr *out, const char **why)
 {
 	const char *dummy;
+	return parse_level(rules, nrules, p, len, out, 0, why ? why : &dummy);
+}
+
+int qki_attrs_parse(const uint8_t *p, size_t len, struct qki_attrs *out, const char **why)
+{
 	struct qki_attrs scratch;
-	return parse_level(p, len, out ? out : &scratch, 0, why ? why : &dummy);
+	return qki_tlv_parse(rules, QKI_A_ATTR_MAX, p, len, out ? out->a : scratch.a, why);
 }
 
 int qki_attr_u8(const struct qki_attrs *a, uint16_t t, uint8_t *v)

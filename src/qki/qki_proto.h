@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define QKI_DEFAULT_SOCKET  "/run/qkid/qkid.sock"
 #define QKI_MAGIC           0x514B
 #define QKI_PROTO_VERSION   1
 #define QKI_HDR_LEN         12
@@ -213,6 +214,17 @@ struct qki_attrs {
  * attribute types are skipped (forward compatibility). Returns QKI_OK or QKI_ERR_PROTO with a
  * static reason in *why (if not NULL). */
 int qki_attrs_parse(const uint8_t *p, size_t len, struct qki_attrs *out, const char **why);
+
+/* The same validation for another attribute space (qkid's peer protocol uses it). */
+enum qki_attr_kind { QKI_K_U8 = 1, QKI_K_U32, QKI_K_U64, QKI_K_STR, QKI_K_BYTES, QKI_K_NEST };
+struct qki_attr_rule {
+	uint8_t kind;           /* enum qki_attr_kind; 0 = unknown type, skipped */
+	uint8_t repeat;         /* may occur more than once in one list */
+	uint16_t min, max;      /* length bounds for strings and bytes */
+};
+/* out[] has nrules entries, indexed by attribute type. */
+int qki_tlv_parse(const struct qki_attr_rule *rules, size_t nrules, const uint8_t *p,
+		  size_t len, struct qki_attr *out, const char **why);
 
 /* Iterate raw TLVs: returns 1 and fills type/val/len, 0 at the end, -1 if truncated. */
 struct qki_iter {

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdio.h>
+
+#include "qkictl.h"
+
+void qkictl_print_sas(const struct qki_status *st);
+
+int sas_main(int argc, char *argv[])
+{
+	struct qki_client *c;
+	struct qki_status *st = NULL;
+	struct qki_error err = { 0 };
+
+	if (qkictl_help_requested(argc, argv) || argc > 2) {
+		fprintf(argc > 2 ? stderr : stdout, "Usage: %s %s [PEER]\n"
+			"One line per SA: SPI, direction, peer, buffer level/capacity, next epoch,\n"
+			"keys handed out, keys/s drained, packets/s, rpk advice, packets, starvation\n"
+			"(key requests that found the buffer empty).\n", PROG_NAME, argv[0]);
+		return argc > 2;
+	}
+	if (!(c = qkictl_connect()))
+		return 1;
+	if (qki_status(c, argc == 2 ? argv[1] : NULL, &st, &err)) {
+		fprintf(stderr, "%s: %s\n", PROG_NAME, err.message);
+		qki_client_close(c);
+		return 1;
+	}
+	qki_client_close(c);
+	if (!st->n_sas)
+		printf("no SAs\n");
+	qkictl_print_sas(st);
+	qki_status_free(st);
+	return 0;
+}

@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ipseq_config.h"
+
+/*
+ * qkid_local.c - the local API server (API.md): unix stream socket, one request at a time per
+ * connection, requests that wait for keys are parked (the connection is not read meanwhile) and
+ * retried whenever keys arrive, until their WAIT_MS runs out. Any malformed input gets an error
+ * reply; only a header that cannot be trusted ends the connection.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "qkid.h"
+#include "qkid_log.h"
+
+#define RX_SIZE (QKI_HDR_LEN + QKI_MSG_MAX)
+#define TX_MAX (4u << 20)
+#define WAIT_MAX_MS 60000
+#define PARKED_MAX 256
+
+int qkid_local_open(struct qkid *d, char *err, size_t errlen)
+{
+	const struct qkid_conf *c = d->conf;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	char dir[sizeof(sun.sun_path)], *slash;
+	mode_t old;
+	int fd;
+
+	if (strlen(c->socket_path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", c->socket_path);
+		return -1;
+	}
+	strcpy(sun.sun_path, c->socket_path);
+	strcpy(dir, c->socket_path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) && errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (lstat(c->socket_path, &st) == 0) {
+		int probe;
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket", c->socket_path);
+			return -1;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errlen, "another qkid serves %s", c->socket_path);
+			return -1;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(c->socket_path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(0177);      /* never world-accessible, not even for a moment */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		umask(old);
+		snprintf(err, errlen, "bind %s: %s", c->socket_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (c->socket_group[0]) {
+		struct group *g = getgrnam(c->socket_group);
+		if (!g || chown(c->socket_path, (uid_t)-1, g->gr_gid)) {
+			snprintf(err, errlen, "socket_group %s: %s", c->socket_group,
+				 g ? strerror(errno) : "no such group");
+			close(fd);
+			unlink(c->socket_path);
+			return -1;
+		}
+	}
+	if (chmod(c->socket_path, c->socket_mode & 0770) || listen(fd, 64)) {
+		snprintf(err, errlen, "socket %s: %s", c->socket_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	d->local_fd = fd;
+	log_info("local API on %s (mode %04o%s%s)", c->socket_path, c->socket_mode & 0770,
+		 c->socket_group[0] ? ", group " : "", c->socket_group);
+	return 0;
+}
+
+void qkid_local_accept(struct qkid *d)
+{
+	int fd = accept4(d->local_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct qkid_conn *c;
+	if (fd < 0)
+		return;
+	if (d->n_conns >= d->conf->client_max) {
+		log_warn("local API: %zu clients connected (client_max), refusing one", d->n_conns);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c)
+		c->rx = malloc(RX_SIZE);
+	if (!c || !c->rx) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->next = d->conns;
+	d->conns = c;
+	d->n_conns++;
+}
+
+void qkid_local_close(struct qkid *d, struct qkid_conn *c)
+{
+	/* marked here, freed in qkid_local_reap() so loops over d->conns stay valid */
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->closing = 2;
+	(void)d;
+}
+
+void qkid_local_reap(struct qkid *d)
+{
+	struct qkid_conn **pp = &d->conns;
+	while (*pp) {
+		struct qkid_conn *c = *pp;
+		if (c->closing == 2) {
+			*pp = c->next;
+			d->n_conns--;
+			qkid_conn_gone(d, c);
+			OPENSSL_cleanse(c->rx, RX_SIZE);
+			free(c->rx);
+			if (c->tx) {
+				OPENSSL_cleanse(c->tx, c->tx_cap);
+				free(c->tx);
+			}
+			free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+static void flush_tx(struct qkid *d, struct qkid_conn *c)
+{
+	while (c->tx_off < c->tx_len) {
+		ssize_t w = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
+		if (w > 0) {
+			c->tx_off += (size_t)w;
+		} else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			return;
+		} else {
+			qkid_local_close(d, c);
+			return;
+		}
+	}
+	/* everything sent: wipe what may have been keys */
+	OPENSSL_cleanse(c->tx, c->tx_len);
+	c->tx_off = c->tx_len = 0;
+	if (c->closing == 1)
+		qkid_local_close(d, c);
+}
+
+static void queue_reply(struct qkid *d, struct qkid_conn *c, struct qki_msg *m)
+{
+	size_t n = qki_msg_finish(m);
+	if (!n) {
+		/* cannot happen with our own bounded replies; never leave the client hanging */
+		struct qki_msg e;
+		qki_msg_init(&e, m->buf, m->cap, m->buf[3], qki_get32(m->buf + 4));
+		qki_msg_put_u32(&e, QKI_A_ERROR, QKI_ERR_INTERNAL);
+		qki_msg_put_str(&e, QKI_A_MESSAGE, "reply too large");
+		n = qki_msg_finish(&e);
+	}
+	if (c->tx_len + n > c->tx_cap) {
+		size_t cap = c->tx_cap ? c->tx_cap : 4096;
+		uint8_t *t;
+		while (cap < c->tx_len + n)
+			cap *= 2;
+		if (cap > TX_MAX || !(t = malloc(cap))) {
+			qkid_local_close(d, c);
+			goto out;
+		}
+		if (c->tx) {
+			memcpy(t, c->tx, c->tx_len);
+			OPENSSL_cleanse(c->tx, c->tx_cap);
+			free(c->tx);
+		}
+		c->tx = t;
+		c->tx_cap = cap;
+	}
+	memcpy(c->tx + c->tx_len, m->buf, n);
+	c->tx_len += n;
+	flush_tx(d, c);
+out:
+	OPENSSL_cleanse(m->buf, n ? n : QKI_HDR_LEN);
+}
+
+static void reply_error(struct qkid *d, struct qkid_conn *c, uint8_t type, uint32_t seq, int code,
+			const char *msg)
+{
+	struct qki_msg m;
+	qki_msg_init(&m, d->reply, sizeof(d->reply), type, seq);
+	qki_msg_put_u32(&m, QKI_A_ERROR, (uint32_t)code);
+	qki_msg_put_str(&m, QKI_A_MESSAGE, msg ? msg : qki_strerror(code));
+	queue_reply(d, c, &m);
+}
+
+static int need_attrs(const struct qki_attrs *a, const int *list, const char **missing)
+{
+	static const char *const names[QKI_A_ATTR_MAX] = {
+		[QKI_A_PEER] = "PEER", [QKI_A_KEY_ID] = "KEY_ID", [QKI_A_SIZE] = "SIZE",
+		[QKI_A_SPI] = "SPI", [QKI_A_DIR] = "DIR", [QKI_A_EPOCH] = "EPOCH",
+		[QKI_A_COUNT] = "COUNT", [QKI_A_PACKETS] = "PACKETS", [QKI_A_BYTES] = "BYTES",
+	};
+	for (; *list; list++)
+		if (!a->a[*list].present) {
+			*missing = names[*list];
+			return 0;
+		}
+	return 1;
+}
+
+static void put_peer_info(struct qki_msg *m, struct qkid_peer *p)
+{
+	size_t mark = qki_msg_nest_begin(m, QKI_A_PEER_INFO);
+	uint32_t ike = p->role == QKI_ROLE_MASTER ? (uint32_t)p->pool.n : (uint32_t)p->ike_own.n;
+	qki_msg_put_str(m, QKI_A_PEER, p->conf->name);
+	qki_msg_put_str(m, QKI_A_LOCAL_SAE, p->conf->local_sae);
+	qki_msg_put_str(m, QKI_A_PEER_SAE, p->conf->peer_sae);
+	qki_msg_put_u8(m, QKI_A_ROLE, (uint8_t)p->role);
+	qki_msg_put_u8(m, QKI_A_LINK, qkid_link_up(p) ? QKI_LINK_UP :
+				      p->link || p->candidate ? QKI_LINK_CONNECTING : QKI_LINK_DOWN);
+	qki_msg_put_u8(m, QKI_A_KME, (uint8_t)p->kme_state);
+	qki_msg_put_u32(m, QKI_A_KEY_SIZE, p->key_len);
+	qki_msg_put_u32(m, QKI_A_LEVEL, (uint32_t)(p->role == QKI_ROLE_MASTER ? p->pool.n
+									     : p->fetchq.n));
+	qki_msg_put_u32(m, QKI_A_CAPACITY, p->conf->pool_target + p->conf->ike_reserve);
+	qki_msg_put_u32(m, QKI_A_IKE_LEVEL, ike);
+	qki_msg_put_u32(m, QKI_A_BACKOFF_MS, p->kme_state == QKI_KME_BACKOFF ? p->backoff_ms : 0);
+	qki_msg_put_u64(m, QKI_A_KEYS_IN, p->keys_in);
+	qki_msg_put_u64(m, QKI_A_KEYS_OUT, p->keys_out);
+	qki_msg_put_u64(m, QKI_A_RATE_IN, (uint64_t)llround(p->rate_in * 1000));
+	qki_msg_put_u64(m, QKI_A_RATE_OUT, (uint64_t)llround(p->rate_out * 1000));
+	qki_msg_put_u64(m, QKI_A_ERRORS, p->kme_errors);
+	qki_msg_put_u64(m, QKI_A_DROPS, p->drops);
+	qki_msg_put_u64(m, QKI_A_RESYNCS, p->resyncs);
+	if (p->last_error[0])
+		qki_msg_put_str(m, QKI_A_LAST_ERROR, p->last_error);
+	qki_msg_nest_end(m, mark);
+}
+
+static void put_sa_info(struct qki_msg *m, struct qkid_sa *sa)
+{
+	size_t mark = qki_msg_nest_begin(m, QKI_A_SA_INFO);
+	double share;
+	qki_msg_put_u32(m, QKI_A_SPI, sa->spi);
+	qki_msg_put_u8(m, QKI_A_DIR, sa->dir);
+	qki_msg_put_str(m, QKI_A_PEER, sa->peer->conf->name);
+	qki_msg_put_u32(m, QKI_A_LEVEL, qkid_sa_level(sa));
+	qki_msg_put_u32(m, QKI_A_CAPACITY, qkid_fair_capacity(sa->peer->conf->sa_buffer_total,
+			sa->peer->n_sas, sa->peer->conf->sa_buffer_min, sa->peer->conf->sa_buffer_max));
+	qki_msg_put_u32(m, QKI_A_NEXT_EPOCH, sa->release > sa->floor ? sa->release : sa->floor);
+	qki_msg_put_u32(m, QKI_A_RPK, qkid_sa_rpk(sa, &share));
+	qki_msg_put_u64(m, QKI_A_KEYS_OUT, sa->keys_out);
+	qki_msg_put_u64(m, QKI_A_REFILLS, sa->refills);
+	qki_msg_put_u64(m, QKI_A_STARVED, sa->starved);
+	qki_msg_put_u64(m, QKI_A_PACKETS, sa->packets);
+	qki_msg_put_u64(m, QKI_A_BYTES, sa->bytes);
+	qki_msg_put_u64(m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
+	qki_msg_put_u64(m, QKI_A_RATE_OUT, (uint64_t)llround(sa->drain_rate * 1000));
+	qki_msg_nest_end(m, mark);
+}
+
+/*
+ * Handle the request in c->rx. Returns 1 when answered, 0 when parked (waiting for keys).
+ * `expired`: the wait is over, answer now whatever the state.
+ */
+static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expired)
+{
+	const struct qkid_conf *conf = d->conf;
+	struct qki_hdr h;
+	struct qki_attrs a;
+	struct qki_msg m;
+	struct qkid_peer *p = NULL;
+	struct qkid_sa *sa = NULL;
+	const char *why = NULL, *missing = NULL, *msg = NULL;
+	char peer[QKI_NAME_MAX], key_id[QKI_KEY_ID_MAX];
+	uint8_t key[QKI_KEY_MAX], rtype, dir = 0;
+	uint32_t size = 0, spi = 0, wait = 0, epoch = 0, count = 0, next = 0;
+	uint64_t packets = 0, bytes = 0;
+	int r;
+
+	qki_hdr_parse(c->rx, QKI_HDR_LEN, &h);
+	rtype = h.type | QKI_REPLY;
+	if (qki_attrs_parse(c->rx + QKI_HDR_LEN, h.length, &a, &why)) {
+		log_warn("local API: malformed request 0x%02x: %s", h.type, why);
+		reply_error(d, c, rtype, h.seq, QKI_ERR_PROTO, why);
+		return 1;
+	}
+	qki_attr_u32(&a, QKI_A_WAIT_MS, &wait);
+	if (wait > WAIT_MAX_MS)
+		wait = WAIT_MAX_MS;
+	if (a.a[QKI_A_PEER].present) {
+		qki_attr_str(&a, QKI_A_PEER, peer, sizeof(peer));
+		p = qkid_peer_by_name(d, peer);
+	}
+	if (a.a[QKI_A_SPI].present || a.a[QKI_A_DIR].present) {
+		qki_attr_u32(&a, QKI_A_SPI, &spi);
+		qki_attr_u8(&a, QKI_A_DIR, &dir);
+		if (dir != QKI_DIR_IN && dir != QKI_DIR_OUT) {
+			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, "DIR must be 1 (in) or 2 (out)");
+			return 1;
+		}
+	}
+	qki_msg_init(&m, d->reply, sizeof(d->reply), rtype, h.seq);
+
+	switch (h.type) {
+	case QKI_T_VERSION:
+		qki_msg_put_str(&m, QKI_A_VERSION, PACKAGE_VERSION);
+		qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
+		qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
+		break;
+
+	case QKI_T_KEY_NEW:
+	case QKI_T_KEY_GET: {
+		static const int req_new[] = { QKI_A_PEER, QKI_A_SIZE, 0 };
+		static const int req_get[] = { QKI_A_PEER, QKI_A_KEY_ID, QKI_A_SIZE, 0 };
+		if (!need_attrs(&a, h.type == QKI_T_KEY_NEW ? req_new : req_get, &missing))
+			goto missing;
+		if (!p)
+			goto no_peer;
+		qki_attr_u32(&a, QKI_A_SIZE, &size);
+		if (size == 0 || size > p->key_len) {
+			snprintf((char *)key, sizeof(key), "SIZE must be 1..%u", p->key_len);
+			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, (char *)key);
+			return 1;
+		}
+		if (h.type == QKI_T_KEY_NEW) {
+			r = qkid_ike_new(p, size, key, key_id, &msg);
+		} else {
+			qki_attr_str(&a, QKI_A_KEY_ID, key_id, sizeof(key_id));
+			r = qkid_ike_get(p, key_id, size, key, &msg);
+		}
+		if (r == QKID_AGAIN) {
+			qkid_peer_flush(p);     /* a NEED or an on-demand fetch may be waiting */
+			if (!expired && wait)
+				return 0;
+			r = p->kme_state == QKI_KME_BACKOFF ? QKI_ERR_KME : QKI_ERR_NO_KEY;
+			if (!msg)
+				msg = p->last_error[0] && p->kme_state == QKI_KME_BACKOFF ?
+					p->last_error : "no key within WAIT_MS";
+		}
+		if (r != QKI_OK) {
+			reply_error(d, c, rtype, h.seq, r, msg);
+			return 1;
+		}
+		/* the peer learns of the assignment before our caller gets the key */
+		qkid_peer_flush(p);
+		qki_msg_put_str(&m, QKI_A_KEY_ID, key_id);
+		qki_msg_put(&m, QKI_A_KEY, key, size);
+		OPENSSL_cleanse(key, sizeof(key));
+		break;
+	}
+
+	case QKI_T_SA_REGISTER: {
+		static const int req[] = { QKI_A_PEER, QKI_A_SPI, QKI_A_DIR, 0 };
+		if (!need_attrs(&a, req, &missing))
+			goto missing;
+		if (!p)
+			goto no_peer;
+		r = qkid_sa_register(p, spi, dir, c, &sa);
+		if (r != QKI_OK) {
+			reply_error(d, c, rtype, h.seq, r, r == QKI_ERR_EXISTS ?
+				    "SA registered for another peer" : NULL);
+			return 1;
+		}
+		qkid_peer_flush(p);
+		qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_fair_capacity(p->conf->sa_buffer_total,
+				p->n_sas, p->conf->sa_buffer_min, p->conf->sa_buffer_max));
+		break;
+	}
+
+	case QKI_T_SA_KEYS: {
+		static const int req[] = { QKI_A_SPI, QKI_A_DIR, QKI_A_EPOCH, QKI_A_COUNT, 0 };
+		if (!need_attrs(&a, req, &missing))
+			goto missing;
+		if (!(sa = qkid_sa_find(d, spi, dir)))
+			goto no_sa;
+		qki_attr_u32(&a, QKI_A_EPOCH, &epoch);
+		qki_attr_u32(&a, QKI_A_COUNT, &count);
+		if (count == 0) {
+			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, "COUNT must be at least 1");
+			return 1;
+		}
+		if (count > QKI_EPOCH_BATCH_MAX)
+			count = QKI_EPOCH_BATCH_MAX;
+		r = qkid_sa_keys(sa, epoch, count, &m, &next, &msg);
+		if (r == QKID_AGAIN) {
+			if (first_try)
+				sa->starved++;
+			qkid_peer_flush(sa->peer);
+			if (!expired && wait) {
+				OPENSSL_cleanse(d->reply, m.len);
+				return 0;
+			}
+			r = QKI_ERR_NO_KEY;
+			if (!msg)
+				msg = sa->peer->kme_state == QKI_KME_BACKOFF ? sa->peer->last_error
+									     : "no key for this epoch yet";
+		}
+		qkid_peer_flush(sa->peer);
+		if (r < 0 || r == QKI_ERR_STALE || r == QKI_ERR_NO_KEY) {
+			qki_msg_init(&m, d->reply, sizeof(d->reply), rtype, h.seq);
+			qki_msg_put_u32(&m, QKI_A_ERROR, (uint32_t)(r < 0 ? QKI_ERR_INTERNAL : r));
+			qki_msg_put_str(&m, QKI_A_MESSAGE, msg ? msg : qki_strerror(r));
+		}
+		qki_msg_put_u32(&m, QKI_A_NEXT_EPOCH, next);
+		qki_msg_put_u32(&m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
+		break;
+	}
+
+	case QKI_T_SA_REPORT: {
+		static const int req[] = { QKI_A_SPI, QKI_A_DIR, QKI_A_PACKETS, QKI_A_BYTES, 0 };
+		if (!need_attrs(&a, req, &missing))
+			goto missing;
+		if (!(sa = qkid_sa_find(d, spi, dir)))
+			goto no_sa;
+		qki_attr_u64(&a, QKI_A_PACKETS, &packets);
+		qki_attr_u64(&a, QKI_A_BYTES, &bytes);
+		qkid_sa_report(sa, packets, bytes);
+		qki_msg_put_u32(&m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
+		break;
+	}
+
+	case QKI_T_SA_UNREGISTER:
+	case QKI_T_SA_FLUSH:
+	case QKI_T_RPK_ADVICE: {
+		static const int req[] = { QKI_A_SPI, QKI_A_DIR, 0 };
+		if (!need_attrs(&a, req, &missing))
+			goto missing;
+		if (!(sa = qkid_sa_find(d, spi, dir)))
+			goto no_sa;
+		if (h.type == QKI_T_SA_UNREGISTER) {
+			qkid_sa_unregister(sa);
+		} else if (h.type == QKI_T_SA_FLUSH) {
+			qki_msg_put_u32(&m, QKI_A_COUNT, qkid_sa_flush(sa));
+			qkid_peer_flush(sa->peer);
+		} else {
+			double share;
+			uint32_t rpk = qkid_sa_rpk(sa, &share);
+			qki_msg_put_u32(&m, QKI_A_RPK, rpk);
+			qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
+			qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
+			qki_msg_put_u32(&m, QKI_A_LEVEL, qkid_sa_level(sa));
+			qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_fair_capacity(
+				sa->peer->conf->sa_buffer_total, sa->peer->n_sas,
+				sa->peer->conf->sa_buffer_min, sa->peer->conf->sa_buffer_max));
+			qki_msg_put_u64(&m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
+			qki_msg_put_u64(&m, QKI_A_RATE_IN, (uint64_t)llround(share * 1000));
+		}
+		break;
+	}
+
+	case QKI_T_STATUS:
+		if (a.a[QKI_A_PEER].present && !p)
+			goto no_peer;
+		qki_msg_put_str(&m, QKI_A_VERSION, PACKAGE_VERSION);
+		qki_msg_put_u64(&m, QKI_A_UPTIME, (uint64_t)(qkid_now_ms() - d->t_start) / 1000);
+		qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
+		qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
+		for (size_t i = 0; i < d->n_peers; i++) {
+			struct qkid_peer *q = &d->peers[i];
+			if (p && q != p)
+				continue;
+			put_peer_info(&m, q);
+			for (struct qkid_sa *s = q->sas; s && !m.overflow; s = s->next)
+				put_sa_info(&m, s);
+		}
+		if (m.overflow) {
+			reply_error(d, c, rtype, h.seq, QKI_ERR_INTERNAL,
+				    "status too large; ask for one peer");
+			return 1;
+		}
+		break;
+
+	case QKI_T_PEER_RESYNC:
+		if (!a.a[QKI_A_PEER].present) {
+			missing = "PEER";
+			goto missing;
+		}
+		if (!p)
+			goto no_peer;
+		qkid_peer_resync(p);
+		break;
+
+	default:
+		reply_error(d, c, rtype, h.seq, QKI_ERR_UNSUPPORTED, "unknown request type");
+		return 1;
+	}
+	queue_reply(d, c, &m);
+	return 1;
+
+missing:
+	snprintf(peer, sizeof(peer), "missing attribute %s", missing);
+	reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, peer);
+	return 1;
+no_peer:
+	reply_error(d, c, rtype, h.seq, QKI_ERR_NO_PEER, "no such peer in qkid.conf");
+	return 1;
+no_sa:
+	reply_error(d, c, rtype, h.seq, QKI_ERR_NO_SA, "SA not registered");
+	return 1;
+}
+
+static size_t parked_count(struct qkid *d)
+{
+	size_t n = 0;
+	for (struct qkid_conn *c = d->conns; c; c = c->next)
+		n += c->parked;
+	return n;
+}
+
+/* A complete request is in c->rx. */
+static void handle(struct qkid *d, struct qkid_conn *c)
+{
+	struct qki_hdr h;
+	int r = qki_hdr_parse(c->rx, QKI_HDR_LEN, &h);
+	uint32_t wait = 0;
+	struct qki_attrs a;
+
+	c->rx_len = 0;
+	c->t_partial = 0;
+	if (r == QKI_ERR_VERSION) {
+		reply_error(d, c, QKI_T_ERROR | QKI_REPLY, h.seq, QKI_ERR_VERSION,
+			    "protocol version not supported (this qkid speaks 1)");
+		return;
+	}
+	if (dispatch(d, c, 1, 0))
+		return;
+	if (parked_count(d) >= PARKED_MAX) {
+		dispatch(d, c, 0, 1);
+		return;
+	}
+	if (qki_attrs_parse(c->rx + QKI_HDR_LEN, h.length, &a, NULL) == QKI_OK)
+		qki_attr_u32(&a, QKI_A_WAIT_MS, &wait);
+	if (wait > WAIT_MAX_MS)
+		wait = WAIT_MAX_MS;
+	c->parked = 1;
+	c->park_deadline = qkid_now_ms() + wait;
+	/* keep the request: rx_len stays 0 but the bytes remain in c->rx until answered */
+}
+
+void qkid_local_io(struct qkid *d, struct qkid_conn *c, short revents)
+{
+	if (c->closing == 2)
+		return;
+	if (revents & POLLOUT)
+		flush_tx(d, c);
+	if (c->closing || c->parked || !(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
+	for (int rounds = 0; rounds < 16 && !c->parked && !c->closing; rounds++) {
+		struct qki_hdr h;
+		size_t want = QKI_HDR_LEN;
+		ssize_t n;
+		if (c->rx_len >= QKI_HDR_LEN) {
+			int r = qki_hdr_parse(c->rx, QKI_HDR_LEN, &h);
+			if (r == QKI_ERR_PROTO) {
+				log_warn("local API: bad message header (magic or length), closing "
+					 "the connection");
+				reply_error(d, c, QKI_T_ERROR | QKI_REPLY, 0, QKI_ERR_PROTO,
+					    "bad header (magic or length); closing");
+				c->closing = 1;
+				flush_tx(d, c);
+				return;
+			}
+			want = QKI_HDR_LEN + h.length;
+		}
+		if (c->rx_len < want) {
+			n = recv(c->fd, c->rx + c->rx_len, want - c->rx_len, 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				qkid_local_close(d, c);
+				return;
+			}
+			if (n < 0)
+				return;
+			if (!c->t_partial)
+				c->t_partial = qkid_now_ms();
+			c->rx_len += (size_t)n;
+			continue;
+		}
+		handle(d, c);
+	}
+}
+
+void qkid_local_retry(struct qkid *d, int64_t now)
+{
+	for (struct qkid_conn *c = d->conns; c; c = c->next) {
+		if (c->closing)
+			continue;
+		if (c->parked) {
+			int expired = now >= c->park_deadline;
+			if (dispatch(d, c, 0, expired)) {
+				c->parked = 0;
+				/* the connection may have more requests buffered in the kernel */
+				qkid_local_io(d, c, POLLIN);
+			}
+		} else if (c->t_partial && c->rx_len &&
+			   now - c->t_partial > (int64_t)d->conf->client_idle_timeout_s * 1000) {
+			log_warn("local API: client sent a partial message and went silent; "
+				 "disconnected");
+			qkid_local_close(d, c);
+		}
+	}
+}
