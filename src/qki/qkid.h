@@ -279,12 +279,14 @@ struct qkid_sa *qkid_sa_find(struct qkid *d, uint32_t spi, uint8_t dir);
 int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid_conn *owner,
 		     struct qkid_sa **out);
 void qkid_sa_unregister(struct qkid_sa *sa);
-/* Keys for epochs first.. into m as EPOCH_KEY attributes; returns count or QKID_AGAIN / error */
+/* Keys for epochs first.. into m as EPOCH_KEY attributes (*n_out of them): QKI_OK, QKID_AGAIN
+ * or an error (QKI_ERR_STALE with *next_epoch). */
 int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *next_epoch, const char **msg);
+		 uint32_t *n_out, uint32_t *next_epoch, const char **msg);
 void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes);
 unsigned qkid_sa_flush(struct qkid_sa *sa);
 uint32_t qkid_sa_level(const struct qkid_sa *sa);
+uint32_t qkid_sa_capacity(const struct qkid_peer *p);   /* equal buffer size of every SA */
 uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);
 void qkid_conn_gone(struct qkid *d, struct qkid_conn *c);
 

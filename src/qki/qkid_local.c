@@ -277,8 +277,7 @@ static void put_sa_info(struct qki_msg *m, struct qkid_sa *sa)
 	qki_msg_put_u8(m, QKI_A_DIR, sa->dir);
 	qki_msg_put_str(m, QKI_A_PEER, sa->peer->conf->name);
 	qki_msg_put_u32(m, QKI_A_LEVEL, qkid_sa_level(sa));
-	qki_msg_put_u32(m, QKI_A_CAPACITY, qkid_fair_capacity(sa->peer->conf->sa_buffer_total,
-			sa->peer->n_sas, sa->peer->conf->sa_buffer_min, sa->peer->conf->sa_buffer_max));
+	qki_msg_put_u32(m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
 	qki_msg_put_u32(m, QKI_A_NEXT_EPOCH, sa->release > sa->floor ? sa->release : sa->floor);
 	qki_msg_put_u32(m, QKI_A_RPK, qkid_sa_rpk(sa, &share));
 	qki_msg_put_u64(m, QKI_A_KEYS_OUT, sa->keys_out);
@@ -306,7 +305,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 	const char *why = NULL, *missing = NULL, *msg = NULL;
 	char peer[QKI_NAME_MAX], key_id[QKI_KEY_ID_MAX];
 	uint8_t key[QKI_KEY_MAX], rtype, dir = 0;
-	uint32_t size = 0, spi = 0, wait = 0, epoch = 0, count = 0, next = 0;
+	uint32_t size = 0, spi = 0, wait = 0, epoch = 0, count = 0, next = 0, got = 0;
 	uint64_t packets = 0, bytes = 0;
 	int r;
 
@@ -395,8 +394,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 			return 1;
 		}
 		qkid_peer_flush(p);
-		qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_fair_capacity(p->conf->sa_buffer_total,
-				p->n_sas, p->conf->sa_buffer_min, p->conf->sa_buffer_max));
+		qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_sa_capacity(p));
 		break;
 	}
 
@@ -414,7 +412,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 		}
 		if (count > QKI_EPOCH_BATCH_MAX)
 			count = QKI_EPOCH_BATCH_MAX;
-		r = qkid_sa_keys(sa, epoch, count, &m, &next, &msg);
+		r = qkid_sa_keys(sa, epoch, count, &m, &got, &next, &msg);
 		if (r == QKID_AGAIN) {
 			if (first_try)
 				sa->starved++;
@@ -429,7 +427,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 									     : "no key for this epoch yet";
 		}
 		qkid_peer_flush(sa->peer);
-		if (r < 0 || r == QKI_ERR_STALE || r == QKI_ERR_NO_KEY) {
+		if (r != QKI_OK) {
 			qki_msg_init(&m, d->reply, sizeof(d->reply), rtype, h.seq);
 			qki_msg_put_u32(&m, QKI_A_ERROR, (uint32_t)(r < 0 ? QKI_ERR_INTERNAL : r));
 			qki_msg_put_str(&m, QKI_A_MESSAGE, msg ? msg : qki_strerror(r));
@@ -472,9 +470,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 			qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
 			qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
 			qki_msg_put_u32(&m, QKI_A_LEVEL, qkid_sa_level(sa));
-			qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_fair_capacity(
-				sa->peer->conf->sa_buffer_total, sa->peer->n_sas,
-				sa->peer->conf->sa_buffer_min, sa->peer->conf->sa_buffer_max));
+			qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
 			qki_msg_put_u64(&m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
 			qki_msg_put_u64(&m, QKI_A_RATE_IN, (uint64_t)llround(share * 1000));
 		}

@@ -114,6 +114,12 @@ static size_t active_sas(const struct qkid_peer *p)
 	return n;
 }
 
+uint32_t qkid_sa_capacity(const struct qkid_peer *p)
+{
+	return qkid_fair_capacity(p->conf->sa_buffer_total, active_sas(p), p->conf->sa_buffer_min,
+				  p->conf->sa_buffer_max);
+}
+
 static struct qkid_sa *sa_create(struct qkid_peer *p, uint32_t spi, uint8_t rx)
 {
 	struct qkid_sa *sa = calloc(1, sizeof(*sa));
@@ -383,6 +389,10 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		qkey_list_insert_epoch(&sa->keys, k);
 		if (k->epoch + 1 > sa->next_assign)
 			sa->next_assign = k->epoch + 1;
+		/* nobody here uses this SA (yet): keep its newest keys only, the older epochs
+		 * are passed on the other side by now */
+		if (!sa->registered && sa->keys.n > qkid_sa_capacity(p))
+			sa_set_floor(sa, sa->keys.head->epoch + 1);
 		break;
 	}
 	ack(p, k->id, QKP_ACK_OK);
@@ -1252,7 +1262,7 @@ void qkid_conn_gone(struct qkid *d, struct qkid_conn *c)
 }
 
 int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *next_epoch, const char **msg)
+		 uint32_t *n_out, uint32_t *next_epoch, const char **msg)
 {
 	struct qkid_peer *p = sa->peer;
 	int master = p->role == QKI_ROLE_MASTER;
@@ -1286,8 +1296,9 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_
 		n++;
 	}
 	*next_epoch = first + n;
+	*n_out = n;
 	if (n)
-		return (int)n;
+		return QKI_OK;
 	if (first < sa->floor) {
 		uint32_t next = sa->floor;
 		for (struct qkey *k = sa->keys.head; k; k = k->next)
