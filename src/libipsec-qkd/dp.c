@@ -1,0 +1,1363 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dp.c - the datapath: one run-to-completion loop that moves packets
+ *   TUN -> (segment) -> ESP seal -> UDP (GSO batches, sendmmsg)
+ *   UDP (GRO, recvmmsg) -> ESP open -> (coalesce) -> TUN
+ * and executes control commands between batches.
+ *
+ * Back-pressure: the TX side only reads the TUN while its batch has room; when the UDP socket
+ * says EAGAIN, the unsent part stays in the batch, TUN reads stop (the kernel queues or drops
+ * at the TUN, before any work was spent) and the loop waits for POLLOUT. Nothing queues
+ * without bound.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <linux/if_tun.h>
+
+#include <openssl/crypto.h>
+
+#include "dp.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+/* ---- small helpers ---- */
+
+uint64_t iq_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void iq_seterr(iq_err_t *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+void iq_log(struct iq_dp *dp, enum iq_log_level lvl, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (lvl > dp->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (dp->cfg.log)
+		dp->cfg.log(dp->cfg.user, lvl, msg);
+	else
+		fprintf(stderr, "libipsec-qkd: %s\n", msg);
+}
+
+static bool off(const struct iq_dp *dp, unsigned bit)
+{
+	return (dp->cfg.offload & bit) != 0;
+}
+
+/* ---- TX: TUN -> ESP -> UDP ---- */
+
+static void tx_flush(struct iq_dp *dp);
+
+static bool tx_room(struct iq_dp *dp)
+{
+	return !dp->tx_blocked && dp->tx_n + TX_ROOM_MSGS <= TX_MSGS &&
+		   dp->tx_used + TX_ROOM_BYTES <= TX_BUF;
+}
+
+static size_t outer_hdr(const struct iq_sa *sa)
+{
+	return sa->dst.sa.sa_family == AF_INET6 ? 48 : 28;
+}
+
+/* Room for one ESP packet of esp_len bytes, appended to the current GSO message if it fits
+ * (same SA, not larger than the message's segment size), else as a new message. */
+static uint8_t *tx_reserve(struct iq_dp *dp, const struct iq_sa *sa, size_t esp_len)
+{
+	struct tx_msg *m = dp->tx_n > dp->tx_sent ? &dp->txm[dp->tx_n - 1] : NULL;
+	uint8_t *p;
+
+	if (dp->tx_blocked)
+		return NULL;
+	if (m && !m->closed && m->sa_uid == sa->uid && esp_len <= m->seg_size &&
+		m->nseg < TX_GSO_SEGS && m->len + esp_len <= TX_GSO_BYTES) {
+		p = dp->txbuf + m->off + m->len;
+		m->len += esp_len;
+		m->nseg++;
+		if (esp_len < m->seg_size)
+			m->closed = true;    /* only the last segment of a GSO message may be shorter */
+		dp->tx_used += esp_len;
+		return p;
+	}
+	if (dp->tx_n == TX_MSGS || dp->tx_used + esp_len > TX_BUF) {
+		tx_flush(dp);
+		if (dp->tx_n)
+			return NULL;
+	}
+	m = &dp->txm[dp->tx_n++];
+	m->off = dp->tx_used;
+	m->len = esp_len;
+	m->seg_size = esp_len;
+	m->nseg = 1;
+	m->closed = !dp->gso_ok || esp_len + outer_hdr(sa) > (size_t)dp->cfg.wan_mtu;
+	m->sa_uid = sa->uid;
+	m->sock = sa->sock;
+	m->dst = sa->dst;
+	m->src = sa->src;
+	dp->tx_used += esp_len;
+	return dp->txbuf + m->off;
+}
+
+static void tx_unreserve(struct iq_dp *dp, size_t esp_len)
+{
+	struct tx_msg *m = &dp->txm[dp->tx_n - 1];
+
+	m->len -= esp_len;
+	dp->tx_used -= esp_len;
+	if (--m->nseg == 0)
+		dp->tx_n--;
+}
+
+static bool addr_is_any(const iq_addr_t *a)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == INADDR_ANY;
+	if (a->sa.sa_family == AF_INET6)
+		return !memcmp(&a->in6.sin6_addr, &any6, 16);
+	return true;
+}
+
+/* control messages: source address (pktinfo) and, for batches, UDP_SEGMENT */
+static size_t build_cmsg(uint8_t *cbuf, size_t cap, const iq_addr_t *src, uint16_t gso)
+{
+	struct msghdr mh = { .msg_control = cbuf, .msg_controllen = cap };
+	struct cmsghdr *c;
+	size_t used = 0;
+
+	memset(cbuf, 0, cap);
+	c = CMSG_FIRSTHDR(&mh);
+	if (gso) {
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+		used += CMSG_SPACE(sizeof(uint16_t));
+		c = (struct cmsghdr *)(cbuf + used);
+	}
+	if (src && !addr_is_any(src)) {
+		if (src->sa.sa_family == AF_INET) {
+			struct in_pktinfo pi = { 0 };
+			pi.ipi_spec_dst = src->in4.sin_addr;
+			c->cmsg_level = IPPROTO_IP;
+			c->cmsg_type = IP_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		} else {
+			struct in6_pktinfo pi = { 0 };
+			pi.ipi6_addr = src->in6.sin6_addr;
+			c->cmsg_level = IPPROTO_IPV6;
+			c->cmsg_type = IPV6_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		}
+	}
+	return used;
+}
+
+static void build_msg(struct iq_dp *dp, int i)
+{
+	struct tx_msg *m = &dp->txm[i];
+	struct msghdr *h = &dp->tx_mm[i].msg_hdr;
+
+	dp->tx_iov[i].iov_base = dp->txbuf + m->off;
+	dp->tx_iov[i].iov_len = m->len;
+	memset(h, 0, sizeof(*h));
+	h->msg_name = &m->dst;
+	h->msg_namelen = iq_addr_len(&m->dst);
+	h->msg_iov = &dp->tx_iov[i];
+	h->msg_iovlen = 1;
+	h->msg_control = dp->tx_cmsg[i];
+	h->msg_controllen = build_cmsg(dp->tx_cmsg[i], sizeof(dp->tx_cmsg[i]), &m->src,
+								   m->nseg > 1 ? m->seg_size : 0);
+	if (!h->msg_controllen)
+		h->msg_control = NULL;
+}
+
+/* A GSO send failed (e.g. a device without checksum offload): send segments one by one. */
+static void tx_send_split(struct iq_dp *dp, struct tx_msg *m)
+{
+	uint8_t cbuf[64];
+	size_t o;
+
+	for (o = 0; o < m->len; o += m->seg_size) {
+		size_t l = m->len - o < m->seg_size ? m->len - o : m->seg_size;
+		struct iovec iov = { dp->txbuf + m->off + o, l };
+		struct msghdr h = { .msg_name = &m->dst, .msg_namelen = iq_addr_len(&m->dst),
+							.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf };
+		h.msg_controllen = build_cmsg(cbuf, sizeof(cbuf), &m->src, 0);
+		if (!h.msg_controllen)
+			h.msg_control = NULL;
+		if (sendmsg(dp->udp[m->sock], &h, MSG_DONTWAIT) < 0)
+			dp->st.drop_udp_send++;
+		else {
+			dp->st.udp_tx_msgs++;
+			dp->st.esp_tx_packets++;
+		}
+	}
+}
+
+static void tx_flush(struct iq_dp *dp)
+{
+	while (dp->tx_sent < dp->tx_n) {
+		int i = dp->tx_sent, j = i, r, k, sock = dp->txm[i].sock;
+
+		while (j < dp->tx_n && dp->txm[j].sock == sock) {
+			build_msg(dp, j);
+			j++;
+		}
+		if (off(dp, IQ_OFF_MMSG))
+			r = sendmmsg(dp->udp[sock], &dp->tx_mm[i], j - i, MSG_DONTWAIT);
+		else
+			r = sendmsg(dp->udp[sock], &dp->tx_mm[i].msg_hdr, MSG_DONTWAIT) < 0 ? -1 : 1;
+		if (r > 0) {
+			for (k = i; k < i + r; k++)
+				dp->st.esp_tx_packets += dp->txm[k].nseg;
+			dp->st.udp_tx_msgs += r;
+			dp->tx_sent += r;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+			/* back-pressure: keep the rest, stop reading the TUN until POLLOUT */
+			dp->tx_blocked = true;
+			dp->st.tx_blocked++;
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (dp->txm[i].nseg > 1 && (errno == EIO || errno == EINVAL || errno == EMSGSIZE)) {
+			iq_log(dp, IQ_LOG_INFO, "UDP GSO send failed (%s), sending single packets",
+				   strerror(errno));
+			dp->gso_ok = false;
+			tx_send_split(dp, &dp->txm[i]);
+		} else {
+			dp->st.drop_udp_send += dp->txm[i].nseg;
+		}
+		dp->tx_sent++;
+	}
+	dp->tx_n = dp->tx_sent = 0;
+	dp->tx_used = 0;
+	dp->tx_blocked = false;
+}
+
+static void acquire(struct iq_dp *dp, uint32_t reqid)
+{
+	int i, slot = 0;
+
+	if (!dp->cfg.acquire)
+		return;
+	for (i = 0; i < 16; i++) {
+		if (dp->acq[i].reqid == reqid) {
+			if (dp->now_ms - dp->acq[i].at_ms < 1000)
+				return;
+			slot = i;
+			break;
+		}
+		if (dp->acq[i].at_ms < dp->acq[slot].at_ms)
+			slot = i;
+	}
+	dp->acq[slot].reqid = reqid;
+	dp->acq[slot].at_ms = dp->now_ms;
+	dp->cfg.acquire(dp->cfg.user, reqid);
+}
+
+static bool hard_limit(const struct iq_sa *sa)
+{
+	return (sa->lt.hard_packets && sa->packets >= sa->lt.hard_packets) ||
+		   (sa->lt.hard_bytes && sa->bytes >= sa->lt.hard_bytes);
+}
+
+static void tx_packet(struct iq_dp *dp, uint8_t *buf, size_t n)
+{
+	struct virtio_net_hdr vh, *vhp = NULL;
+	uint8_t *pkt = buf, nh;
+	size_t len = n;
+	struct iq_seg seg;
+	struct iq_flow f;
+	struct iq_policy *pol;
+	struct iq_sa *sa;
+	int nseg, i;
+
+	if (dp->tun_vnet) {
+		if (n < (size_t)IQ_VNET_LEN) {
+			dp->st.drop_bad_packet++;
+			return;
+		}
+		memcpy(&vh, buf, IQ_VNET_LEN);
+		vhp = &vh;
+		pkt += IQ_VNET_LEN;
+		len -= IQ_VNET_LEN;
+	}
+	nseg = iq_seg_begin(&seg, vhp, pkt, len);
+	if (nseg < 0 || iq_flow_parse(pkt, seg.len, &f)) {
+		dp->st.drop_bad_packet++;
+		return;
+	}
+	dp->st.tun_rx_packets++;
+	if (seg.gso_size)
+		dp->st.tun_rx_superpackets++;
+	pol = iq_spd_out(dp, &f);
+	if (!pol) {
+		dp->st.drop_no_policy += nseg;
+		return;
+	}
+	sa = iq_policy_sa(dp, pol);
+	if (!sa) {
+		dp->st.drop_no_sa += nseg;
+		acquire(dp, pol->cfg.reqid);
+		return;
+	}
+	nh = f.family == AF_INET ? IQ_NH_IPV4 : IQ_NH_IPV6;
+	for (i = 0; i < nseg; i++) {
+		size_t ilen = iq_seg_len(&seg, i), esp_len = iq_esp_len(ilen);
+		struct iq_aead *a;
+		uint8_t iv[8], *e;
+		uint64_t seq;
+
+		if (hard_limit(sa)) {
+			dp->st.drop_hard_limit++;
+			continue;
+		}
+		if (!sa->esn && sa->seq >= UINT32_MAX) {
+			dp->st.drop_seq_overflow++;
+			continue;
+		}
+		if (sa->rot.enabled) {
+			uint32_t epoch, before = sa->rot.windows;
+			uint64_t reuse = sa->rot.reuse_packets;
+
+			a = iq_rot_tx(&sa->rot, &epoch);
+			if (!a) {
+				dp->st.drop_stall++;
+				continue;
+			}
+			dp->st.windows += sa->rot.windows - before;
+			dp->st.reuse_packets += sa->rot.reuse_packets - reuse;
+			seq = ++sa->seq;
+			/* the IV names the window: epoch || low 32 bits of the sequence number */
+			iq_put32(iv, epoch);
+			iq_put32(iv + 4, (uint32_t)seq);
+		} else {
+			a = &sa->aead;
+			seq = ++sa->seq;
+			iq_put32(iv, seq >> 32);
+			iq_put32(iv + 4, (uint32_t)seq);
+		}
+		e = tx_reserve(dp, sa, esp_len);
+		if (!e) {
+			dp->st.drop_udp_send++;
+			continue;
+		}
+		iq_seg_write(&seg, i, e + IQ_ESP_OFF);
+		if (!iq_esp_seal(a, e, ilen, nh, sa->spi, seq, sa->esn, iv)) {
+			tx_unreserve(dp, esp_len);
+			dp->st.drop_bad_packet++;
+			continue;
+		}
+		sa->bytes += ilen;
+		sa->packets++;
+		sa->last_use = dp->now_s;
+	}
+}
+
+static void tx_drain(struct iq_dp *dp)
+{
+	int budget = off(dp, IQ_OFF_MMSG) ? TUN_BUDGET : 1, i;
+	ssize_t n;
+
+	for (i = 0; i < budget; i++) {
+		if (!tx_room(dp)) {
+			tx_flush(dp);
+			if (dp->tx_blocked)
+				break;
+		}
+		n = read(dp->tun_fd, dp->rbuf, RBUF_LEN);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				iq_log(dp, IQ_LOG_ERROR, "TUN read: %s", strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		tx_packet(dp, dp->rbuf, n);
+	}
+	tx_flush(dp);
+}
+
+/* ---- RX: UDP -> ESP -> TUN ---- */
+
+static void tun_write_frame(void *user, uint8_t *frame, size_t len)
+{
+	struct iq_dp *dp = user;
+
+	if (!dp->tun_vnet) {
+		frame += IQ_VNET_LEN;
+		len -= IQ_VNET_LEN;
+	}
+	if (write(dp->tun_fd, frame, len) < 0)
+		dp->st.drop_tun_write++;
+	else
+		dp->st.tun_tx_packets++;
+}
+
+static void rx_esp(struct iq_dp *dp, uint8_t *esp, size_t len)
+{
+	uint32_t spi, seq_lo, epoch = 0;
+	struct iq_aead *a;
+	struct iq_flow f;
+	struct iq_sa *sa;
+	uint64_t seq;
+	uint8_t nh, *inner;
+	int ilen;
+
+	if (len < IQ_ESP_OFF + 2 + IQ_ESP_ICV) {
+		dp->st.drop_bad_packet++;
+		return;
+	}
+	spi = iq_get32(esp);
+	seq_lo = iq_get32(esp + 4);
+	sa = iq_sad_in(dp, spi);
+	if (!sa) {
+		dp->st.drop_no_sa++;
+		return;
+	}
+	if (iq_replay_check(&sa->replay, seq_lo, sa->esn, &seq) != IQ_REPLAY_OK) {
+		sa->replay_drops++;
+		dp->st.drop_replay++;
+		return;
+	}
+	if (sa->rot.enabled) {
+		epoch = iq_get32(esp + IQ_ESP_HDR);
+		a = iq_rot_rx(&sa->rot, epoch);
+		if (!a) {
+			dp->st.drop_nokey++;
+			return;
+		}
+	} else {
+		a = &sa->aead;
+	}
+	ilen = iq_esp_open(a, esp, len, seq, sa->esn, &nh);
+	if (ilen == IQ_ESP_EAUTH || ilen == IQ_ESP_ELEN) {
+		sa->auth_drops++;
+		dp->st.drop_auth++;
+		return;
+	}
+	/* authentic from here on: the window moves even if the content is unusable */
+	iq_replay_update(&sa->replay, seq);
+	if (sa->rot.enabled) {
+		uint64_t w = sa->rot.windows;
+		iq_rot_rx_ok(&sa->rot, epoch);
+		dp->st.windows += sa->rot.windows - w;
+	}
+	if (ilen < 0) {
+		sa->pad_drops++;
+		dp->st.drop_pad++;
+		return;
+	}
+	if (nh == IQ_NH_NONE)            /* TFC dummy packet */
+		return;
+	inner = esp + IQ_ESP_OFF;
+	if (!((nh == IQ_NH_IPV4 && ilen >= 20 && (inner[0] >> 4) == 4 &&
+		   iq_get16(inner + 2) <= ilen) ||
+		  (nh == IQ_NH_IPV6 && ilen >= 40 && (inner[0] >> 4) == 6 &&
+		   iq_get16(inner + 4) + 40 <= ilen)) ||
+		iq_flow_parse(inner, ilen, &f)) {
+		dp->st.drop_bad_packet++;
+		return;
+	}
+	/* TFC padding may follow the inner packet */
+	ilen = nh == IQ_NH_IPV4 ? iq_get16(inner + 2) : iq_get16(inner + 4) + 40;
+	if (!iq_spd_in_ok(dp, sa, &f)) {
+		sa->policy_drops++;
+		dp->st.drop_policy_in++;
+		return;
+	}
+	dp->st.esp_rx_packets++;
+	sa->bytes += ilen;
+	sa->packets++;
+	sa->last_use = dp->now_s;
+	iq_gro_offer(&dp->gro, inner, ilen);
+}
+
+static void rx_datagram(struct iq_dp *dp, int k, const iq_addr_t *local)
+{
+	struct msghdr *h = &dp->rx_mm[k].msg_hdr;
+	uint8_t *buf = dp->rxbuf + (size_t)k * RX_SLOT_LEN;
+	size_t len = dp->rx_mm[k].msg_len, gso = len, o;
+	iq_addr_t dst = *local;
+	struct cmsghdr *c;
+
+	if (h->msg_flags & MSG_TRUNC) {
+		dp->st.drop_bad_packet++;
+		return;
+	}
+	for (c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			if (v > 0)
+				gso = v;
+		} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			dst.in4.sin_addr = pi.ipi_addr;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			dst.in6.sin6_addr = pi.ipi6_addr;
+		}
+	}
+	dp->st.udp_rx_msgs++;
+	for (o = 0; o < len; o += gso) {
+		uint8_t *p = buf + o;
+		size_t l = len - o < gso ? len - o : gso;
+
+		if (l == 1 && p[0] == 0xff) {
+			dp->st.keepalive_rx++;
+		} else if (l >= 4 && iq_get32(p) == 0) {
+			dp->st.ike_rx++;
+			if (dp->cfg.ike_recv)
+				dp->cfg.ike_recv(dp->cfg.user, &dp->rx_from[k], &dst, p + 4, l - 4);
+		} else {
+			rx_esp(dp, p, l);
+		}
+	}
+}
+
+static void rx_drain(struct iq_dp *dp, int s)
+{
+	int budget = off(dp, IQ_OFF_MMSG) ? RX_BUDGET : 1, slots = off(dp, IQ_OFF_MMSG) ? RX_SLOTS : 1;
+	iq_addr_t local;
+	socklen_t sl = sizeof(local);
+	int b, k, n;
+
+	memset(&local, 0, sizeof(local));
+	getsockname(dp->udp[s], &local.sa, &sl);
+	for (b = 0; b < budget; b++) {
+		for (k = 0; k < slots; k++) {
+			struct msghdr *h = &dp->rx_mm[k].msg_hdr;
+			dp->rx_iov[k].iov_base = dp->rxbuf + (size_t)k * RX_SLOT_LEN;
+			dp->rx_iov[k].iov_len = RX_SLOT_LEN;
+			h->msg_name = &dp->rx_from[k];
+			h->msg_namelen = sizeof(dp->rx_from[k]);
+			h->msg_iov = &dp->rx_iov[k];
+			h->msg_iovlen = 1;
+			h->msg_control = dp->rx_cmsg[k];
+			h->msg_controllen = sizeof(dp->rx_cmsg[k]);
+			h->msg_flags = 0;
+		}
+		if (off(dp, IQ_OFF_MMSG)) {
+			n = recvmmsg(dp->udp[s], dp->rx_mm, slots, MSG_DONTWAIT, NULL);
+		} else {
+			ssize_t r = recvmsg(dp->udp[s], &dp->rx_mm[0].msg_hdr, MSG_DONTWAIT);
+			n = r < 0 ? -1 : 1;
+			if (r >= 0)
+				dp->rx_mm[0].msg_len = r;
+		}
+		if (n <= 0)
+			break;
+		for (k = 0; k < n; k++)
+			rx_datagram(dp, k, &local);
+		if (n < slots)
+			break;
+	}
+	iq_gro_flush(&dp->gro);
+}
+
+/* ---- keys: prefetch and delivery ---- */
+
+static void kp_fill(struct iq_kp_req *rq, enum iq_kp_type type, const struct iq_sa *sa)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->type = type;
+	rq->uid = sa->uid;
+	rq->sa.spi = sa->spi;
+	rq->sa.inbound = sa->inbound;
+	rq->sa.rpk_min = sa->rot.rpk_min;
+	rq->sa.rpk_max = sa->rot.rpk_max;
+	snprintf(rq->peer, sizeof(rq->peer), "%s", sa->peer);
+}
+
+static void keys_prefetch(struct iq_dp *dp)
+{
+	struct iq_sa *sa;
+
+	if (!dp->kp)
+		return;
+	for (sa = dp->sas; sa; sa = sa->next) {
+		struct iq_kp_req rq;
+		uint32_t first, count;
+
+		if (!sa->rot.enabled)
+			continue;
+		count = iq_rot_want(&sa->rot, dp->now_ms, &first);
+		if (!count)
+			continue;
+		kp_fill(&rq, KP_GET, sa);
+		rq.first = first;
+		rq.count = count;
+		if (!iq_kp_post(dp->kp, &rq)) {
+			/* ring full: ask again on the next round */
+			sa->rot.requested_end = first;
+			sa->rot.key_requests--;
+		}
+	}
+}
+
+static void keys_take(struct iq_dp *dp)
+{
+	struct iq_kp_done d;
+
+	iq_kp_ack(dp->kp);
+	while (iq_kp_take(dp->kp, &d)) {
+		struct iq_sa *sa = iq_sad_by_uid(dp, d.uid);
+
+		if (!sa || !sa->rot.enabled) {
+			OPENSSL_cleanse(&d, sizeof(d));
+			continue;
+		}
+		switch (d.type) {
+		case KP_GET:
+			if (d.status == 0) {
+				dp->st.keys_delivered++;
+				if (iq_rot_deliver(&sa->rot, d.epoch, d.key, d.key_len) < 0)
+					iq_log(dp, IQ_LOG_ERROR, "SA %08x: deriving window key %u failed",
+						   sa->spi, d.epoch);
+			} else {
+				dp->st.key_failures++;
+				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms);
+				if (sa->rot.key_failures == 1 || sa->rot.key_failures % 100 == 0)
+					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
+						   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",
+						   d.epoch, d.msg, (unsigned long long)sa->rot.key_failures);
+			}
+			break;
+		case KP_ADVICE:
+			if (d.status == 0 && d.rpk && !sa->inbound) {
+				uint32_t rpk = d.rpk;
+				if (rpk < sa->rot.rpk_min)
+					rpk = sa->rot.rpk_min;
+				if (rpk > sa->rot.rpk_max)
+					rpk = sa->rot.rpk_max;
+				sa->rot.rpk = rpk;
+			}
+			break;
+		case KP_OPEN:
+			iq_log(dp, IQ_LOG_ERROR, "SA %08x: key provider refused the SA: %s", sa->spi,
+				   d.msg);
+			break;
+		default:
+			break;
+		}
+		OPENSSL_cleanse(&d, sizeof(d));
+	}
+}
+
+/* ---- periodic: lifetimes, packet rates, rpk advice ---- */
+
+static void sa_gone(struct iq_dp *dp, struct iq_sa *sa)
+{
+	if (dp->kp && sa->rot.enabled) {
+		struct iq_kp_req rq;
+		kp_fill(&rq, KP_CLOSE, sa);
+		iq_kp_post(dp->kp, &rq);
+	}
+}
+
+static void maintain(struct iq_dp *dp)
+{
+	bool rate = dp->now_ms - dp->last_rate_ms >= 1000;
+	struct iq_sa *sa, *next;
+
+	dp->last_maint_ms = dp->now_ms;
+	if (rate)
+		dp->last_rate_ms = dp->now_ms;
+	for (sa = dp->sas; sa; sa = next) {
+		uint64_t age = (dp->now_ms - sa->installed_ms) / 1000;
+		next = sa->next;
+
+		if ((sa->lt.hard_time && age >= sa->lt.hard_time) || hard_limit(sa)) {
+			uint32_t reqid = sa->reqid, spi = sa->spi;
+			iq_addr_t dst = sa->dst;
+
+			iq_log(dp, IQ_LOG_INFO, "SA %08x hard lifetime reached, deleted", spi);
+			/* both limits passed within one period: charon still expects the soft one */
+			if (!sa->soft_fired && dp->cfg.expire &&
+				(sa->lt.soft_time || sa->lt.soft_packets || sa->lt.soft_bytes))
+				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, false);
+			iq_sad_unlink(dp, sa);
+			sa_gone(dp, sa);
+			iq_sa_free(sa);
+			if (dp->cfg.expire)
+				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, true);
+			continue;
+		}
+		if (!sa->soft_fired &&
+			((sa->lt.soft_time && age >= sa->lt.soft_time) ||
+			 (sa->lt.soft_packets && sa->packets >= sa->lt.soft_packets) ||
+			 (sa->lt.soft_bytes && sa->bytes >= sa->lt.soft_bytes))) {
+			sa->soft_fired = true;
+			if (dp->cfg.expire)
+				dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
+		}
+		if (rate) {
+			sa->pps = sa->packets - sa->rate_packets;
+			sa->rate_packets = sa->packets;
+			if (dp->kp && sa->rot.enabled) {
+				struct iq_kp_req rq;
+				kp_fill(&rq, KP_ADVICE, sa);
+				rq.pps = sa->pps;
+				rq.sa.packets = sa->packets;
+				rq.sa.bytes = sa->bytes;
+				iq_kp_post(dp->kp, &rq);
+			}
+		}
+	}
+}
+
+/* ---- control commands ---- */
+
+static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
+{
+	struct iq_sa *sa;
+
+	c->ret = 0;
+	switch (c->type) {
+	case CMD_SA_ADD: {
+		struct iq_sa_id id = { .dst = c->sa->dst, .spi = c->sa->spi };
+		if (iq_sad_find(dp, &id) || (c->sa->inbound && iq_sad_in(dp, c->sa->spi))) {
+			iq_seterr(c->err, "SA %08x exists", c->sa->spi);
+			c->ret = -EEXIST;
+			c->freelist = c->sa;
+			break;
+		}
+		if (c->sa->rot.enabled && !dp->kp) {
+			iq_seterr(c->err, "SA %08x: rotation needs a key provider", c->sa->spi);
+			c->ret = -EINVAL;
+			c->freelist = c->sa;
+			break;
+		}
+		c->sa->installed_ms = dp->now_ms ? dp->now_ms : iq_now_ms();
+		iq_sad_link(dp, c->sa);
+		if (c->sa->rot.enabled) {
+			struct iq_kp_req rq;
+			kp_fill(&rq, KP_OPEN, c->sa);
+			iq_kp_post(dp->kp, &rq);
+		}
+		iq_log(dp, IQ_LOG_INFO, "SA %08x %s reqid %u installed%s", c->sa->spi,
+			   c->sa->inbound ? "in" : "out", c->sa->reqid,
+			   c->sa->rot.enabled ? " with key rotation" : "");
+		break;
+	}
+	case CMD_SA_UPDATE:
+		sa = iq_sad_find(dp, c->id);
+		if (!sa) {
+			iq_seterr(c->err, "SA %08x not found", c->id->spi);
+			c->ret = -ENOENT;
+			break;
+		}
+		if ((c->new_src && c->new_src->sa.sa_family != AF_INET &&
+			 c->new_src->sa.sa_family != AF_INET6) ||
+			(c->new_dst && c->new_dst->sa.sa_family != AF_INET &&
+			 c->new_dst->sa.sa_family != AF_INET6)) {
+			iq_seterr(c->err, "SA %08x: bad new address", c->id->spi);
+			c->ret = -EINVAL;
+			break;
+		}
+		if (c->new_src) {
+			uint16_t port = sa->src.in4.sin_port;
+			sa->src = *c->new_src;
+			if (!sa->src.in4.sin_port)          /* same offset for IPv4 and IPv6 */
+				sa->src.in4.sin_port = port;
+		}
+		if (c->new_dst) {
+			uint16_t port = sa->dst.in4.sin_port;
+			sa->dst = *c->new_dst;
+			if (!sa->dst.in4.sin_port)
+				sa->dst.in4.sin_port = port;
+			sa->sock = sa->dst.sa.sa_family == AF_INET6 ? 1 : 0;
+		}
+		if (c->new_reqid)
+			sa->reqid = c->new_reqid;
+		dp->sa_gen++;
+		break;
+	case CMD_SA_QUERY:
+		sa = iq_sad_find(dp, c->id);
+		if (!sa) {
+			iq_seterr(c->err, "SA %08x not found", c->id->spi);
+			c->ret = -ENOENT;
+			break;
+		}
+		iq_sa_fill_stats(sa, c->sa_stats);
+		break;
+	case CMD_SA_DEL:
+		sa = iq_sad_find(dp, c->id);
+		if (!sa) {
+			iq_seterr(c->err, "SA %08x not found", c->id->spi);
+			c->ret = -ENOENT;
+			break;
+		}
+		iq_sad_unlink(dp, sa);
+		sa_gone(dp, sa);
+		c->freelist = sa;
+		break;
+	case CMD_SA_FLUSH:
+		while ((sa = dp->sas)) {
+			iq_sad_unlink(dp, sa);
+			sa_gone(dp, sa);
+			sa->next = c->freelist;
+			c->freelist = sa;
+		}
+		break;
+	case CMD_SPI_ALLOC: {
+		int tries;
+		for (tries = 0; tries < 100; tries++) {
+			uint32_t spi;
+			if (getrandom(&spi, sizeof(spi), 0) != sizeof(spi))
+				break;
+			if (spi >= 256 && !iq_sad_in(dp, spi)) {
+				*c->spi = spi;
+				return;
+			}
+		}
+		iq_seterr(c->err, "no SPI available");
+		c->ret = -EAGAIN;
+		break;
+	}
+	case CMD_POL_ADD:
+		iq_spd_add(dp, c->pol, &c->new_pol);
+		break;
+	case CMD_POL_DEL:
+		c->ret = iq_spd_del(dp, c->pol, &c->polfree);
+		if (c->ret)
+			iq_seterr(c->err, "policy not found");
+		break;
+	case CMD_POL_FLUSH: {
+		int d;
+		for (d = 0; d < 2; d++) {
+			while (dp->pol[d]) {
+				struct iq_policy *p = dp->pol[d];
+				dp->pol[d] = p->next;
+				p->next = c->polfree;
+				c->polfree = p;
+			}
+		}
+		break;
+	}
+	case CMD_STATS:
+		*c->dp_stats = dp->st;
+		c->dp_stats->tun_tx_superpackets = dp->gro.superframes;
+		break;
+	case CMD_STOP:
+		dp->stop_req = true;
+		break;
+	}
+}
+
+/* Run a command on the loop (or directly when the loop does not run or we are the loop). */
+static int call(struct iq_dp *dp, struct iq_cmd *c)
+{
+	bool on_loop;
+	struct iq_sa *sa, *next;
+	struct iq_policy *p, *pn;
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	on_loop = dp->running && pthread_equal(pthread_self(), dp->loop_tid);
+	pthread_mutex_unlock(&dp->ctl_lock);
+	if (on_loop) {
+		exec_cmd(dp, c);
+	} else {
+		pthread_mutex_lock(&dp->call_lock);
+		pthread_mutex_lock(&dp->ctl_lock);
+		if (!dp->running) {
+			exec_cmd(dp, c);
+		} else {
+			uint64_t one = 1;
+			dp->cmd = c;
+			if (write(dp->ctl_efd, &one, sizeof(one)) < 0) {
+				/* counter saturated: the loop is awake */
+			}
+			while (!c->done)
+				pthread_cond_wait(&dp->ctl_cond, &dp->ctl_lock);
+		}
+		pthread_mutex_unlock(&dp->ctl_lock);
+		pthread_mutex_unlock(&dp->call_lock);
+	}
+	for (sa = c->freelist; sa; sa = next) {
+		next = sa->next;
+		iq_sa_free(sa);
+	}
+	for (p = c->polfree; p; p = pn) {
+		pn = p->next;
+		free(p);
+	}
+	free(c->new_pol);          /* unused when an identical policy was only counted */
+	return c->ret;
+}
+
+static void ctl_run(struct iq_dp *dp)
+{
+	uint64_t v;
+
+	if (read(dp->ctl_efd, &v, sizeof(v)) < 0) {
+		/* spurious */
+	}
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (dp->cmd) {
+		exec_cmd(dp, dp->cmd);
+		dp->cmd->done = true;
+		dp->cmd = NULL;
+		pthread_cond_broadcast(&dp->ctl_cond);
+	}
+	pthread_mutex_unlock(&dp->ctl_lock);
+}
+
+/* ---- the loop ---- */
+
+int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
+{
+	enum { P_CTL, P_TUN, P_UDP4, P_UDP6, P_KEYS, P_N };
+	struct pollfd pfd[P_N];
+
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (dp->running) {
+		pthread_mutex_unlock(&dp->ctl_lock);
+		iq_seterr(err, "datapath loop already runs");
+		return -EBUSY;
+	}
+	dp->running = true;
+	dp->loop_tid = pthread_self();
+	pthread_mutex_unlock(&dp->ctl_lock);
+	dp->now_ms = iq_now_ms();
+	dp->last_rate_ms = dp->now_ms;
+	iq_log(dp, IQ_LOG_INFO, "datapath on %s running, offloads 0x%x%s%s", dp->tun_name,
+		   dp->cfg.offload, dp->gso_ok ? " udp-gso" : "", dp->gro_ok ? " udp-gro" : "");
+
+	while (!dp->stop_req) {
+		int n, t;
+
+		pfd[P_CTL] = (struct pollfd){ .fd = dp->ctl_efd, .events = POLLIN };
+		pfd[P_TUN] = (struct pollfd){ .fd = dp->tx_blocked ? -1 : dp->tun_fd, .events = POLLIN };
+		for (t = 0; t < 2; t++)
+			pfd[P_UDP4 + t] = (struct pollfd){ .fd = dp->udp[t],
+				.events = POLLIN | (dp->tx_blocked ? POLLOUT : 0) };
+		pfd[P_KEYS] = (struct pollfd){ .fd = dp->kp ? iq_kp_fd(dp->kp) : -1, .events = POLLIN };
+		n = poll(pfd, P_N, 100);
+		if (n < 0 && errno != EINTR) {
+			iq_seterr(err, "poll: %s", strerror(errno));
+			break;
+		}
+		dp->now_ms = iq_now_ms();
+		dp->now_s = dp->now_ms / 1000;
+		if (n > 0) {
+			if (pfd[P_CTL].revents)
+				ctl_run(dp);
+			if (pfd[P_KEYS].revents)
+				keys_take(dp);
+			if (dp->tx_blocked &&
+				((pfd[P_UDP4].revents & POLLOUT) || (pfd[P_UDP6].revents & POLLOUT)))
+				tx_flush(dp);
+			if (pfd[P_TUN].revents & POLLIN)
+				tx_drain(dp);
+			for (t = 0; t < 2; t++)
+				if (pfd[P_UDP4 + t].revents & POLLIN)
+					rx_drain(dp, t);
+		}
+		keys_prefetch(dp);
+		if (dp->now_ms - dp->last_maint_ms >= 100)
+			maintain(dp);
+	}
+	pthread_mutex_lock(&dp->ctl_lock);
+	if (dp->cmd) {
+		exec_cmd(dp, dp->cmd);
+		dp->cmd->done = true;
+		dp->cmd = NULL;
+		pthread_cond_broadcast(&dp->ctl_cond);
+	}
+	dp->running = false;
+	pthread_mutex_unlock(&dp->ctl_lock);
+	iq_log(dp, IQ_LOG_INFO, "datapath on %s stopped", dp->tun_name);
+	return 0;
+}
+
+static void *loop_thread(void *arg)
+{
+	iq_dp_t *dp = arg;
+	iq_err_t err = { { 0 } };
+
+	if (iq_dp_run(dp, &err))
+		iq_log(dp, IQ_LOG_ERROR, "datapath loop failed: %s", err.msg);
+	return NULL;
+}
+
+int iq_dp_start(iq_dp_t *dp, iq_err_t *err)
+{
+	int ret;
+
+	if (dp->threaded) {
+		iq_seterr(err, "datapath already started");
+		return -EBUSY;
+	}
+	dp->stop_req = false;
+	ret = pthread_create(&dp->thread, NULL, loop_thread, dp);
+	if (ret) {
+		iq_seterr(err, "pthread_create: %s", strerror(ret));
+		return -ret;
+	}
+	dp->threaded = true;
+	/* wait until the loop owns the tables, so later calls go through the mailbox */
+	for (int i = 0; i < 5000; i++) {
+		bool r;
+		pthread_mutex_lock(&dp->ctl_lock);
+		r = dp->running;
+		pthread_mutex_unlock(&dp->ctl_lock);
+		if (r)
+			return 0;
+		usleep(1000);
+	}
+	iq_seterr(err, "datapath loop did not start");
+	return -ETIMEDOUT;
+}
+
+void iq_dp_stop(iq_dp_t *dp)
+{
+	struct iq_cmd c = { .type = CMD_STOP };
+
+	call(dp, &c);
+	if (dp->threaded) {
+		pthread_join(dp->thread, NULL);
+		dp->threaded = false;
+	}
+}
+
+/* ---- create / destroy ---- */
+
+int iq_dp_create(const struct iq_dp_cfg *cfg, iq_dp_t **out, iq_err_t *err)
+{
+	struct iq_dp *dp = calloc(1, sizeof(*dp));
+	bool vnet;
+	int ret = -EINVAL;
+
+	if (!dp) {
+		iq_seterr(err, "out of memory");
+		if (cfg->keys && cfg->keys->destroy)
+			cfg->keys->destroy(cfg->keys->ctx);
+		return -ENOMEM;
+	}
+	dp->cfg = *cfg;
+	dp->tun_fd = -1;
+	dp->udp[0] = dp->udp[1] = -1;
+	dp->ctl_efd = -1;
+	pthread_mutex_init(&dp->ctl_lock, NULL);
+	pthread_mutex_init(&dp->call_lock, NULL);
+	pthread_cond_init(&dp->ctl_cond, NULL);
+	if (!dp->cfg.tun_mtu)
+		dp->cfg.tun_mtu = 1400;
+	if (!dp->cfg.wan_mtu)
+		dp->cfg.wan_mtu = 1500;
+	if (!dp->cfg.sock_buf)
+		dp->cfg.sock_buf = 4 << 20;
+	if (!dp->cfg.bind4.sa.sa_family) {
+		dp->cfg.bind4.in4.sin_family = AF_INET;
+		dp->cfg.bind4.in4.sin_port = htons(4500);
+	}
+	if (!(dp->cfg.offload & IQ_OFF_TUN_TSO))
+		dp->cfg.offload &= ~IQ_OFF_TUN_USO;
+
+	/* the key provider first: from here on the datapath owns it */
+	if (cfg->keys) {
+		ret = iq_kp_create(cfg->keys, &dp->kp);
+		if (ret) {
+			iq_seterr(err, "key provider helper: %s", strerror(-ret));
+			if (cfg->keys->destroy)
+				cfg->keys->destroy(cfg->keys->ctx);
+			goto fail;
+		}
+	}
+	if (cfg->tun_fd >= 0) {
+		int fl = fcntl(cfg->tun_fd, F_GETFL);
+		if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			iq_seterr(err, "tun_fd %d: %s", cfg->tun_fd, strerror(errno));
+			goto fail;
+		}
+		dp->tun_fd = cfg->tun_fd;
+		dp->tun_vnet = cfg->tun_fd_vnet;
+		snprintf(dp->tun_name, sizeof(dp->tun_name), "fd%d", cfg->tun_fd);
+		if (!dp->tun_vnet)
+			dp->cfg.offload &= ~(IQ_OFF_TUN_TSO | IQ_OFF_TUN_USO | IQ_OFF_TUN_GRO);
+	} else {
+		unsigned tunf = 0;
+		vnet = dp->cfg.offload & (IQ_OFF_TUN_TSO | IQ_OFF_TUN_GRO);
+		if (dp->cfg.offload & IQ_OFF_TUN_TSO)
+			tunf |= TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+		if (dp->cfg.offload & IQ_OFF_TUN_USO)
+			tunf |= TUN_F_USO4 | TUN_F_USO6;
+		dp->tun_fd = iq_tun_open(cfg->tun_name, dp->cfg.tun_mtu, vnet, tunf, dp->tun_name,
+								 sizeof(dp->tun_name), err);
+		if (dp->tun_fd < 0) {
+			ret = -EIO;
+			goto fail;
+		}
+		dp->tun_vnet = vnet;
+		dp->own_tun = true;
+	}
+	dp->udp[0] = iq_udp_open(&dp->cfg.bind4, dp->cfg.sock_buf, off(dp, IQ_OFF_UDP_GRO),
+							 &dp->gro_ok, err);
+	if (dp->udp[0] < 0) {
+		ret = -EIO;
+		goto fail;
+	}
+	if (dp->cfg.bind6.sa.sa_family == AF_INET6) {
+		bool g6;
+		dp->udp[1] = iq_udp_open(&dp->cfg.bind6, dp->cfg.sock_buf, off(dp, IQ_OFF_UDP_GRO),
+								 &g6, err);
+		if (dp->udp[1] < 0) {
+			ret = -EIO;
+			goto fail;
+		}
+	}
+	dp->gso_ok = off(dp, IQ_OFF_UDP_GSO);
+	dp->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	dp->rbuf = malloc(RBUF_LEN);
+	dp->txbuf = malloc(TX_BUF);
+	dp->tx_mm = calloc(TX_MSGS, sizeof(*dp->tx_mm));
+	dp->tx_iov = calloc(TX_MSGS, sizeof(*dp->tx_iov));
+	dp->tx_cmsg = calloc(TX_MSGS, sizeof(*dp->tx_cmsg));
+	dp->rxbuf = malloc((size_t)RX_SLOTS * RX_SLOT_LEN);
+	if (dp->ctl_efd < 0 || !dp->rbuf || !dp->txbuf || !dp->tx_mm || !dp->tx_iov ||
+		!dp->tx_cmsg || !dp->rxbuf ||
+		iq_gro_init(&dp->gro, dp->tun_vnet && off(dp, IQ_OFF_TUN_GRO), tun_write_frame, dp)) {
+		iq_seterr(err, "out of memory");
+		ret = -ENOMEM;
+		goto fail;
+	}
+	*out = dp;
+	return 0;
+fail:
+	iq_dp_destroy(dp);
+	return ret;
+}
+
+void iq_dp_destroy(iq_dp_t *dp)
+{
+	struct iq_sa *sa, *next;
+	int d;
+
+	if (!dp)
+		return;
+	if (dp->threaded)
+		iq_dp_stop(dp);
+	iq_kp_destroy(dp->kp);          /* joins the helper before SAs go */
+	for (sa = dp->sas; sa; sa = next) {
+		next = sa->next;
+		iq_sa_free(sa);
+	}
+	for (d = 0; d < 2; d++) {
+		while (dp->pol[d]) {
+			struct iq_policy *p = dp->pol[d];
+			dp->pol[d] = p->next;
+			free(p);
+		}
+	}
+	if (dp->own_tun && dp->tun_fd >= 0)
+		close(dp->tun_fd);
+	for (d = 0; d < 2; d++)
+		if (dp->udp[d] >= 0)
+			close(dp->udp[d]);
+	if (dp->ctl_efd >= 0)
+		close(dp->ctl_efd);
+	iq_gro_free(&dp->gro);
+	if (dp->txbuf) {
+		OPENSSL_cleanse(dp->txbuf, TX_BUF);  /* may hold plaintext of in-flight packets */
+		free(dp->txbuf);
+	}
+	if (dp->rbuf) {
+		OPENSSL_cleanse(dp->rbuf, RBUF_LEN);
+		free(dp->rbuf);
+	}
+	if (dp->rxbuf) {
+		OPENSSL_cleanse(dp->rxbuf, (size_t)RX_SLOTS * RX_SLOT_LEN);
+		free(dp->rxbuf);
+	}
+	free(dp->tx_mm);
+	free(dp->tx_iov);
+	free(dp->tx_cmsg);
+	pthread_mutex_destroy(&dp->ctl_lock);
+	pthread_mutex_destroy(&dp->call_lock);
+	pthread_cond_destroy(&dp->ctl_cond);
+	free(dp);
+}
+
+const char *iq_dp_tun_name(iq_dp_t *dp)
+{
+	return dp->tun_name;
+}
+
+uint16_t iq_dp_udp_port(iq_dp_t *dp)
+{
+	iq_addr_t a;
+	socklen_t l = sizeof(a);
+
+	if (getsockname(dp->udp[0], &a.sa, &l) < 0)
+		return 0;
+	return ntohs(a.in4.sin_port);
+}
+
+/* ---- public control calls ---- */
+
+int iq_sa_add(iq_dp_t *dp, const struct iq_sa_cfg *cfg, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SA_ADD, .err = err };
+
+	c.sa = iq_sa_prepare(cfg, err);     /* allocation and key setup outside the loop */
+	if (!c.sa)
+		return -EINVAL;
+	return call(dp, &c);
+}
+
+int iq_sa_update(iq_dp_t *dp, const struct iq_sa_id *id, const iq_addr_t *new_src,
+				 const iq_addr_t *new_dst, uint32_t new_reqid, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SA_UPDATE, .id = id, .new_src = new_src,
+						.new_dst = new_dst, .new_reqid = new_reqid, .err = err };
+	return call(dp, &c);
+}
+
+int iq_sa_query(iq_dp_t *dp, const struct iq_sa_id *id, struct iq_sa_stats *st, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SA_QUERY, .id = id, .sa_stats = st, .err = err };
+	return call(dp, &c);
+}
+
+int iq_sa_del(iq_dp_t *dp, const struct iq_sa_id *id, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SA_DEL, .id = id, .err = err };
+	return call(dp, &c);
+}
+
+int iq_sa_flush(iq_dp_t *dp, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SA_FLUSH, .err = err };
+	return call(dp, &c);
+}
+
+int iq_spi_alloc(iq_dp_t *dp, uint32_t *spi, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_SPI_ALLOC, .spi = spi, .err = err };
+	return call(dp, &c);
+}
+
+static bool ts_valid(const struct iq_ts *ts)
+{
+	size_t alen = ts->family == AF_INET ? 4 : 16;
+
+	return (ts->family == AF_INET || ts->family == AF_INET6) &&
+		   memcmp(ts->from, ts->to, alen) <= 0 && ts->port_from <= ts->port_to;
+}
+
+int iq_policy_add(iq_dp_t *dp, const struct iq_policy_cfg *pol, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_POL_ADD, .pol = pol, .err = err };
+
+	if ((pol->dir != IQ_DIR_IN && pol->dir != IQ_DIR_OUT) || !ts_valid(&pol->src) ||
+		!ts_valid(&pol->dst) || pol->src.family != pol->dst.family) {
+		iq_seterr(err, "invalid policy (direction, family or ranges)");
+		return -EINVAL;
+	}
+	c.new_pol = calloc(1, sizeof(*c.new_pol));
+	if (!c.new_pol) {
+		iq_seterr(err, "out of memory");
+		return -ENOMEM;
+	}
+	return call(dp, &c);
+}
+
+int iq_policy_del(iq_dp_t *dp, const struct iq_policy_cfg *pol, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_POL_DEL, .pol = pol, .err = err };
+
+	if (pol->dir != IQ_DIR_IN && pol->dir != IQ_DIR_OUT) {
+		iq_seterr(err, "invalid policy direction");
+		return -EINVAL;
+	}
+	return call(dp, &c);
+}
+
+int iq_policy_flush(iq_dp_t *dp, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_POL_FLUSH, .err = err };
+	return call(dp, &c);
+}
+
+int iq_dp_get_stats(iq_dp_t *dp, struct iq_dp_stats *st, iq_err_t *err)
+{
+	struct iq_cmd c = { .type = CMD_STATS, .dp_stats = st, .err = err };
+	return call(dp, &c);
+}
+
+int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
+				size_t len, iq_err_t *err)
+{
+	static const uint8_t marker[4] = { 0, 0, 0, 0 };
+	int s = dst->sa.sa_family == AF_INET6 ? 1 : 0, tries;
+	struct iovec iov[2] = { { (void *)marker, 4 }, { (void *)data, len } };
+	uint8_t cbuf[64];
+	struct msghdr h = { .msg_name = (void *)dst, .msg_namelen = iq_addr_len(dst),
+						.msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf };
+
+	if (dp->udp[s] < 0) {
+		iq_seterr(err, "no %s socket for IKE", s ? "IPv6" : "IPv4");
+		return -EAFNOSUPPORT;
+	}
+	h.msg_controllen = build_cmsg(cbuf, sizeof(cbuf), src, 0);
+	if (!h.msg_controllen)
+		h.msg_control = NULL;
+	/* sendmsg is atomic per datagram, no lock with the loop needed; if ESP fills the socket
+	 * buffer, wait a little for room rather than dropping IKE */
+	for (tries = 0; tries < 20; tries++) {
+		struct pollfd p = { .fd = dp->udp[s], .events = POLLOUT };
+		if (sendmsg(dp->udp[s], &h, MSG_DONTWAIT) >= 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
+			break;
+		poll(&p, 1, 5);
+	}
+	iq_seterr(err, "sending IKE: %s", strerror(errno));
+	return -errno;
+}

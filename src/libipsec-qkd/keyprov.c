@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include <openssl/crypto.h>
+
+#include "keyprov.h"
+
+#define REQ_RING 256
+#define DONE_RING 2048
+#define MAX_BATCH IQ_KEYRING_BATCH
+#define IQ_KEYRING_BATCH 128
+
+/* Single-producer/single-consumer ring: head written by the producer, tail by the consumer. */
+struct spsc {
+	_Atomic uint32_t head, tail;
+	uint32_t size;          /* power of two */
+	size_t esize;
+	uint8_t *slots;
+};
+
+static int spsc_init(struct spsc *r, uint32_t size, size_t esize)
+{
+	atomic_init(&r->head, 0);
+	atomic_init(&r->tail, 0);
+	r->size = size;
+	r->esize = esize;
+	r->slots = calloc(size, esize);
+	return r->slots ? 0 : -ENOMEM;
+}
+
+static bool spsc_push(struct spsc *r, const void *e)
+{
+	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	if (h - t >= r->size)
+		return false;
+	memcpy(r->slots + (size_t)(h & (r->size - 1)) * r->esize, e, r->esize);
+	atomic_store_explicit(&r->head, h + 1, memory_order_release);
+	return true;
+}
+
+static bool spsc_pop(struct spsc *r, void *e)
+{
+	uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+	uint8_t *slot;
+
+	if (t == h)
+		return false;
+	slot = r->slots + (size_t)(t & (r->size - 1)) * r->esize;
+	memcpy(e, slot, r->esize);
+	OPENSSL_cleanse(slot, r->esize);      /* answers carry keys */
+	atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+	return true;
+}
+
+struct iq_keyprov {
+	struct iq_key_provider *p;
+	struct spsc req, done;
+	int req_efd, done_efd;
+	_Atomic bool stop;
+	pthread_t thread;
+	bool started;
+	uint8_t *keys;          /* MAX_BATCH * IQ_QKEY_MAX scratch for get_keys */
+};
+
+static void push_done(struct iq_keyprov *kp, const struct iq_kp_done *d)
+{
+	uint64_t one = 1;
+	int tries = 0;
+
+	/* the loop drains this ring every wakeup; if it is full, wait a little (bounded) */
+	while (!spsc_push(&kp->done, d)) {
+		struct timespec ts = { 0, 1000000 };
+		if (atomic_load(&kp->stop) || ++tries > 5000)
+			return;
+		if (write(kp->done_efd, &one, sizeof(one)) < 0) {
+			/* counter saturated: the loop will still wake up */
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (write(kp->done_efd, &one, sizeof(one)) < 0) {
+		/* see above */
+	}
+}
+
+static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
+{
+	struct iq_kp_done d;
+	iq_err_t err = { { 0 } };
+
+	rq->sa.peer = rq->peer[0] ? rq->peer : NULL;
+	memset(&d, 0, sizeof(d));
+	d.type = rq->type;
+	d.uid = rq->uid;
+	switch (rq->type) {
+	case KP_OPEN:
+		d.status = kp->p->sa_open ? kp->p->sa_open(kp->p->ctx, &rq->sa, &err) : 0;
+		if (d.status) {
+			snprintf(d.msg, sizeof(d.msg), "%s", err.msg);
+			push_done(kp, &d);
+		}
+		return;
+	case KP_CLOSE:
+		if (kp->p->sa_close)
+			kp->p->sa_close(kp->p->ctx, &rq->sa);
+		return;
+	case KP_ADVICE:
+		if (!kp->p->rpk_advice)
+			return;
+		d.status = kp->p->rpk_advice(kp->p->ctx, &rq->sa, rq->pps, &d.rpk);
+		push_done(kp, &d);
+		return;
+	case KP_GET: {
+		uint32_t first = rq->first, left = rq->count;
+		while (left && !atomic_load(&kp->stop)) {
+			uint32_t n = left > MAX_BATCH ? MAX_BATCH : left, got = 0, i;
+			size_t klen = 0;
+			int ret = kp->p->get_keys(kp->p->ctx, &rq->sa, first, n, kp->keys, &klen, &got,
+									  &err);
+			if (got > n || klen == 0 || klen > IQ_QKEY_MAX)
+				got = 0;
+			for (i = 0; i < got; i++) {
+				memset(&d, 0, sizeof(d));
+				d.type = KP_GET;
+				d.uid = rq->uid;
+				d.epoch = first + i;
+				d.key_len = klen;
+				memcpy(d.key, kp->keys + (size_t)i * klen, klen);
+				push_done(kp, &d);
+			}
+			OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
+			OPENSSL_cleanse(&d, sizeof(d));
+			first += got;
+			left -= got;
+			if (ret || got < n) {
+				memset(&d, 0, sizeof(d));
+				d.type = KP_GET;
+				d.uid = rq->uid;
+				d.status = ret ? ret : -ENOKEY;
+				d.epoch = first;
+				d.count = left;
+				snprintf(d.msg, sizeof(d.msg), "%s", err.msg[0] ? err.msg : "no keys");
+				push_done(kp, &d);
+				return;
+			}
+		}
+		return;
+	}
+	}
+}
+
+static void *helper(void *arg)
+{
+	struct iq_keyprov *kp = arg;
+	struct iq_kp_req rq;
+	uint64_t v;
+
+	while (!atomic_load(&kp->stop)) {
+		struct pollfd pfd = { .fd = kp->req_efd, .events = POLLIN };
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		if (read(kp->req_efd, &v, sizeof(v)) < 0) {
+			/* EAGAIN: another wakeup raced us; the ring is what counts */
+		}
+		while (!atomic_load(&kp->stop) && spsc_pop(&kp->req, &rq))
+			handle(kp, &rq);
+	}
+	return NULL;
+}
+
+int iq_kp_create(struct iq_key_provider *p, struct iq_keyprov **out)
+{
+	struct iq_keyprov *kp = calloc(1, sizeof(*kp));
+	int ret = -ENOMEM;
+
+	if (!kp)
+		return -ENOMEM;
+	kp->p = p;
+	kp->req_efd = kp->done_efd = -1;
+	atomic_init(&kp->stop, false);
+	if (spsc_init(&kp->req, REQ_RING, sizeof(struct iq_kp_req)) ||
+		spsc_init(&kp->done, DONE_RING, sizeof(struct iq_kp_done)))
+		goto fail;
+	kp->keys = calloc(MAX_BATCH, IQ_QKEY_MAX);
+	if (!kp->keys)
+		goto fail;
+	kp->req_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	kp->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (kp->req_efd < 0 || kp->done_efd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = -pthread_create(&kp->thread, NULL, helper, kp);
+	if (ret)
+		goto fail;
+	kp->started = true;
+	*out = kp;
+	return 0;
+fail:
+	kp->p = NULL;          /* the caller still owns p on failure */
+	iq_kp_destroy(kp);
+	return ret;
+}
+
+int iq_kp_fd(struct iq_keyprov *kp)
+{
+	return kp->done_efd;
+}
+
+bool iq_kp_post(struct iq_keyprov *kp, const struct iq_kp_req *req)
+{
+	uint64_t one = 1;
+
+	if (!spsc_push(&kp->req, req))
+		return false;
+	if (write(kp->req_efd, &one, sizeof(one)) < 0) {
+		/* saturated counter: the helper is awake anyway */
+	}
+	return true;
+}
+
+void iq_kp_ack(struct iq_keyprov *kp)
+{
+	uint64_t v;
+
+	if (read(kp->done_efd, &v, sizeof(v)) < 0) {
+		/* nothing signalled */
+	}
+}
+
+bool iq_kp_take(struct iq_keyprov *kp, struct iq_kp_done *done)
+{
+	return spsc_pop(&kp->done, done);
+}
+
+void iq_kp_destroy(struct iq_keyprov *kp)
+{
+	struct iq_kp_done d;
+
+	if (!kp)
+		return;
+	atomic_store(&kp->stop, true);
+	if (kp->started)
+		pthread_join(kp->thread, NULL);
+	if (kp->done.slots)
+		while (spsc_pop(&kp->done, &d))
+			OPENSSL_cleanse(&d, sizeof(d));
+	free(kp->req.slots);
+	free(kp->done.slots);
+	if (kp->keys) {
+		OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
+		free(kp->keys);
+	}
+	if (kp->req_efd >= 0)
+		close(kp->req_efd);
+	if (kp->done_efd >= 0)
+		close(kp->done_efd);
+	if (kp->p && kp->p->destroy)
+		kp->p->destroy(kp->p->ctx);
+	free(kp);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * keyprov.h - runs a (blocking) struct iq_key_provider off the packet path.
+ *
+ * The loop posts requests into a single-producer/single-consumer ring; a helper thread calls
+ * the provider and posts answers (one per window key) into a second SPSC ring, then signals an
+ * eventfd the loop polls. No lock is shared with the loop.
+ */
+#ifndef IQ_KEYPROV_H
+#define IQ_KEYPROV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ipsec_qkd.h"
+
+enum iq_kp_type { KP_OPEN, KP_GET, KP_ADVICE, KP_CLOSE };
+
+struct iq_kp_req {
+	enum iq_kp_type type;
+	uint64_t uid;
+	struct iq_key_sa sa;          /* sa.peer points into peer[] */
+	char peer[64];
+	uint32_t first, count;
+	uint64_t pps;
+};
+
+struct iq_kp_done {
+	enum iq_kp_type type;
+	uint64_t uid;
+	int status;                   /* 0 = key/advice delivered, else negative errno */
+	uint32_t epoch, count;        /* KP_GET: one key for epoch; failure: [epoch, epoch+count) */
+	uint32_t rpk;                 /* KP_ADVICE */
+	uint8_t key_len;
+	uint8_t key[IQ_QKEY_MAX];
+	char msg[96];
+};
+
+struct iq_keyprov;
+
+int iq_kp_create(struct iq_key_provider *p, struct iq_keyprov **kp);
+/** eventfd that is readable when answers wait */
+int iq_kp_fd(struct iq_keyprov *kp);
+/** false when the request ring is full (try again later) */
+bool iq_kp_post(struct iq_keyprov *kp, const struct iq_kp_req *req);
+/** Take one answer; the caller wipes it after use. false when none is waiting. */
+bool iq_kp_take(struct iq_keyprov *kp, struct iq_kp_done *done);
+/** Clear the eventfd (call before draining with iq_kp_take). */
+void iq_kp_ack(struct iq_keyprov *kp);
+void iq_kp_destroy(struct iq_keyprov *kp);
+
+#endif

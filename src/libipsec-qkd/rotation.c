@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include "rotation.h"
+
+static const char hkdf_label[] = "IPSeQ ESP window key";
+
+static int derive_with(EVP_KDF_CTX *kctx, const uint8_t *salt, size_t salt_len, uint32_t spi,
+					   uint32_t epoch, const uint8_t *qkey, size_t qkey_len, uint8_t *out,
+					   size_t out_len)
+{
+	uint8_t info[sizeof(hkdf_label) - 1 + 8];
+	OSSL_PARAM p[5];
+
+	memcpy(info, hkdf_label, sizeof(hkdf_label) - 1);
+	iq_put32(info + sizeof(hkdf_label) - 1, spi);
+	iq_put32(info + sizeof(hkdf_label) - 1 + 4, epoch);
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)qkey, qkey_len);
+	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+	p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info));
+	p[4] = OSSL_PARAM_construct_end();
+	return EVP_KDF_derive(kctx, out, out_len, p) == 1 ? 0 : -EIO;
+}
+
+static EVP_KDF_CTX *hkdf_new(void)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *kctx;
+
+	if (!kdf)
+		return NULL;
+	kctx = EVP_KDF_CTX_new(kdf);
+	EVP_KDF_free(kdf);
+	return kctx;
+}
+
+int iq_rot_derive(const uint8_t *salt, size_t salt_len, uint32_t spi, uint32_t epoch,
+				  const uint8_t *qkey, size_t qkey_len, uint8_t *out, size_t out_len)
+{
+	EVP_KDF_CTX *kctx = hkdf_new();
+	int ret;
+
+	if (!kctx)
+		return -EIO;
+	ret = derive_with(kctx, salt, salt_len, spi, epoch, qkey, qkey_len, out, out_len);
+	EVP_KDF_CTX_free(kctx);
+	return ret;
+}
+
+int iq_rot_init(struct iq_rot *r, const struct iq_rotation *cfg, uint32_t spi, bool inbound,
+				const uint8_t *child_key, size_t child_key_len, uint32_t replay_window)
+{
+	uint8_t zero[32] = { 0 };
+	int i, ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!cfg->enabled)
+		return 0;
+	if (child_key_len != 20 && child_key_len != 36)
+		return -EINVAL;
+	if (cfg->rpk_min < 1 || cfg->rpk_max < cfg->rpk_min || cfg->rpk_max >= (1u << 31))
+		return -EINVAL;
+	r->enabled = true;
+	r->inbound = inbound;
+	r->spi = spi;
+	r->rpk_min = cfg->rpk_min;
+	r->rpk_max = cfg->rpk_max;
+	r->exhaust = cfg->exhaust;
+	r->lookahead = cfg->lookahead ? cfg->lookahead : IQ_LOOKAHEAD_DEFAULT;
+	if (r->lookahead > IQ_LOOKAHEAD_MAX)
+		r->lookahead = IQ_LOOKAHEAD_MAX;
+	/* an inbound SA keeps the keys of as many older windows as the replay window can span */
+	if (inbound) {
+		uint64_t back = (uint64_t)replay_window / cfg->rpk_min + 1;
+		r->back = back > IQ_BACK_MAX ? IQ_BACK_MAX : (uint32_t)back;
+	}
+	r->rpk = cfg->rpk_min;
+	r->key_len = child_key_len - 4;
+	memcpy(r->hkdf_salt, child_key, child_key_len);
+	r->hkdf_salt_len = child_key_len;
+	r->kdf = hkdf_new();
+	if (!r->kdf) {
+		iq_rot_free(r);
+		return -EIO;
+	}
+	for (i = 0; i < IQ_CTX_SLOTS; i++) {
+		/* keyed with zeros until a window key arrives; slot_keyed guards their use */
+		ret = iq_aead_init(&r->slot[i], !inbound, zero, r->key_len, child_key + r->key_len);
+		if (ret) {
+			iq_rot_free(r);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void iq_rot_free(struct iq_rot *r)
+{
+	int i;
+
+	for (i = 0; i < IQ_CTX_SLOTS; i++)
+		iq_aead_free(&r->slot[i]);
+	if (r->kdf)
+		EVP_KDF_CTX_free(r->kdf);
+	OPENSSL_cleanse(r, sizeof(*r));
+}
+
+/* lowest epoch worth keeping */
+static uint32_t keep_from(const struct iq_rot *r)
+{
+	if (!r->cur_valid)
+		return r->epoch;
+	return r->epoch >= r->back ? r->epoch - r->back : 0;
+}
+
+static bool in_keep_range(const struct iq_rot *r, uint32_t e)
+{
+	uint32_t lo = keep_from(r);
+	/* keep [lo, epoch + lookahead]; modular arithmetic is not needed: epochs never wrap
+	 * (an SA carries fewer than 2^32 windows as sequence numbers bound it) */
+	return e >= lo && e <= r->epoch + r->lookahead && e - lo < IQ_KEYRING;
+}
+
+static struct iq_wkey *ring_get(struct iq_rot *r, uint32_t e)
+{
+	struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
+
+	return k->valid && k->epoch == e ? k : NULL;
+}
+
+static void ring_wipe_below(struct iq_rot *r, uint32_t lo)
+{
+	int i;
+
+	for (i = 0; i < IQ_KEYRING; i++) {
+		if (r->ring[i].valid && r->ring[i].epoch < lo)
+			OPENSSL_cleanse(&r->ring[i], sizeof(r->ring[i]));
+	}
+}
+
+int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t qkey_len)
+{
+	struct iq_wkey *k;
+	int ret;
+
+	if (!r->enabled)
+		return 0;
+	r->keys_delivered++;
+	if (!in_keep_range(r, epoch))
+		return 0;
+	k = &r->ring[epoch & (IQ_KEYRING - 1)];
+	if (k->valid && k->epoch == epoch)
+		return 0;
+	OPENSSL_cleanse(k, sizeof(*k));
+	ret = derive_with(r->kdf, r->hkdf_salt, r->hkdf_salt_len, r->spi, epoch, qkey, qkey_len,
+					  k->key, r->key_len);
+	if (ret) {
+		OPENSSL_cleanse(k, sizeof(*k));
+		return ret;
+	}
+	k->epoch = epoch;
+	k->valid = true;
+	return 1;
+}
+
+void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t now_ms)
+{
+	r->key_failures++;
+	if (first < r->requested_end)
+		r->requested_end = first;
+	/* back off: the provider said no (exhausted or down); do not hammer it */
+	r->retry_at_ms = now_ms + 100;
+	(void)count;
+}
+
+static struct iq_aead *slot_for(struct iq_rot *r, uint32_t e)
+{
+	unsigned i = e & (IQ_CTX_SLOTS - 1);
+	struct iq_wkey *k;
+
+	if (r->slot_keyed[i] && r->slot_epoch[i] == e)
+		return &r->slot[i];
+	k = ring_get(r, e);
+	if (!k)
+		return NULL;
+	if (iq_aead_rekey(&r->slot[i], k->key)) {
+		r->slot_keyed[i] = false;
+		return NULL;
+	}
+	r->slot_keyed[i] = true;
+	r->slot_epoch[i] = e;
+	return &r->slot[i];
+}
+
+struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch)
+{
+	struct iq_aead *a;
+
+	if (!r->cur_valid || r->window_pkts >= r->window_rpk) {
+		uint32_t next = r->cur_valid ? r->epoch + 1 : r->epoch;
+
+		a = slot_for(r, next);
+		if (a) {
+			if (r->cur_valid) {
+				r->windows++;
+				/* the sender never needs an old window key again */
+				ring_wipe_below(r, next);
+			}
+			r->epoch = next;
+			r->cur_valid = true;
+			r->window_pkts = 0;
+			r->window_rpk = r->rpk;
+		} else if (r->cur_valid && r->exhaust == IQ_EXHAUST_REUSE &&
+				   r->window_pkts < r->rpk_max) {
+			r->reuse_packets++;
+		} else {
+			r->stall_drops++;
+			return NULL;
+		}
+	}
+	a = slot_for(r, r->epoch);
+	if (!a) {
+		r->stall_drops++;
+		return NULL;
+	}
+	r->window_pkts++;
+	*epoch = r->epoch;
+	return a;
+}
+
+struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t e)
+{
+	struct iq_aead *a;
+
+	if (!in_keep_range(r, e) || !(a = slot_for(r, e))) {
+		r->nokey_drops++;
+		return NULL;
+	}
+	return a;
+}
+
+void iq_rot_rx_ok(struct iq_rot *r, uint32_t e)
+{
+	if (r->cur_valid && e <= r->epoch)
+		return;
+	if (r->cur_valid)
+		r->windows += e - r->epoch;
+	r->epoch = e;
+	r->cur_valid = true;
+	ring_wipe_below(r, keep_from(r));
+}
+
+uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
+{
+	uint32_t lo = keep_from(r), end = r->epoch + r->lookahead + 1, start;
+
+	if (!r->enabled || now_ms < r->retry_at_ms)
+		return 0;
+	start = r->requested_end > lo ? r->requested_end : lo;
+	if (start >= end)
+		return 0;
+	/* batch: ask when half the lookahead is used up, or when nothing is ready at all */
+	if (r->requested_end > r->epoch + 1 && end - start < r->lookahead / 2)
+		return 0;
+	*first = start;
+	r->requested_end = end;
+	r->key_requests++;
+	return end - start;
+}
+
+uint32_t iq_rot_keys_ready(const struct iq_rot *r)
+{
+	uint32_t n = 0, e;
+
+	if (!r->enabled)
+		return 0;
+	for (e = r->epoch + (r->cur_valid ? 1 : 0); e <= r->epoch + r->lookahead; e++) {
+		const struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
+		if (!(k->valid && k->epoch == e))
+			break;
+		n++;
+	}
+	return n;
+}

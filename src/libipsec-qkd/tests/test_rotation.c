@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Key rotation: derivation, window switching, reordering across windows, exhaustion, prefetch. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "replay.h"
+#include "rotation.h"
+
+/* independent HKDF (RFC 5869) from one-shot HMACs */
+static void hkdf_ref(const uint8_t *salt, size_t sl, const uint8_t *ikm, size_t il,
+					 const uint8_t *info, size_t infol, uint8_t *okm, size_t L)
+{
+	uint8_t prk[32], t[32], buf[32 + 256 + 1];
+	unsigned int len;
+	size_t done = 0, tl = 0;
+	uint8_t i = 1;
+
+	HMAC(EVP_sha256(), salt, sl, ikm, il, prk, &len);
+	while (done < L) {
+		size_t n;
+		memcpy(buf, t, tl);
+		memcpy(buf + tl, info, infol);
+		buf[tl + infol] = i++;
+		HMAC(EVP_sha256(), prk, 32, buf, tl + infol + 1, t, &len);
+		tl = 32;
+		n = L - done < 32 ? L - done : 32;
+		memcpy(okm + done, t, n);
+		done += n;
+	}
+}
+
+START_TEST(test_hkdf)
+{
+	/* RFC 5869 test case 1 validates the reference */
+	uint8_t ikm[22], salt[13], info[10], okm[42];
+	static const uint8_t exp[42] = {
+		0x3c, 0xb2, 0x5f, 0x25, 0xfa, 0xac, 0xd5, 0x7a, 0x90, 0x43, 0x4f, 0x64, 0xd0, 0x36,
+		0x2f, 0x2a, 0x2d, 0x2d, 0x0a, 0x90, 0xcf, 0x1a, 0x5a, 0x4c, 0x5d, 0xb0, 0x2d, 0x56,
+		0xec, 0xc4, 0xc5, 0xbf, 0x34, 0x00, 0x72, 0x08, 0xd5, 0xb8, 0x87, 0x18, 0x58, 0x65 };
+	uint8_t child[36], q[32], k1[32], k2[32], lbl[28];
+	int i;
+
+	memset(ikm, 0x0b, sizeof(ikm));
+	for (i = 0; i < 13; i++)
+		salt[i] = i;
+	for (i = 0; i < 10; i++)
+		info[i] = 0xf0 + i;
+	hkdf_ref(salt, 13, ikm, 22, info, 10, okm, 42);
+	ck_assert_mem_eq(okm, exp, 42);
+
+	/* our window key = HKDF(salt = CHILD_SA key, IKM = quantum key,
+	 *                       info = "IPSeQ ESP window key" || SPI || epoch) */
+	for (i = 0; i < 36; i++)
+		child[i] = 0x30 + i;
+	for (i = 0; i < 32; i++)
+		q[i] = 0xa0 ^ i;
+	memcpy(lbl, "IPSeQ ESP window key", 20);
+	iq_put32(lbl + 20, 0xc0ffee01);
+	iq_put32(lbl + 24, 77);
+	hkdf_ref(child, 36, q, 32, lbl, 28, k1, 32);
+	ck_assert_int_eq(iq_rot_derive(child, 36, 0xc0ffee01, 77, q, 32, k2, 32), 0);
+	ck_assert_mem_eq(k1, k2, 32);
+	/* AES-128: first 16 bytes of the same output, salt = the 20-byte CHILD_SA key */
+	hkdf_ref(child, 20, q, 32, lbl, 28, k1, 16);
+	ck_assert_int_eq(iq_rot_derive(child, 20, 0xc0ffee01, 77, q, 32, k2, 16), 0);
+	ck_assert_mem_eq(k1, k2, 16);
+	/* other epoch, other SPI, other CHILD_SA key: other key */
+	ck_assert_int_eq(iq_rot_derive(child, 36, 0xc0ffee01, 78, q, 32, k1, 32), 0);
+	ck_assert_mem_ne(k1, k2, 16);
+	ck_assert_int_eq(iq_rot_derive(child, 36, 0xc0ffee02, 77, q, 32, k1, 32), 0);
+	ck_assert_mem_ne(k1, k2, 16);
+	child[0] ^= 1;
+	ck_assert_int_eq(iq_rot_derive(child, 36, 0xc0ffee01, 77, q, 32, k1, 32), 0);
+	ck_assert_mem_ne(k1, k2, 16);
+}
+END_TEST
+
+static const uint8_t child_key[20] = { 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6,
+									   0xde, 0xad, 0xbe, 0xef };
+
+static void qkey(uint32_t epoch, uint8_t *k)
+{
+	int i;
+
+	for (i = 0; i < 32; i++)
+		k[i] = (uint8_t)(epoch * 31 + i * 7 + 3);
+}
+
+static void deliver(struct iq_rot *r, uint32_t from, uint32_t to)
+{
+	uint8_t k[32];
+	uint32_t e;
+
+	for (e = from; e <= to; e++) {
+		qkey(e, k);
+		iq_rot_deliver(r, e, k, 32);
+	}
+}
+
+#define NPKT 40
+struct pkt {
+	uint8_t b[128];
+	size_t len;
+	uint32_t epoch;
+	uint64_t seq;
+};
+
+static int receive(struct iq_rot *rx, struct iq_replay *rp, struct pkt *p)
+{
+	uint8_t buf[128], nh;
+	struct iq_aead *a;
+	uint64_t seq;
+	int ilen;
+
+	memcpy(buf, p->b, p->len);
+	if (iq_replay_check(rp, iq_get32(buf + 4), false, &seq) != IQ_REPLAY_OK)
+		return -100;
+	a = iq_rot_rx(rx, iq_get32(buf + 8));
+	if (!a)
+		return -200;
+	ilen = iq_esp_open(a, buf, p->len, seq, false, &nh);
+	if (ilen < 0)
+		return ilen;
+	iq_replay_update(rp, seq);
+	iq_rot_rx_ok(rx, iq_get32(buf + 8));
+	return ilen;
+}
+
+START_TEST(test_windows_and_reordering)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 4, .rpk_max = 4 };
+	struct iq_rot tx, rx;
+	struct iq_replay rp;
+	static struct pkt p[NPKT];
+	uint64_t seq;
+	int i;
+	/* order with swaps across every window boundary (3<->4, 7<->8, ...) and a late packet */
+	int order[NPKT];
+
+	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x1000, false, child_key, 20, 0), 0);
+	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x1000, true, child_key, 20, 1024), 0);
+	ck_assert_int_eq(iq_replay_init(&rp, 1024), 0);
+	deliver(&tx, 0, 20);
+	deliver(&rx, 0, 20);
+
+	for (i = 0, seq = 1; i < NPKT; i++, seq++) {
+		uint32_t epoch;
+		uint8_t iv[8];
+		struct iq_aead *a = iq_rot_tx(&tx, &epoch);
+
+		ck_assert_ptr_nonnull(a);
+		ck_assert_uint_eq(epoch, i / 4);           /* a new window every rpk packets */
+		iq_put32(iv, epoch);
+		iq_put32(iv + 4, (uint32_t)seq);
+		memset(p[i].b + IQ_ESP_OFF, 0x45, 40);
+		p[i].len = iq_esp_seal(a, p[i].b, 40, 4, 0x1000, seq, false, iv);
+		p[i].epoch = epoch;
+		p[i].seq = seq;
+	}
+	ck_assert_uint_eq(tx.windows, NPKT / 4 - 1);
+	/* the sender wiped the keys of windows it left */
+	ck_assert(!(tx.ring[0].valid && tx.ring[0].epoch == 0));
+
+	for (i = 0; i < NPKT; i++)
+		order[i] = i;
+	for (i = 3; i + 1 < NPKT; i += 4) {
+		int t = order[i];
+		order[i] = order[i + 1];
+		order[i + 1] = t;
+	}
+	/* packet 9 (window 2) arrives only after window 4 started */
+	memmove(order + 9, order + 10, (17 - 9) * sizeof(int));
+	order[17] = 9;
+	for (i = 0; i < NPKT; i++)
+		ck_assert_int_eq(receive(&rx, &rp, &p[order[i]]), 40);
+	ck_assert_uint_eq(rx.epoch, (NPKT - 1) / 4);
+	/* replays of any window are dropped by the (single) replay window */
+	for (i = 0; i < NPKT; i++)
+		ck_assert_int_eq(receive(&rx, &rp, &p[i]), -100);
+	/* a forged epoch in the IV: the key of another window does not authenticate */
+	{
+		struct pkt f = p[NPKT - 1];
+		struct iq_replay fresh;
+		ck_assert_int_eq(iq_replay_init(&fresh, 1024), 0);
+		iq_put32(f.b + 8, p[NPKT - 1].epoch - 1);
+		ck_assert_int_eq(receive(&rx, &fresh, &f), IQ_ESP_EAUTH);
+		/* an epoch nobody has a key for */
+		iq_put32(f.b + 8, 5000);
+		ck_assert_int_eq(receive(&rx, &fresh, &f), -200);
+		iq_replay_free(&fresh);
+	}
+	iq_rot_free(&tx);
+	iq_rot_free(&rx);
+	iq_replay_free(&rp);
+}
+END_TEST
+
+/* a window key never protects more than rpk_max packets; STALL never extends a window */
+START_TEST(test_exhaustion)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 4, .rpk_max = 10,
+							   .exhaust = _i ? IQ_EXHAUST_STALL : IQ_EXHAUST_REUSE };
+	struct iq_rot tx;
+	uint32_t epoch, n_e1 = 0;
+	int i, sent = 0, dropped = 0;
+
+	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x2000, false, child_key, 20, 0), 0);
+	/* no key at all: nothing goes out, whatever the policy */
+	ck_assert_ptr_null(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(tx.stall_drops, 1);
+	deliver(&tx, 0, 1);
+	for (i = 0; i < 30; i++) {
+		if (iq_rot_tx(&tx, &epoch)) {
+			sent++;
+			if (epoch == 1)
+				n_e1++;
+		} else {
+			dropped++;
+		}
+	}
+	if (cfg.exhaust == IQ_EXHAUST_REUSE) {
+		ck_assert_uint_eq(n_e1, 10);           /* bounded by rpk_max */
+		ck_assert_uint_eq(tx.reuse_packets, 6);
+		ck_assert_int_eq(sent, 14);
+	} else {
+		ck_assert_uint_eq(n_e1, 4);            /* exactly rpk */
+		ck_assert_uint_eq(tx.reuse_packets, 0);
+		ck_assert_int_eq(sent, 8);
+	}
+	ck_assert_uint_eq(tx.stall_drops, 1 + dropped);
+	/* a key arrives: traffic resumes in the next window at once */
+	deliver(&tx, 2, 2);
+	ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, 2);
+	iq_rot_free(&tx);
+}
+END_TEST
+
+START_TEST(test_prefetch)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 1, .rpk_max = 1, .lookahead = 16 };
+	struct iq_rot tx;
+	uint32_t first, n, epoch;
+	int i;
+
+	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x3000, false, child_key, 20, 0), 0);
+	n = iq_rot_want(&tx, 0, &first);
+	ck_assert_uint_eq(first, 0);
+	ck_assert_uint_eq(n, 17);                  /* current + lookahead */
+	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* already asked */
+	deliver(&tx, 0, 16);
+	ck_assert_uint_eq(iq_rot_keys_ready(&tx), 17);
+	for (i = 0; i < 5; i++)
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, 4);
+	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* not yet half used */
+	for (i = 0; i < 5; i++)
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	n = iq_rot_want(&tx, 0, &first);                     /* batch of the used half */
+	ck_assert_uint_eq(first, 17);
+	ck_assert_uint_eq(first + n, epoch + 17);
+	/* the provider failed: ask again, but only after a back-off */
+	iq_rot_failed(&tx, first, n, 1000);
+	ck_assert_uint_eq(iq_rot_want(&tx, 1050, &first), 0);
+	n = iq_rot_want(&tx, 1200, &first);
+	ck_assert_uint_eq(first, 17);
+	ck_assert_uint_gt(n, 0);
+	/* keys far outside the window are not kept */
+	ck_assert_int_eq(iq_rot_deliver(&tx, 500, child_key, 20), 0);
+	iq_rot_free(&tx);
+}
+END_TEST
+
+START_TEST(test_bad_config)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 0, .rpk_max = 4 };
+	struct iq_rot r;
+
+	ck_assert_int_lt(iq_rot_init(&r, &cfg, 1, false, child_key, 20, 0), 0);
+	cfg.rpk_min = 5;
+	ck_assert_int_lt(iq_rot_init(&r, &cfg, 1, false, child_key, 20, 0), 0);
+	cfg.rpk_min = 1;
+	ck_assert_int_lt(iq_rot_init(&r, &cfg, 1, false, child_key, 19, 0), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("rotation");
+	TCase *tc = tcase_create("windows");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_hkdf);
+	tcase_add_test(tc, test_windows_and_reordering);
+	tcase_add_loop_test(tc, test_exhaustion, 0, 2);
+	tcase_add_test(tc, test_prefetch);
+	tcase_add_test(tc, test_bad_config);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
