@@ -64,3 +64,12 @@ capture_stop() {
 	kill "$CAPTURE_PID" 2>/dev/null
 	wait "$CAPTURE_PID" 2>/dev/null || true
 }
+# swanctl against a lab gateway
+sw() { "$top/scripts/lab" swanctl "$@"; }
+# distinct key_IDs a gateway's charon logged for a kind of use ("key exchange" or "PPK")
+logged_key_ids() {
+	grep -E "qkd: $2 .* quantum key [0-9a-f-]{36}" "$LAB_DIR/$1/charon.log" |
+		grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' | awk '!seen[$0]++'
+}
+# ping from hostA to hostB, quietly
+ping_b() { ip netns exec "$LAB-hostA" ping -c "${1:-3}" -i 0.2 -W 2 192.0.2.130 >/dev/null 2>&1; }

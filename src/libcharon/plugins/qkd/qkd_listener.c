@@ -8,6 +8,7 @@
 
 #include <daemon.h>
 #include <encoding/payloads/notify_payload.h>
+#include <encoding/payloads/sa_payload.h>
 
 /** PPK_ID type of RFC 8784 that strongSwan sends */
 #define PPK_ID_FIXED 2
@@ -94,10 +95,48 @@ static void note_ppk_id(private_qkd_listener_t *this, ike_sa_t *ike_sa, message_
 	notify->set_notification_data(notify, chunk_from_thing(placeholder));
 }
 
+/**
+ * Tell the operator why a QKD-required peer that proposes no QKD key exchange gets refused
+ * (charon itself only says that no proposal matched).
+ */
+static void check_proposals(private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message)
+{
+	sa_payload_t *sa;
+	linked_list_t *proposals;
+	proposal_t *proposal;
+	qkd_peer_t *peer;
+	bool qkd = FALSE;
+
+	peer = this->peers->find(this->peers, ike_sa);
+	sa = (sa_payload_t*)message->get_payload(message, PLV2_SECURITY_ASSOCIATION);
+	if (!peer || !peer->required || !sa)
+	{
+		return;
+	}
+	proposals = sa->get_proposals(sa);
+	while (!qkd && proposals->remove_first(proposals, (void**)&proposal) == SUCCESS)
+	{
+		qkd = proposal->has_transform(proposal, KEY_EXCHANGE_METHOD, QKD_X25519);
+		proposal->destroy(proposal);
+	}
+	proposals->destroy_offset(proposals, offsetof(proposal_t, destroy));
+	if (!qkd)
+	{
+		DBG1(DBG_IKE, "qkd: peer '%s' at %H proposes no QKD key exchange (%s), but QKD is "
+			 "required for it: refusing (is the qkd plugin loaded and configured there?)",
+			 peer->name, message->get_source(message), QKD_X25519_KEYWORD);
+	}
+}
+
 METHOD(listener_t, message, bool,
 	private_qkd_listener_t *this, ike_sa_t *ike_sa, message_t *message,
 	bool incoming, bool plain)
 {
+	if (incoming && plain && message->get_request(message) &&
+		message->get_exchange_type(message) == IKE_SA_INIT)
+	{
+		check_proposals(this, ike_sa, message);
+	}
 	if (plain && message->get_request(message) &&
 		message->get_exchange_type(message) == IKE_AUTH)
 	{
