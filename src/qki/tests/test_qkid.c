@@ -353,6 +353,19 @@ START_TEST(test_conf_bad)
 }
 END_TEST
 
+START_TEST(test_conf_example)
+{
+	/* conf/qkid.conf documents every setting: it must parse and pass the checks */
+	static struct qkid_conf c;
+	char err[512];
+	qkid_conf_defaults(&c);
+	ck_assert_msg(qkid_conf_load(&c, QKID_EXAMPLE_CONF, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(qkid_conf_finish(&c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(c.n_peers, 1);
+	ck_assert_int_eq(c.peers[0].role, 1);
+}
+END_TEST
+
 START_TEST(test_conf_auth_key)
 {
 	static struct qkid_conf c;
@@ -405,6 +418,7 @@ int main(void)
 	tcase_add_test(tp, test_peer_session_keys);
 	tcase_add_test(tc, test_conf_good);
 	tcase_add_test(tc, test_conf_bad);
+	tcase_add_test(tc, test_conf_example);
 	tcase_add_test(tc, test_conf_auth_key);
 	suite_add_tcase(s, tr);
 	suite_add_tcase(s, tf);
