@@ -196,6 +196,10 @@ void qkid_key_bury(struct qkid_peer *p, struct qkey *k)
 {
 	qkey_list_remove(k);
 	qkid_key_wipe(p->d, k);
+	/* Only a key given to our charon as initiator key must still reach the peer's records;
+	 * any other key buried here was never handed out, so its assignment is void. */
+	if (k->use != QKP_USE_IKE_MASTER)
+		k->unacked = 0;
 	k->state = QK_USED;
 	k->t = qkid_now_ms();
 	qkey_list_append(&p->tombs, k);

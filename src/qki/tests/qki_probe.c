@@ -8,6 +8,9 @@
  *   qki-probe SOCK epochs PEER SPI in|out FIRST COUNT [WAIT_MS]
  *                                                register, then keys of COUNT epochs:
  *                                                "epoch key_id fpr" per line
+ *   qki-probe SOCK follow PEER SPI in|out FIRST COUNT [WAIT_MS]
+ *                                                like epochs, but follows STALE answers to the
+ *                                                next epoch ("# stale E next N" line)
  *   qki-probe SOCK sim PEER SPI0 in|out DURATION WARMUP RATE...
  *                                                one SA per RATE (epochs/s) consuming keys;
  *                                                prints per-SA results and Jain's indexes
@@ -113,7 +116,7 @@ static int cmd_get(struct qki_client *c, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_epochs(struct qki_client *c, int argc, char **argv)
+static int cmd_epochs(struct qki_client *c, int argc, char **argv, int follow)
 {
 	struct qki_error err;
 	enum qki_dir dir;
@@ -137,6 +140,11 @@ static int cmd_epochs(struct qki_client *c, int argc, char **argv)
 		uint32_t next = 0;
 		r = qki_sa_get_epoch_keys(c, spi, dir, first + got, count - got, wait, keys, &n, NULL,
 					  &next, &err);
+		if (r == QKI_ERR_STALE && follow && next > first + got) {
+			printf("# stale %u next %u\n", first + got, next);
+			first = next - got;
+			continue;
+		}
 		if (r) {
 			printf("ERR %s epoch %u next %u %s\n", errname(r), first + got, next,
 			       err.message);
@@ -457,7 +465,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[2], "get") && argc >= 5)
 		rc = cmd_get(c, argc - 3, argv + 3);
 	else if (!strcmp(argv[2], "epochs") && argc >= 8)
-		rc = cmd_epochs(c, argc - 3, argv + 3);
+		rc = cmd_epochs(c, argc - 3, argv + 3, 0);
+	else if (!strcmp(argv[2], "follow") && argc >= 8)
+		rc = cmd_epochs(c, argc - 3, argv + 3, 1);
 	else if (!strcmp(argv[2], "sim") && argc >= 9)
 		rc = cmd_sim(c, argc - 3, argv + 3);
 	else if (!strcmp(argv[2], "bench") && argc >= 5)
