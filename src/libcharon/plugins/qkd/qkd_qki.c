@@ -92,15 +92,27 @@ static struct qki_client *get_client(private_qkd_qki_t *this)
 }
 
 /**
- * Drop the connection after a transport failure, so the next call reconnects.
+ * Whether an error means the connection is gone (qkid restarted, timed out, garbled reply)
  */
-static void check_transport(private_qkd_qki_t *this, struct qki_error *err)
+static bool is_transport(struct qki_error *err)
 {
-	if (err->code == QKI_ERR_IO || err->code == QKI_ERR_TIMEOUT ||
-		err->code == QKI_ERR_REPLY)
+	return err->code == QKI_ERR_IO || err->code == QKI_ERR_TIMEOUT ||
+		   err->code == QKI_ERR_REPLY;
+}
+
+/**
+ * Log a failed call in operator words
+ */
+static void log_failure(private_qkd_qki_t *this, struct qki_error *err, char *what, char *peer)
+{
+	if (is_transport(err))
 	{
-		qki_client_close(this->client);
-		this->client = NULL;
+		DBG1(DBG_IKE, "qkd: cannot reach qkid at %s for %s of peer '%s': %s", this->socket,
+			 what, peer, err->message);
+	}
+	else
+	{
+		DBG1(DBG_IKE, "qkd: qkid has no %s for peer '%s': %s", what, peer, err->message);
 	}
 }
 
@@ -109,8 +121,9 @@ METHOD(qkd_qki_t, get_new_key, bool,
 	char key_id[QKD_KEY_ID_LEN + 1])
 {
 	char id[QKI_KEY_ID_MAX];
-	struct qki_error err;
+	struct qki_error err = { .code = QKI_ERR_CONNECT };
 	bool ok = FALSE;
+	int try;
 
 	if (size == 0 || size > QKI_KEY_MAX)
 	{
@@ -118,22 +131,33 @@ METHOD(qkd_qki_t, get_new_key, bool,
 	}
 	*key = chunk_alloc(size);
 	this->mutex->lock(this->mutex);
-	if (get_client(this))
+	/* a connection that went stale (qkid restarted) gets one fresh attempt */
+	for (try = 0; try < 2 && get_client(this); try++)
 	{
-		if (qki_get_new_key(this->client, peer, size, key->ptr, id, &err) != QKI_OK)
+		if (qki_get_new_key(this->client, peer, size, key->ptr, id, &err) == QKI_OK)
 		{
-			DBG1(DBG_IKE, "qkd: qkid has no new key for peer '%s': %s", peer, err.message);
-			check_transport(this, &err);
-		}
-		else if (!qkd_key_id_valid(id, strlen(id)))
-		{
-			DBG1(DBG_IKE, "qkd: qkid returned a malformed key_ID for peer '%s'", peer);
-		}
-		else
-		{
-			memcpy(key_id, id, QKD_KEY_ID_LEN + 1);
 			ok = TRUE;
+			break;
 		}
+		if (!is_transport(&err))
+		{
+			break;
+		}
+		qki_client_close(this->client);
+		this->client = NULL;
+	}
+	if (ok && !qkd_key_id_valid(id, strlen(id)))
+	{
+		DBG1(DBG_IKE, "qkd: qkid returned a malformed key_ID for peer '%s'", peer);
+		ok = FALSE;
+	}
+	else if (ok)
+	{
+		memcpy(key_id, id, QKD_KEY_ID_LEN + 1);
+	}
+	else if (err.code != QKI_ERR_CONNECT)
+	{
+		log_failure(this, &err, "new key", peer);
 	}
 	this->mutex->unlock(this->mutex);
 	if (!ok)
@@ -146,8 +170,9 @@ METHOD(qkd_qki_t, get_new_key, bool,
 METHOD(qkd_qki_t, get_key_by_id, bool,
 	private_qkd_qki_t *this, char *peer, char *key_id, size_t size, chunk_t *key)
 {
-	struct qki_error err;
+	struct qki_error err = { .code = QKI_ERR_CONNECT };
 	bool ok = FALSE;
+	int try;
 
 	if (size == 0 || size > QKI_KEY_MAX)
 	{
@@ -155,18 +180,24 @@ METHOD(qkd_qki_t, get_key_by_id, bool,
 	}
 	*key = chunk_alloc(size);
 	this->mutex->lock(this->mutex);
-	if (get_client(this))
+	for (try = 0; try < 2 && get_client(this); try++)
 	{
 		if (qki_get_key_by_id(this->client, peer, key_id, size, key->ptr, &err) == QKI_OK)
 		{
 			ok = TRUE;
+			break;
 		}
-		else
+		if (!is_transport(&err))
 		{
-			DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s (%s)",
-				 key_id, peer, err.message, qki_strerror(err.code));
-			check_transport(this, &err);
+			break;
 		}
+		qki_client_close(this->client);
+		this->client = NULL;
+	}
+	if (!ok && err.code != QKI_ERR_CONNECT)
+	{
+		DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s",
+			 key_id, peer, err.message);
 	}
 	this->mutex->unlock(this->mutex);
 	if (!ok)
