@@ -382,16 +382,18 @@ static status_t send_natt(private_kernel_qkd_socket_t *this, host_t *src, host_t
 		}
 		return SUCCESS;
 	}
-	if (dst->get_port(dst) != IKEV2_UDP_PORT)
-	{
-		/* charon's sender added the non-ESP marker, the datapath adds its own */
-		if (data.len < marker.len || !memeq(data.ptr, marker.ptr, marker.len))
-		{
-			DBG1(DBG_NET, "kernel-qkd: refusing to send a non-IKE datagram on the NAT-T port");
-			return FAILED;
-		}
-		data = chunk_skip(data, marker.len);
+	if (dst->get_port(dst) == IKEV2_UDP_PORT)
+	{	/* the datapath always adds the marker, which a peer on port 500 does not expect */
+		DBG1(DBG_NET, "kernel-qkd: cannot send IKE from the NAT-T port to %#H", dst);
+		return FAILED;
 	}
+	/* charon's sender added the non-ESP marker, the datapath adds its own */
+	if (data.len < marker.len || !memeq(data.ptr, marker.ptr, marker.len))
+	{
+		DBG1(DBG_NET, "kernel-qkd: refusing to send a non-IKE datagram on the NAT-T port");
+		return FAILED;
+	}
+	data = chunk_skip(data, marker.len);
 	if (!kernel_qkd_host2addr(src, &from) || !kernel_qkd_host2addr(dst, &to))
 	{
 		return FAILED;
