@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# dp-lab.sh: four namespaces for the datapath end-to-end tests (testing/tests/6x-*.sh) and the
+# datapath benchmark, with qkd-espd as the IPsec datapath on both gateways (no charon).
+# Source it after testing/lib.sh (and after src/qki/tests/qki-lab.sh when qkid is wanted:
+# then the qki lab's site namespaces are the gateways and its WAN is used).
+#
+#   hostA ---- gwA ===== WAN ===== gwB ---- hostB
+#   192.0.2.10  .1  198.51.100.1  .2  192.0.2.129  192.0.2.130
+#   fd00:a::10                                     fd00:b::10
+#
+#   dp_need                     skip unless root and everything is built
+#   dp_lab_up                   namespaces, links, addresses, routes on the hosts
+#   dp_espd a|b [ARGS...]       start qkd-espd on a gateway with its SAs and policies
+#                               (DP_ROT_A / DP_ROT_B: rotation= value, DP_KEYS: --keys value
+#                               with @SITE@ = a|b, DP_OUT_DST_A: where gwA sends its ESP,
+#                               default 198.51.100.2:4500, DP_SPI_AB/DP_SPI_BA: SPIs)
+#   dp_espd_stop a|b            SIGTERM, wait (final counters are written)
+#   dp_stat a|b KEY             a counter of the gateway's qkd-espd (fresh snapshot)
+#   ha/hb/ga/gb CMD...          run in hostA/hostB/gwA/gwB
+DP_ESPD=$top/src/libipsec-qkd/qkd-espd
+DLAB=${DLAB:-${QLAB:-dp$$}}
+DDIR=${DDIR:-/tmp/ipseq-dp/$DLAB}
+DP_GW_A=$DLAB-a DP_GW_B=$DLAB-b DP_HOST_A=$DLAB-ha DP_HOST_B=$DLAB-hb
+declare -A DP_PID=()
+DP_OWN_WAN=1
+DP_SPI_AB=${DP_SPI_AB:-0x1001} DP_SPI_BA=${DP_SPI_BA:-0x2001}
+
+ha() { ip netns exec "$DP_HOST_A" "$@"; }
+hb() { ip netns exec "$DP_HOST_B" "$@"; }
+ga() { ip netns exec "$DP_GW_A" "$@"; }
+gb() { ip netns exec "$DP_GW_B" "$@"; }
+
+dp_need() {
+	[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
+	[ -x "$DP_ESPD" ] || skip "$DP_ESPD not built (run make)"
+	[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+	local t
+	for t in iperf3 tcpdump python3 openssl; do
+		command -v "$t" >/dev/null || skip "$t not installed"
+	done
+}
+
+dp_lab_down() {
+	local k
+	for k in "${!DP_PID[@]}"; do kill "${DP_PID[$k]}" 2>/dev/null; done
+	sleep 0.2
+	for k in "${!DP_PID[@]}"; do kill -9 "${DP_PID[$k]}" 2>/dev/null; done
+	ip netns pids "$DP_HOST_A" 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns pids "$DP_HOST_B" 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns del "$DP_HOST_A" 2>/dev/null
+	ip netns del "$DP_HOST_B" 2>/dev/null
+	if [ "$DP_OWN_WAN" = 1 ]; then
+		ip netns pids "$DP_GW_A" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns pids "$DP_GW_B" 2>/dev/null | xargs -r kill 2>/dev/null
+		ip netns del "$DP_GW_A" 2>/dev/null
+		ip netns del "$DP_GW_B" 2>/dev/null
+	fi
+	[ -n "${DP_KEEP:-}" ] && echo "# datapath lab files kept in $DDIR" || rm -rf "$DDIR"
+}
+
+dp_cleanup() {
+	dp_lab_down
+	if declare -F qki_cleanup >/dev/null; then qki_cleanup; else cleanup 2>/dev/null || true; fi
+}
+trap dp_cleanup EXIT
+
+dp_lab_up() {
+	mkdir -p "$DDIR"
+	if ip netns list | grep -q "^$DP_GW_A\b"; then
+		DP_OWN_WAN=0                          # the qki lab made the gateways and the WAN
+		DP_WAN_A=$QLAB-va DP_WAN_B=$QLAB-vb
+	else
+		DP_WAN_A=$DLAB-wa DP_WAN_B=$DLAB-wb
+		ip netns add "$DP_GW_A" && ip netns add "$DP_GW_B" || return 1
+		ip link add "$DLAB-wa" type veth peer name "$DLAB-wb" || return 1
+		ip link set "$DLAB-wa" netns "$DP_GW_A"
+		ip link set "$DLAB-wb" netns "$DP_GW_B"
+		ga ip addr add 198.51.100.1/24 dev "$DLAB-wa"
+		gb ip addr add 198.51.100.2/24 dev "$DLAB-wb"
+		ga ip link set "$DLAB-wa" up
+		gb ip link set "$DLAB-wb" up
+		ga ip link set lo up
+		gb ip link set lo up
+	fi
+	ip netns add "$DP_HOST_A" && ip netns add "$DP_HOST_B" || return 1
+	ip link add "$DLAB-la" type veth peer name "$DLAB-lha" || return 1
+	ip link add "$DLAB-lb" type veth peer name "$DLAB-lhb" || return 1
+	ip link set "$DLAB-la" netns "$DP_GW_A"; ip link set "$DLAB-lha" netns "$DP_HOST_A"
+	ip link set "$DLAB-lb" netns "$DP_GW_B"; ip link set "$DLAB-lhb" netns "$DP_HOST_B"
+	ga ip addr add 192.0.2.1/25 dev "$DLAB-la"
+	ga ip -6 addr add fd00:a::1/64 dev "$DLAB-la" nodad
+	ha ip addr add 192.0.2.10/25 dev "$DLAB-lha"
+	ha ip -6 addr add fd00:a::10/64 dev "$DLAB-lha" nodad
+	gb ip addr add 192.0.2.129/25 dev "$DLAB-lb"
+	gb ip -6 addr add fd00:b::1/64 dev "$DLAB-lb" nodad
+	hb ip addr add 192.0.2.130/25 dev "$DLAB-lhb"
+	hb ip -6 addr add fd00:b::10/64 dev "$DLAB-lhb" nodad
+	local n
+	for n in ha hb ga gb; do $n ip link set lo up; done
+	ga ip link set "$DLAB-la" up; ha ip link set "$DLAB-lha" up
+	gb ip link set "$DLAB-lb" up; hb ip link set "$DLAB-lhb" up
+	ha ip route add default via 192.0.2.1
+	hb ip route add default via 192.0.2.129
+	ha ip -6 route add default via fd00:a::1
+	hb ip -6 route add default via fd00:b::1
+	for n in ga gb; do
+		$n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	done
+	# one pair of CHILD_SA keys (AES-128-GCM key || salt) for the whole lab
+	DP_KEY_AB=0x$(openssl rand -hex 20)
+	DP_KEY_BA=0x$(openssl rand -hex 20)
+}
+
+# dp_espd a|b [extra qkd-espd args]
+dp_espd() {
+	local s=$1 me peer lan rlan lan6 rlan6 out_spi in_spi out_key in_key ns dst rot peername
+	shift
+	if [ "$s" = a ]; then
+		me=198.51.100.1 peer=198.51.100.2 lan=192.0.2.0/25 rlan=192.0.2.128/25
+		lan6=fd00:a::/64 rlan6=fd00:b::/64 out_spi=$DP_SPI_AB in_spi=$DP_SPI_BA ns=$DP_GW_A
+		out_key=$DP_KEY_AB in_key=$DP_KEY_BA dst=${DP_OUT_DST_A:-$peer:4500}
+		rot=${DP_ROT_A:-${DP_ROT:-off}} peername=siteB
+	else
+		me=198.51.100.2 peer=198.51.100.1 lan=192.0.2.128/25 rlan=192.0.2.0/25
+		lan6=fd00:b::/64 rlan6=fd00:a::/64 out_spi=$DP_SPI_BA in_spi=$DP_SPI_AB ns=$DP_GW_B
+		out_key=$DP_KEY_BA in_key=$DP_KEY_AB dst=${DP_OUT_DST_B:-$peer:4500}
+		rot=${DP_ROT_B:-${DP_ROT:-off}} peername=siteA
+	fi
+	local keys=()
+	[ -n "${DP_KEYS:-}" ] && keys=(--keys "${DP_KEYS//@SITE@/$s}")
+	rm -f "$DDIR/espd-$s.pid" "$DDIR/espd-$s.stats"
+	ip netns exec "$ns" "$DP_ESPD" --tun qkd0 --bind "$me" "${keys[@]}" \
+		--sa "out spi=$out_spi src=$me dst=$dst key=$out_key reqid=1 rotation=$rot peer=$peername" \
+		--sa "in spi=$in_spi src=$peer dst=$me key=$in_key reqid=1 rotation=$rot peer=$peername" \
+		--policy "out src=$lan dst=$rlan" --policy "in src=$rlan dst=$lan" \
+		--policy "out src=$lan6 dst=$rlan6" --policy "in src=$rlan6 dst=$lan6" \
+		--stats "$DDIR/espd-$s.stats" --pidfile "$DDIR/espd-$s.pid" "$@" \
+		>>"$DDIR/espd-$s.log" 2>&1 &
+	DP_PID[$s]=$!
+	wait_for 10 test -s "$DDIR/espd-$s.pid" || return 1
+	ip netns exec "$ns" ip route replace "$rlan" dev qkd0 || return 1
+	ip netns exec "$ns" ip -6 route replace "$rlan6" dev qkd0
+}
+
+dp_espd_stop() {
+	[ -n "${DP_PID[$1]:-}" ] || return 0
+	kill "${DP_PID[$1]}" 2>/dev/null
+	wait "${DP_PID[$1]}" 2>/dev/null
+	local rc=$?
+	unset "DP_PID[$1]"
+	return $rc
+}
+
+# dp_stat a|b KEY: the counter from a fresh snapshot (or the final one after dp_espd_stop)
+dp_stat() {
+	local f=$DDIR/espd-$1.stats pid=${DP_PID[$1]:-}
+	if [ -n "$pid" ]; then
+		rm -f "$f"
+		kill -USR1 "$pid" 2>/dev/null
+		wait_for 5 test -s "$f" || true
+	fi
+	sed -n "s/^$2=//p" "$f" 2>/dev/null | head -n 1
+}
+
+# the ESP epochs on the wire: "spi epoch packets" per (SPI, IV epoch) of a WAN capture
+dp_pcap_epochs() {
+	python3 "$top/src/libipsec-qkd/tests/esp_pcap.py" epochs "$1"
+}
+
+# capture_start_ns NAMESPACE IFACE PCAP [FILTER...]: like lib.sh's capture_start, for our
+# namespaces; sets CAPTURE_PID (stop with capture_stop)
+capture_start_ns() {
+	local ns=$1 ifc=$2 pcap=$3; shift 3
+	ip netns exec "$ns" tcpdump -i "$ifc" -n -U --immediate-mode -w "$pcap" "$@" \
+		>/dev/null 2>"$pcap.err" &
+	CAPTURE_PID=$!
+	wait_for 10 grep -q 'listening on' "$pcap.err"
+}
