@@ -2,22 +2,26 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # kernel-qkd reports real SA usage to charon: with inbound traffic charon's dead peer detection
 # stays quiet (query_sa's last-use time), when idle it probes; a volume limit (rekey_bytes) makes
-# the datapath signal the soft lifetime and charon rekeys the CHILD_SA while traffic flows.
+# the datapath signal the soft lifetime and charon rekeys the CHILD_SA while traffic flows. The
+# SAs use 64-bit extended sequence numbers (ESN).
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 command -v iperf3 >/dev/null || skip "iperf3 not installed"
-export LAB_DATAPATH=kernel-qkd
+export LAB_DATAPATH=kernel-qkd LAB_ESP_PROPOSALS=aes256gcm16-esn
 
 dpd_count() { grep -c 'sending DPD request' "$LAB_DIR/gwA/charon.log"; }
 
 fatal "lab comes up with kernel-qkd on both gateways" lab up
-# gwA: DPD every 2 s, rekey the CHILD_SA every 300 MB
-sed -i 's/^\t\tversion = 2$/&\n\t\tdpd_delay = 2s/; s/^\t\t\t\tesp_proposals = .*/&\n\t\t\t\trekey_bytes = 300000000/' \
+# gwA: DPD every 2 s, rekey the CHILD_SA every 300 MB; the hard limit leaves room for the rekey
+# (the datapath checks soft lifetimes every 100 ms, 50 MB at the lab's rate)
+sed -i 's/^\t\tversion = 2$/&\n\t\tdpd_delay = 2s/; s/^\t\t\t\tesp_proposals = .*/&\n\t\t\t\trekey_bytes = 300000000\n\t\t\t\tlife_bytes = 600000000/' \
 	"$LAB_DIR/gwA/swanctl.conf"
 check "gwA's config has dpd_delay and rekey_bytes" \
 	bash -c "grep -q 'dpd_delay = 2s' '$LAB_DIR/gwA/swanctl.conf' && grep -q 'rekey_bytes = 300000000' '$LAB_DIR/gwA/swanctl.conf'"
 lab load gwA
 fatal "gwA initiates the CHILD_SA" lab initiate gwA
+check "the CHILD_SA uses ESN" \
+	bash -c "'$top/scripts/lab' swanctl gwA --list-sas | grep -q 'ESP:AES_GCM_16-256/ESN'"
 
 # traffic for 6 s: inbound packets keep the peer alive, no DPD needed
 ip netns exec "$LAB-hostA" ping -c 30 -i 0.2 -W 1 192.0.2.130 >/dev/null 2>&1 &
