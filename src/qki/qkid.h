@@ -186,6 +186,7 @@ struct qkid_peer {
 	int64_t kme_next;
 	unsigned backoff_ms, batch;
 	uint64_t kme_errors;
+	unsigned kme_fail_streak;       /* consecutive failed KME calls */
 	char last_error[QKI_TEXT_MAX];
 
 	struct qkey *map[QKID_MAP_BUCKETS];

@@ -47,7 +47,10 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&k->lock);
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (r->type == QKID_KME_ENC) {
+		if (r->type == QKID_KME_STATUS) {
+			struct etsi014_status st;
+			r->code = etsi014_get_status(k->client, k->sae, &st, &r->err);
+		} else if (r->type == QKID_KME_ENC) {
 			r->code = etsi014_get_enc_keys(k->client, k->sae, r->number, k->size_bits,
 						       &r->keys, &r->err);
 		} else {
@@ -134,6 +137,15 @@ int qkid_kme_submit_enc(struct qkid_kme *k, const char *slave_sae, unsigned numb
 	r->type = QKID_KME_ENC;
 	r->number = number;
 	return submit(k, r, slave_sae, size_bits);
+}
+
+int qkid_kme_submit_status(struct qkid_kme *k, const char *slave_sae)
+{
+	struct qkid_kme_result *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->type = QKID_KME_STATUS;
+	return submit(k, r, slave_sae, 0);
 }
 
 int qkid_kme_submit_dec(struct qkid_kme *k, const char *master_sae, const char *const *ids,

@@ -14,7 +14,7 @@
 
 #define QKID_KME_IDS_MAX 256
 
-enum qkid_kme_job_type { QKID_KME_ENC = 1, QKID_KME_DEC };
+enum qkid_kme_job_type { QKID_KME_ENC = 1, QKID_KME_DEC, QKID_KME_STATUS };
 
 struct qkid_kme_result {
 	enum qkid_kme_job_type type;
@@ -37,6 +37,8 @@ int qkid_kme_busy(struct qkid_kme *k);
 /* Submit; returns -1 if busy. sae: the slave's SAE ID (ENC) or the master's (DEC). */
 int qkid_kme_submit_enc(struct qkid_kme *k, const char *slave_sae, unsigned number,
 			unsigned size_bits);
+/* Get status: a cheap probe while the KME is in back-off and nothing else is to be done. */
+int qkid_kme_submit_status(struct qkid_kme *k, const char *slave_sae);
 int qkid_kme_submit_dec(struct qkid_kme *k, const char *master_sae, const char *const *ids,
 			size_t n, unsigned size_bits);
 /* The finished job's result (caller frees with qkid_kme_result_free), or NULL. */

@@ -290,6 +290,12 @@ static void put_sa_info(struct qki_msg *m, struct qkid_sa *sa)
 	qki_msg_nest_end(m, mark);
 }
 
+/* The KME failed several times in a row: do not let callers wait for it, tell them at once. */
+static int kme_failing(const struct qkid_peer *p)
+{
+	return p->kme_state == QKI_KME_BACKOFF && p->kme_fail_streak >= 3;
+}
+
 /*
  * Handle the request in c->rx. Returns 1 when answered, 0 when parked (waiting for keys).
  * `expired`: the wait is over, answer now whatever the state.
@@ -362,9 +368,9 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 		}
 		if (r == QKID_AGAIN) {
 			qkid_peer_flush(p);     /* a NEED or an on-demand fetch may be waiting */
-			if (!expired && wait)
+			if (!expired && wait && !kme_failing(p))
 				return 0;
-			r = p->kme_state == QKI_KME_BACKOFF ? QKI_ERR_KME : QKI_ERR_NO_KEY;
+			r = kme_failing(p) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
 			if (!msg)
 				msg = p->last_error[0] && p->kme_state == QKI_KME_BACKOFF ?
 					p->last_error : "no key within WAIT_MS";
@@ -417,11 +423,11 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 			if (first_try)
 				sa->starved++;
 			qkid_peer_flush(sa->peer);
-			if (!expired && wait) {
+			if (!expired && wait && !kme_failing(sa->peer)) {
 				OPENSSL_cleanse(d->reply, m.len);
 				return 0;
 			}
-			r = QKI_ERR_NO_KEY;
+			r = kme_failing(sa->peer) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
 			if (!msg)
 				msg = sa->peer->kme_state == QKI_KME_BACKOFF ? sa->peer->last_error
 									     : "no key for this epoch yet";

@@ -290,9 +290,11 @@ static void kme_failed(struct qkid_peer *p, const struct qkid_kme_result *r, int
 {
 	const struct qkid_conf *c = p->d->conf;
 	p->kme_errors++;
+	p->kme_fail_streak++;
 	p->kme_state = QKI_KME_BACKOFF;
 	snprintf(p->last_error, sizeof(p->last_error), "KME %s: %s%s%s",
-		 r->type == QKID_KME_ENC ? "enc_keys" : "dec_keys", etsi014_strerror(r->code),
+		 r->type == QKID_KME_ENC ? "enc_keys" : r->type == QKID_KME_DEC ? "dec_keys" :
+		 "status", etsi014_strerror(r->code),
 		 r->err.message[0] ? ": " : "", r->err.message);
 	/* 503 at the master means "not enough key yet": ask for fewer, sooner */
 	if (r->type == QKID_KME_ENC && r->code == ETSI014_ERR_HTTP_503 && p->batch > 1) {
@@ -313,6 +315,7 @@ static void kme_ok(struct qkid_peer *p)
 	if (p->kme_state == QKI_KME_BACKOFF)
 		log_info("peer %s: KME answers again", p->conf->name);
 	p->kme_state = QKI_KME_OK;
+	p->kme_fail_streak = 0;
 	p->backoff_ms = p->d->conf->kme_backoff_min_ms;
 	p->kme_next = 0;
 	if (p->batch < p->conf->batch)
@@ -455,7 +458,7 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 		kme_ok(p);
 		if (r->type == QKID_KME_ENC)
 			enc_done(p, r);
-		else
+		else if (r->type == QKID_KME_DEC)
 			dec_done(p, r, 1);
 	} else {
 		/* a 400 on dec_keys names bad key_IDs, not a sick KME */
@@ -488,30 +491,44 @@ static unsigned sa_deficit(struct qkid_peer *p)
 	return total;
 }
 
+static int kme_work(struct qkid_peer *p, int64_t now);
+
 static void kme_schedule(struct qkid_peer *p, int64_t now)
 {
-	struct qkid *d = p->d;
 	if (now < p->kme_next || qkid_kme_busy(p->kme))
 		return;
+	if (kme_work(p, now) == 0 && p->kme_state == QKI_KME_BACKOFF) {
+		/* nothing to fetch, but the KME is marked failing: probe it, so the state shown
+		 * to the operator (and the fail-fast of local requests) clears by itself */
+		qkid_kme_submit_status(p->kme, p->conf->peer_sae);
+		p->kme_next = now + p->backoff_ms;
+	}
+}
+
+/* Submit the next fetch if there is one; returns 1 if a job was submitted. */
+static int kme_work(struct qkid_peer *p, int64_t now)
+{
+	struct qkid *d = p->d;
+	(void)now;
 	if (p->role == QKI_ROLE_MASTER) {
 		unsigned want = p->conf->pool_target + p->conf->ike_reserve + sa_deficit(p);
 		unsigned n;
 		size_t room = d->arena.n_free > 64 ? d->arena.n_free - 64 : 0;
 		if (p->pool.n >= want)
-			return;
+			return 0;
 		n = want - (unsigned)p->pool.n;
 		if (n > p->batch)
 			n = p->batch;
 		if (n > room)
 			n = (unsigned)room;
-		if (n)
-			qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n, p->conf->key_size_bits);
+		return n && !qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n,
+						p->conf->key_size_bits);
 	} else {
 		const char *ids[QKID_KME_IDS_MAX];
 		struct qkey *batch[QKID_KME_IDS_MAX];
 		size_t n = 0, max = p->batch < QKID_KME_IDS_MAX ? p->batch : QKID_KME_IDS_MAX;
 		if (d->arena.n_free < max + 8)
-			return;
+			return 0;
 		for (struct qkey *k = p->fetchq.head; k && n < max; k = k->next) {
 			if (k->state != QK_ANNOUNCED)
 				continue;
@@ -526,11 +543,12 @@ static void kme_schedule(struct qkid_peer *p, int64_t now)
 			ids[n++] = k->id;
 		}
 		if (!n)
-			return;
+			return 0;
 		if (qkid_kme_submit_dec(p->kme, p->conf->peer_sae, ids, n, p->conf->key_size_bits))
-			return;
+			return 0;
 		for (size_t i = 0; i < n; i++)
 			batch[i]->state = QK_FETCHING;
+		return 1;
 	}
 }
 

@@ -17,6 +17,8 @@
  *   qki-probe SOCK bench PEER SECONDS            local API latency and keys/s (KEY_NEW, SA)
  *   qki-probe SOCK raw HEX...                    send raw bytes per argument, print replies
  *   qki-probe SOCK hold PEER SPI in|out SECONDS  register and stay connected
+ *
+ * QKI_PROBE_TIMEOUT (ms, default 10000) sets the client timeout.
  */
 #include <errno.h>
 #include <math.h>
@@ -86,8 +88,7 @@ static int cmd_new(struct qki_client *c, int argc, char **argv)
 		int r = qki_get_new_key(c, argv[0], sizeof(key), key, id, &err);
 		if (r) {
 			printf("- ERR %s %s\n", errname(r), err.message);
-			rc = 1;
-			continue;
+			return 1;       /* stop at the first error */
 		}
 		fpr(key, sizeof(key), f);
 		qki_wipe(key, sizeof(key));
@@ -455,7 +456,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[2], "raw"))
 		return cmd_raw(argv[1], argc - 3, argv + 3);
-	c = qki_client_connect(argv[1], 10000, &err);
+	c = qki_client_connect(argv[1], getenv("QKI_PROBE_TIMEOUT") ?
+			       atoi(getenv("QKI_PROBE_TIMEOUT")) : 10000, &err);
 	if (!c) {
 		printf("ERR %s %s\n", errname(err.code), err.message);
 		return 1;
