@@ -186,6 +186,7 @@ static int run(struct qkid *d, int sfd)
 		if (now >= next_tick) {
 			for (size_t i = 0; i < d->n_peers; i++)
 				qkid_peer_tick(&d->peers[i], now);
+			qkid_link_sweep(d, now);
 			next_tick = now + TICK_MS;
 		}
 		qkid_local_retry(d, now);

@@ -250,6 +250,7 @@ struct qkid_peer *qkid_peer_by_name(struct qkid *d, const char *name);
 int qkid_link_listen(struct qkid *d, char *err, size_t errlen);
 void qkid_link_accept(struct qkid *d);
 void qkid_link_tick(struct qkid_peer *p, int64_t now);
+void qkid_link_sweep(struct qkid *d, int64_t now);
 void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents);
 void qkid_link_free(struct qkid_link *l);
 void qkid_link_drop(struct qkid_peer *p, const char *why);

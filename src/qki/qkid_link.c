@@ -576,6 +576,21 @@ close:
 	}
 }
 
+/* Accepted connections must say HELLO1 in time, or they would pin a slot forever. */
+void qkid_link_sweep(struct qkid *d, int64_t now)
+{
+	for (size_t i = 0; i < d->n_unbound;) {
+		struct qkid_link *l = d->unbound[i];
+		if (now - l->t_start > HELLO_TIMEOUT_MS) {
+			log_warn("peer port: %s sent no complete HELLO1 in time, closing", l->addr);
+			unbound_remove(d, l);
+			qkid_link_free(l);
+			continue;
+		}
+		i++;
+	}
+}
+
 static void start_connect(struct qkid_peer *p, int64_t now)
 {
 	struct addrinfo *ai = resolve(p->conf->address, 0);

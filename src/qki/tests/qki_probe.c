@@ -409,7 +409,7 @@ static int cmd_raw(const char *path, int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < argc; i++) {
-		uint8_t buf[QKI_HDR_LEN + 4096], rx[QKI_HDR_LEN + QKI_MSG_MAX];
+		static uint8_t buf[2 * (QKI_HDR_LEN + QKI_MSG_MAX)], rx[QKI_HDR_LEN + QKI_MSG_MAX];
 		int n = unhex(argv[i], buf, sizeof(buf));
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t got = 0;
