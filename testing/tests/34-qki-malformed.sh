@@ -52,7 +52,8 @@ case_local resync-unknown-peer 'error NO_PEER' "$(msg 11 19 "$(attr 1 "$(hexs no
 case_local unknown-attrs-skipped 'error OK' "$(msg 1 20 "$(attr 999 deadbeef)$(attr 40000 "")")"
 # a 64 KiB payload of empty unknown attributes is valid and answered
 big=$(head -c 65536 /dev/zero | od -An -tx1 -v | tr -d ' \n' | sed 's/00000000/03e70000/g')
-case_local max-size-message 'error OK' "$(hdr 1 9 21 65536)$big"
+printf '%s%s' "$(hdr 1 9 21 65536)" "$big" > "$out/max-size.hex"
+case_local max-size-message 'error OK' "@$out/max-size.hex"
 case_local pipelined 'msg 0: reply .*error OK' "$VERSION_OK$VERSION_OK$(msg 2 22 "$PEER")"
 case_local random-garbage 'error PROTO|closed' "$(head -c 600 /dev/urandom | od -An -tx1 -v | tr -d ' \n')"
 

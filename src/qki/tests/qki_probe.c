@@ -15,7 +15,7 @@
  *                                                one SA per RATE (epochs/s) consuming keys;
  *                                                prints per-SA results and Jain's indexes
  *   qki-probe SOCK bench PEER SECONDS            local API latency and keys/s (KEY_NEW, SA)
- *   qki-probe SOCK raw HEX...                    send raw bytes per argument, print replies
+ *   qki-probe SOCK raw HEX|@FILE...              send raw bytes per argument, print replies
  *   qki-probe SOCK hold PEER SPI in|out SECONDS  register and stay connected
  *
  * QKI_PROBE_TIMEOUT (ms, default 10000) sets the client timeout.
@@ -410,7 +410,18 @@ static int cmd_raw(const char *path, int argc, char **argv)
 	}
 	for (int i = 0; i < argc; i++) {
 		static uint8_t buf[2 * (QKI_HDR_LEN + QKI_MSG_MAX)], rx[QKI_HDR_LEN + QKI_MSG_MAX];
-		int n = unhex(argv[i], buf, sizeof(buf));
+		static char hexbuf[4 * (QKI_HDR_LEN + QKI_MSG_MAX) + 1];
+		const char *hex = argv[i];
+		int n;
+		if (hex[0] == '@') {    /* @FILE: the hex is in a file (argv is limited) */
+			FILE *f = fopen(hex + 1, "r");
+			size_t got = f ? fread(hexbuf, 1, sizeof(hexbuf) - 1, f) : 0;
+			if (f)
+				fclose(f);
+			hexbuf[got] = 0;
+			hex = hexbuf;
+		}
+		n = unhex(hex, buf, sizeof(buf));
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t got = 0;
 		if (n < 0 || send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
