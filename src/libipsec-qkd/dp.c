@@ -1118,6 +1118,7 @@ int iq_dp_create(const struct iq_dp_cfg *cfg, iq_dp_t **out, iq_err_t *err)
 		}
 		dp->tun_fd = cfg->tun_fd;
 		dp->tun_vnet = cfg->tun_fd_vnet;
+		dp->tun_uso = cfg->tun_fd_vnet;
 		snprintf(dp->tun_name, sizeof(dp->tun_name), "fd%d", cfg->tun_fd);
 		if (!dp->tun_vnet)
 			dp->cfg.offload &= ~(IQ_OFF_TUN_TSO | IQ_OFF_TUN_USO | IQ_OFF_TUN_GRO);
@@ -1128,8 +1129,9 @@ int iq_dp_create(const struct iq_dp_cfg *cfg, iq_dp_t **out, iq_err_t *err)
 			tunf |= TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 		if (dp->cfg.offload & IQ_OFF_TUN_USO)
 			tunf |= TUN_F_USO4 | TUN_F_USO6;
-		dp->tun_fd = iq_tun_open(cfg->tun_name, dp->cfg.tun_mtu, vnet, tunf, dp->tun_name,
+		dp->tun_fd = iq_tun_open(cfg->tun_name, dp->cfg.tun_mtu, vnet, &tunf, dp->tun_name,
 								 sizeof(dp->tun_name), err);
+		dp->tun_uso = (tunf & TUN_F_USO4) != 0;
 		if (dp->tun_fd < 0) {
 			ret = -EIO;
 			goto fail;
@@ -1167,6 +1169,8 @@ int iq_dp_create(const struct iq_dp_cfg *cfg, iq_dp_t **out, iq_err_t *err)
 		ret = -ENOMEM;
 		goto fail;
 	}
+	/* UDP coalescing writes GSO_UDP_L4 frames: only where the TUN took USO (Linux >= 6.2) */
+	dp->gro.udp = dp->gro.enabled && off(dp, IQ_OFF_TUN_USO) && dp->tun_uso;
 	*out = dp;
 	return 0;
 fail:

@@ -106,7 +106,7 @@ struct iq_dp {
 	struct iq_dp_cfg cfg;
 	char tun_name[32];
 	int tun_fd;
-	bool tun_vnet, own_tun;
+	bool tun_vnet, own_tun, tun_uso;
 	int udp[2];
 	bool gso_ok, gro_ok;
 	int ctl_efd;
@@ -173,8 +173,9 @@ bool iq_addr_equal(const iq_addr_t *a, const iq_addr_t *b);
 socklen_t iq_addr_len(const iq_addr_t *a);
 
 /* tun.c, udp.c */
-int iq_tun_open(const char *name, int mtu, bool vnet, unsigned tunf, char *ifname, size_t ifnamelen,
-				iq_err_t *err);
+/* tunf: TUN_F_* wanted; on return what the kernel accepted */
+int iq_tun_open(const char *name, int mtu, bool vnet, unsigned *tunf, char *ifname,
+				size_t ifnamelen, iq_err_t *err);
 int iq_udp_open(const iq_addr_t *bind, int bufsize, bool gro, bool *gro_ok, iq_err_t *err);
 
 #endif

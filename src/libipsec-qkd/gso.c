@@ -328,25 +328,31 @@ static void item_flush(struct iq_gro *g, struct iq_gro_item *it)
 		return;
 	memset(&vh, 0, sizeof(vh));
 	if (it->segs > 1) {
+		bool udp = it->proto == IPPROTO_UDP;
+		uint16_t csum_off = udp ? 6 : 16;
+
 		if (it->family == AF_INET) {
 			iq_put16(pkt + 2, it->len);
 			pkt[10] = pkt[11] = 0;
 			c = iq_csum_ip4(pkt, it->iphlen);
 			memcpy(pkt + 10, &c, 2);
-			vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+			vh.gso_type = udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : VIRTIO_NET_HDR_GSO_TCPV4;
 		} else {
 			iq_put16(pkt + 4, it->len - 40);
-			vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+			vh.gso_type = udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : VIRTIO_NET_HDR_GSO_TCPV6;
 		}
+		/* UDP: the header describes the whole super-packet; the kernel fixes each segment */
+		if (udp)
+			iq_put16(pkt + it->iphlen + 4, it->len - it->iphlen);
 		/* partial checksum: the kernel (or whoever consumes the skb) completes it */
-		c = iq_csum_fold(iq_csum_pseudo(it->family, it->addrs, it->addrs + alen, IPPROTO_TCP,
+		c = iq_csum_fold(iq_csum_pseudo(it->family, it->addrs, it->addrs + alen, it->proto,
 										it->len - it->iphlen));
-		memcpy(pkt + it->iphlen + 16, &c, 2);
+		memcpy(pkt + it->iphlen + csum_off, &c, 2);
 		vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		vh.hdr_len = it->iphlen + it->tcphlen;
 		vh.gso_size = it->gso_size;
 		vh.csum_start = it->iphlen;
-		vh.csum_offset = 16;
+		vh.csum_offset = csum_off;
 		g->superframes++;
 	}
 	memcpy(it->buf, &vh, IQ_VNET_LEN);
@@ -364,36 +370,51 @@ void iq_gro_flush(struct iq_gro *g)
 		item_flush(g, &g->items[i]);
 }
 
-/* A TCP segment that may be coalesced: describe it, or return false. */
+/* A TCP segment or UDP datagram that may be coalesced: describe it, or return false. */
 struct tcp_seg {
 	int family;
-	size_t iphlen, tcphlen, payload;
-	const uint8_t *ip, *tcp;
+	uint8_t proto;
+	size_t iphlen, tcphlen, payload;   /* tcphlen: L4 header length (8 for UDP) */
+	const uint8_t *ip, *tcp;           /* tcp: the L4 header */
 	uint32_t seq;
 	uint8_t flags;
 };
 
-static bool tcp_candidate(const uint8_t *pkt, size_t len, struct tcp_seg *t)
+static bool tcp_candidate(const struct iq_gro *g, const uint8_t *pkt, size_t len,
+						  struct tcp_seg *t)
 {
 	switch (pkt[0] >> 4) {
 	case 4:
-		if (len < 40 || (pkt[0] & 15) != 5 || pkt[9] != IPPROTO_TCP ||
-			iq_get16(pkt + 2) != len || (iq_get16(pkt + 6) & 0x3fff))
+		if (len < 28 || (pkt[0] & 15) != 5 || iq_get16(pkt + 2) != len ||
+			(iq_get16(pkt + 6) & 0x3fff))
 			return false;
 		t->family = AF_INET;
 		t->iphlen = 20;
+		t->proto = pkt[9];
 		break;
 	case 6:
-		if (len < 60 || pkt[6] != IPPROTO_TCP || (size_t)iq_get16(pkt + 4) + 40 != len)
+		if (len < 48 || (size_t)iq_get16(pkt + 4) + 40 != len)
 			return false;
 		t->family = AF_INET6;
 		t->iphlen = 40;
+		t->proto = pkt[6];
 		break;
 	default:
 		return false;
 	}
 	t->ip = pkt;
 	t->tcp = pkt + t->iphlen;
+	if (t->proto == IPPROTO_UDP) {
+		if (!g->udp || t->iphlen + 8 >= len || iq_get16(t->tcp + 4) != len - t->iphlen)
+			return false;
+		t->tcphlen = 8;
+		t->payload = len - t->iphlen - 8;
+		t->flags = 0;
+		t->seq = 0;
+		return true;
+	}
+	if (t->proto != IPPROTO_TCP || t->iphlen + 20 > len)
+		return false;
 	t->tcphlen = (t->tcp[12] >> 4) * 4;
 	if (t->tcphlen < 20 || t->iphlen + t->tcphlen >= len)
 		return false;               /* no payload: pure ACKs are not coalesced */
@@ -410,7 +431,8 @@ static bool same_flow(const struct iq_gro_item *it, const struct tcp_seg *t)
 	size_t alen = t->family == AF_INET ? 4 : 16;
 	const uint8_t *a = t->family == AF_INET ? t->ip + 12 : t->ip + 8;
 
-	return it->used && it->family == t->family && !memcmp(it->addrs, a, 2 * alen) &&
+	return it->used && it->family == t->family && it->proto == t->proto &&
+		   !memcmp(it->addrs, a, 2 * alen) &&
 		   it->sport == iq_get16(t->tcp) && it->dport == iq_get16(t->tcp + 2);
 }
 
@@ -418,12 +440,13 @@ static bool can_append(const struct iq_gro_item *it, const struct tcp_seg *t)
 {
 	const uint8_t *ip = it->buf + IQ_VNET_LEN, *th = ip + it->iphlen;
 
-	if (it->closed || t->seq != it->next_seq || t->tcphlen != it->tcphlen ||
-		t->payload > it->gso_size || it->len + t->payload > 65535)
+	if (it->closed || t->tcphlen != it->tcphlen || t->payload > it->gso_size ||
+		it->len + t->payload > 65535 || it->segs >= IQ_GRO_MAX_SEGS)
 		return false;
-	/* ack, window and options must match, like Linux GRO */
-	if (memcmp(th + 8, t->tcp + 8, 4) || memcmp(th + 14, t->tcp + 14, 2) ||
-		memcmp(th + 20, t->tcp + 20, t->tcphlen - 20))
+	/* TCP: in sequence, and ack, window and options must match, like Linux GRO */
+	if (t->proto == IPPROTO_TCP &&
+		(t->seq != it->next_seq || memcmp(th + 8, t->tcp + 8, 4) ||
+		 memcmp(th + 14, t->tcp + 14, 2) || memcmp(th + 20, t->tcp + 20, t->tcphlen - 20)))
 		return false;
 	if (t->family == AF_INET) {
 		/* TOS, TTL, DF */
@@ -445,6 +468,7 @@ static void item_start(struct iq_gro *g, struct iq_gro_item *it, const struct tc
 	it->used = true;
 	it->closed = (t->flags & TCP_PSH) != 0;
 	it->family = t->family;
+	it->proto = t->proto;
 	memcpy(it->addrs, t->family == AF_INET ? t->ip + 12 : t->ip + 8, 2 * alen);
 	it->sport = iq_get16(t->tcp);
 	it->dport = iq_get16(t->tcp + 2);
@@ -464,15 +488,17 @@ void iq_gro_offer(struct iq_gro *g, uint8_t *pkt, size_t len)
 	struct tcp_seg t;
 	int i;
 
-	if (!g->enabled || !tcp_candidate(pkt, len, &t)) {
+	if (!g->enabled || !tcp_candidate(g, pkt, len, &t)) {
 		/* keep per-flow order: a pending item of this flow goes first */
-		if (g->enabled && len >= 40) {
+		if (g->enabled && len >= 28) {
 			struct iq_flow f;
-			if (iq_flow_parse(pkt, len, &f) == 0 && f.proto == IPPROTO_TCP && f.has_ports) {
+			if (iq_flow_parse(pkt, len, &f) == 0 && f.has_ports &&
+				(f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP)) {
 				for (i = 0; i < IQ_GRO_ITEMS; i++) {
 					struct iq_gro_item *x = &g->items[i];
 					size_t alen = f.family == AF_INET ? 4 : 16;
-					if (x->used && x->family == f.family && x->sport == f.sport &&
+					if (x->used && x->family == f.family && x->proto == f.proto &&
+						x->sport == f.sport &&
 						x->dport == f.dport && !memcmp(x->addrs, f.src, alen) &&
 						!memcmp(x->addrs + alen, f.dst, alen))
 						item_flush(g, x);

@@ -9,7 +9,9 @@
  *
  * RX: decrypted TCP segments of one flow that continue each other are coalesced into one
  * super-packet and written to the TUN with a GSO_TCPV4/TCPV6 header, so the kernel (and the
- * receiving host's TCP) handles 64 KiB at a time. Everything else is written as it is.
+ * receiving host's TCP) handles 64 KiB at a time; consecutive UDP datagrams of one flow with the
+ * same size likewise become one GSO_UDP_L4 write (when enabled). Everything else is written as
+ * it is, in flow order.
  */
 #ifndef IQ_GSO_H
 #define IQ_GSO_H
@@ -34,6 +36,7 @@
 #define IQ_VNET_LEN ((int)sizeof(struct virtio_net_hdr))   /* 10 */
 #define IQ_MAX_SEGS 128
 #define IQ_GRO_ITEMS 8
+#define IQ_GRO_MAX_SEGS 64
 #define IQ_GRO_BUF (IQ_VNET_LEN + 65535)
 
 /* ---- TX: segmentation ---- */
@@ -69,6 +72,7 @@ typedef void (*iq_frame_writer)(void *user, uint8_t *frame, size_t len);
 struct iq_gro_item {
 	bool used, closed;
 	int family;
+	uint8_t proto;            /* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t addrs[32];        /* src, dst (4 or 16 bytes each) */
 	uint16_t sport, dport;
 	uint16_t iphlen, tcphlen, gso_size;
@@ -82,6 +86,7 @@ struct iq_gro {
 	struct iq_gro_item items[IQ_GRO_ITEMS];
 	uint64_t clock;
 	bool enabled;
+	bool udp;                 /* also coalesce UDP (GSO_UDP_L4 writes, Linux >= 6.2 TUN) */
 	iq_frame_writer write;
 	void *user;
 	uint64_t frames, superframes, segments;   /* counters */

@@ -67,7 +67,7 @@ struct iq_rotation {
 	uint32_t rpk_min;      /* packets per window, lower bound (>= 1) */
 	uint32_t rpk_max;      /* upper bound (< 2^31); also the reuse bound */
 	enum iq_exhaust exhaust;
-	uint32_t lookahead;    /* window keys prefetched ahead of the current one (0: default 32) */
+	uint32_t lookahead;    /* window keys prefetched ahead of the current one (0: default 64) */
 };
 
 /** Lifetimes as strongSwan's lifetime_cfg_t: soft = rekey, hard = life; 0 = unlimited. */

@@ -74,9 +74,19 @@ struct iq_keyprov {
 	uint8_t *keys;          /* MAX_BATCH * IQ_QKEY_MAX scratch for get_keys */
 };
 
-static void push_done(struct iq_keyprov *kp, const struct iq_kp_done *d)
+static void wake_loop(struct iq_keyprov *kp)
 {
 	uint64_t one = 1;
+
+	if (write(kp->done_efd, &one, sizeof(one)) < 0) {
+		/* counter saturated: the loop will wake up anyway */
+	}
+}
+
+/* Queue an answer. The loop is woken once per batch (signal = true on the last answer of a
+ * provider call), not per key: every wakeup costs the loop a poll round and a context switch. */
+static void push_done(struct iq_keyprov *kp, const struct iq_kp_done *d, bool signal)
+{
 	int tries = 0;
 
 	/* the loop drains this ring every wakeup; if it is full, wait a little (bounded) */
@@ -84,14 +94,11 @@ static void push_done(struct iq_keyprov *kp, const struct iq_kp_done *d)
 		struct timespec ts = { 0, 1000000 };
 		if (atomic_load(&kp->stop) || ++tries > 5000)
 			return;
-		if (write(kp->done_efd, &one, sizeof(one)) < 0) {
-			/* counter saturated: the loop will still wake up */
-		}
+		wake_loop(kp);
 		nanosleep(&ts, NULL);
 	}
-	if (write(kp->done_efd, &one, sizeof(one)) < 0) {
-		/* see above */
-	}
+	if (signal)
+		wake_loop(kp);
 }
 
 static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
@@ -108,7 +115,7 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 		d.status = kp->p->sa_open ? kp->p->sa_open(kp->p->ctx, &rq->sa, &err) : 0;
 		if (d.status) {
 			snprintf(d.msg, sizeof(d.msg), "%s", err.msg);
-			push_done(kp, &d);
+			push_done(kp, &d, true);
 		}
 		return;
 	case KP_CLOSE:
@@ -119,7 +126,7 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 		if (!kp->p->rpk_advice)
 			return;
 		d.status = kp->p->rpk_advice(kp->p->ctx, &rq->sa, rq->pps, &d.rpk);
-		push_done(kp, &d);
+		push_done(kp, &d, true);
 		return;
 	case KP_GET: {
 		uint32_t first = rq->first, left = rq->count;
@@ -137,12 +144,14 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 				d.epoch = first + i;
 				d.key_len = klen;
 				memcpy(d.key, kp->keys + (size_t)i * klen, klen);
-				push_done(kp, &d);
+				push_done(kp, &d, false);
 			}
 			OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
 			OPENSSL_cleanse(&d, sizeof(d));
 			first += got;
 			left -= got;
+			if (got)
+				wake_loop(kp);            /* once per provider call */
 			if (ret || got < n) {
 				memset(&d, 0, sizeof(d));
 				d.type = KP_GET;
@@ -151,7 +160,7 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 				d.epoch = first;
 				d.count = left;
 				snprintf(d.msg, sizeof(d.msg), "%s", err.msg[0] ? err.msg : "no keys");
-				push_done(kp, &d);
+				push_done(kp, &d, true);
 				return;
 			}
 		}

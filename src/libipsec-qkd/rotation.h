@@ -21,7 +21,7 @@
 
 #define IQ_KEYRING 128          /* power of two, >= back + lookahead + 1 */
 #define IQ_CTX_SLOTS 4
-#define IQ_LOOKAHEAD_DEFAULT 32
+#define IQ_LOOKAHEAD_DEFAULT 64
 #define IQ_LOOKAHEAD_MAX 64
 #define IQ_BACK_MAX 48
 

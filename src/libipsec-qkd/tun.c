@@ -12,11 +12,12 @@
 
 #include "dp.h"
 
-int iq_tun_open(const char *name, int mtu, bool vnet, unsigned tunf, char *ifname,
+int iq_tun_open(const char *name, int mtu, bool vnet, unsigned *tunfp, char *ifname,
 				size_t ifnamelen, iq_err_t *err)
 {
 	struct ifreq ifr;
 	int fd, s, hdrsz = IQ_VNET_LEN;
+	unsigned tunf = *tunfp;
 
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
@@ -43,7 +44,10 @@ int iq_tun_open(const char *name, int mtu, bool vnet, unsigned tunf, char *ifnam
 				iq_seterr(err, "TUNSETOFFLOAD 0x%x: %s", tunf, strerror(errno));
 				goto fail;
 			}
+			*tunfp = nouso;
 		}
+	} else {
+		*tunfp = 0;
 	}
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0) {

@@ -91,6 +91,48 @@ static bool ip4_ok(const uint8_t *p)
 	return iq_csum_fold(iq_csum_add(0, p, 20)) == 0xffff;
 }
 
+
+/* iq_csum_add against a plain RFC 1071 reference: all lengths, odd offsets, chained calls */
+static uint16_t ref_csum(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+START_TEST(test_csum_reference)
+{
+	static uint8_t buf[3000];
+	size_t len, off, i;
+
+	srand(3);
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = rand();
+	memset(buf + 100, 0xff, 600);          /* long runs of ones exercise the carries */
+	for (len = 0; len < 1600; len += (len < 80 ? 1 : 37)) {
+		for (off = 0; off < 3; off++) {
+			uint16_t ours = iq_csum_fold(iq_csum_add(0, buf + off, len)), net;
+			uint16_t ref = ref_csum(buf + off, len);
+			uint8_t b[2] = { ref >> 8, ref & 0xff };
+			memcpy(&net, b, 2);
+			ck_assert_uint_eq(ours, net);
+			/* chaining at an even split gives the same sum */
+			if (len >= 10) {
+				uint64_t s = iq_csum_add(iq_csum_add(0, buf + off, 10), buf + off + 10, len - 10);
+				ck_assert_uint_eq(iq_csum_fold(s), net);
+			}
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_tso_roundtrip)
 {
 	int family = _i ? AF_INET6 : AF_INET;
@@ -337,6 +379,63 @@ START_TEST(test_gro_rules)
 }
 END_TEST
 
+
+/* consecutive equal-size UDP datagrams of a flow become one GSO_UDP_L4 frame (when enabled);
+ * segmenting that frame gives the datagrams back */
+START_TEST(test_udp_coalesce)
+{
+	int family = _i ? AF_INET6 : AF_INET;
+	size_t iph = family == AF_INET ? 20 : 40;
+	static uint8_t b[8][IQ_VNET_LEN + 2000], out[2000];
+	struct virtio_net_hdr vh;
+	struct iq_seg s;
+	struct iq_gro g;
+	size_t l[8];
+	int i;
+
+	ck_assert_int_eq(iq_gro_init(&g, true, capture, NULL), 0);
+	for (i = 0; i < 5; i++)
+		l[i] = build(b[i] + IQ_VNET_LEN, family, IPPROTO_UDP, i < 4 ? 1200 : 700, i, 0, 7000);
+	/* without the udp switch every datagram goes alone */
+	nframes = 0;
+	for (i = 0; i < 5; i++)
+		iq_gro_offer(&g, b[i] + IQ_VNET_LEN, l[i]);
+	iq_gro_flush(&g);
+	ck_assert_int_eq(nframes, 5);
+
+	g.udp = true;
+	nframes = 0;
+	for (i = 0; i < 5; i++)
+		iq_gro_offer(&g, b[i] + IQ_VNET_LEN, l[i]);
+	iq_gro_flush(&g);
+	ck_assert_int_eq(nframes, 1);
+	memcpy(&vh, frames[0].b, IQ_VNET_LEN);
+	ck_assert_uint_eq(vh.gso_type, VIRTIO_NET_HDR_GSO_UDP_L4);
+	ck_assert_uint_eq(vh.gso_size, 1200);
+	ck_assert_uint_eq(vh.csum_start, iph);
+	ck_assert_uint_eq(vh.csum_offset, 6);
+	ck_assert_uint_eq(iq_get16(frames[0].b + IQ_VNET_LEN + iph + 4), 8 + 4 * 1200 + 700);
+	ck_assert_int_eq(iq_seg_begin(&s, &vh, frames[0].b + IQ_VNET_LEN,
+								  frames[0].len - IQ_VNET_LEN), 5);
+	for (i = 0; i < 5; i++) {
+		size_t n = iq_seg_write(&s, i, out);
+		ck_assert_uint_eq(n, l[i]);
+		ck_assert(l4_ok(out, n));
+		ck_assert_mem_eq(out + iph + 8, b[i] + IQ_VNET_LEN + iph + 8, n - iph - 8);
+	}
+	/* a larger datagram after smaller ones, or another flow, starts a new frame */
+	nframes = 0;
+	l[0] = build(b[0] + IQ_VNET_LEN, family, IPPROTO_UDP, 500, 0, 0, 7000);
+	l[1] = build(b[1] + IQ_VNET_LEN, family, IPPROTO_UDP, 900, 0, 0, 7000);
+	l[2] = build(b[2] + IQ_VNET_LEN, family, IPPROTO_UDP, 900, 0, 0, 7001);
+	for (i = 0; i < 3; i++)
+		iq_gro_offer(&g, b[i] + IQ_VNET_LEN, l[i]);
+	iq_gro_flush(&g);
+	ck_assert_int_eq(nframes, 3);
+	iq_gro_free(&g);
+}
+END_TEST
+
 /* garbage never crashes and never produces oversized segments */
 START_TEST(test_fuzz)
 {
@@ -390,11 +489,13 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	tcase_add_test(tc, test_csum_reference);
 	tcase_add_loop_test(tc, test_tso_roundtrip, 0, 2);
 	tcase_add_test(tc, test_tso_flags);
 	tcase_add_loop_test(tc, test_uso, 0, 2);
 	tcase_add_test(tc, test_needs_csum);
 	tcase_add_test(tc, test_gro_rules);
+	tcase_add_loop_test(tc, test_udp_coalesce, 0, 2);
 	tcase_add_test(tc, test_fuzz);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
