@@ -100,13 +100,9 @@ METHOD(plugin_t, destroy, void,
 plugin_t *kernel_qkd_plugin_create()
 {
 	private_kernel_qkd_plugin_t *this;
-	char running[32];
 
-	if (!qkd_abi_check_program("/proc/self/exe", running))
+	if (!qkd_abi_check_running("kernel-qkd"))
 	{
-		DBG1(DBG_KNL, "kernel-qkd plugin refuses to load: built against strongSwan %s "
-			 "headers, but the running charon is %s; rebuild the suite against this charon",
-			 VERSION, running[0] ? running : "of unknown version");
 		return NULL;
 	}
 	if (!lib->caps->check(lib->caps, CAP_NET_ADMIN))

@@ -77,3 +77,20 @@ bool qkd_abi_check_program(const char *path, char running[32])
 	munmap(map, st.st_size);
 	return ok;
 }
+
+/*
+ * Described in header
+ */
+bool qkd_abi_check_running(const char *plugin)
+{
+	char running[32];
+
+	if (qkd_abi_check_program("/proc/self/exe", running))
+	{
+		return TRUE;
+	}
+	DBG1(DBG_CFG, "%s plugin refuses to load: built against strongSwan %s headers, but the "
+		 "running charon is %s; rebuild the suite against this charon", plugin, VERSION,
+		 running[0] ? running : "of unknown version");
+	return FALSE;
+}

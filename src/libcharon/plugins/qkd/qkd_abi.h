@@ -30,4 +30,13 @@
  */
 bool qkd_abi_check_program(const char *path, char running[32]);
 
+/**
+ * Check that the running charon is the release of our headers, logging why a plugin refuses to
+ * load if it is not.
+ *
+ * @param plugin	name of the plugin, for the log line
+ * @return			TRUE if the plugin may load
+ */
+bool qkd_abi_check_running(const char *plugin);
+
 #endif /** QKD_ABI_H_ @}*/

@@ -116,50 +116,85 @@ static void log_failure(private_qkd_qki_t *this, struct qki_error *err, char *wh
 	}
 }
 
-METHOD(qkd_qki_t, get_new_key, bool,
-	private_qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
-	char key_id[QKD_KEY_ID_LEN + 1])
-{
-	char id[QKI_KEY_ID_MAX];
-	struct qki_error err = { .code = QKI_ERR_CONNECT };
-	bool ok = FALSE;
-	int try;
+/**
+ * One key request to qkid: a new key (key_id_in NULL) or the key of a key_ID.
+ */
+typedef struct {
+	char *peer;
+	char *key_id_in;
+	size_t size;
+	u_char *key;
+	char key_id_out[QKI_KEY_ID_MAX];
+} request_t;
 
-	if (size == 0 || size > QKI_KEY_MAX)
-	{
-		return FALSE;
-	}
-	*key = chunk_alloc(size);
-	this->mutex->lock(this->mutex);
-	/* a connection that went stale (qkid restarted) gets one fresh attempt */
+/**
+ * Run a request; a connection that went stale (qkid restarted) gets one fresh attempt. Call
+ * with the mutex held.
+ */
+static bool request(private_qkd_qki_t *this, request_t *req, struct qki_error *err)
+{
+	int try, rc;
+
+	err->code = QKI_ERR_CONNECT;
 	for (try = 0; try < 2 && get_client(this); try++)
 	{
-		if (qki_get_new_key(this->client, peer, size, key->ptr, id, &err) == QKI_OK)
+		if (req->key_id_in)
 		{
-			ok = TRUE;
-			break;
+			rc = qki_get_key_by_id(this->client, req->peer, req->key_id_in, req->size,
+								   req->key, err);
 		}
-		if (!is_transport(&err))
+		else
+		{
+			rc = qki_get_new_key(this->client, req->peer, req->size, req->key,
+								 req->key_id_out, err);
+		}
+		if (rc == QKI_OK)
+		{
+			return TRUE;
+		}
+		if (!is_transport(err))
 		{
 			break;
 		}
 		qki_client_close(this->client);
 		this->client = NULL;
 	}
-	if (ok && !qkd_key_id_valid(id, strlen(id)))
+	return FALSE;
+}
+
+METHOD(qkd_qki_t, get_new_key, bool,
+	private_qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
+	char key_id[QKD_KEY_ID_LEN + 1])
+{
+	struct qki_error err;
+	request_t req = {
+		.peer = peer,
+		.size = size,
+	};
+	bool ok;
+
+	if (size == 0 || size > QKI_KEY_MAX)
+	{
+		return FALSE;
+	}
+	*key = chunk_alloc(size);
+	req.key = key->ptr;
+	this->mutex->lock(this->mutex);
+	ok = request(this, &req, &err);
+	this->mutex->unlock(this->mutex);
+	if (ok && !qkd_key_id_valid(req.key_id_out, strlen(req.key_id_out)))
 	{
 		DBG1(DBG_IKE, "qkd: qkid returned a malformed key_ID for peer '%s'", peer);
 		ok = FALSE;
 	}
 	else if (ok)
 	{
-		memcpy(key_id, id, QKD_KEY_ID_LEN + 1);
+		memcpy(key_id, req.key_id_out, QKD_KEY_ID_LEN + 1);
 	}
 	else if (err.code != QKI_ERR_CONNECT)
 	{
 		log_failure(this, &err, "new key", peer);
 	}
-	this->mutex->unlock(this->mutex);
 	if (!ok)
 	{
 		chunk_clear(key);
@@ -170,38 +205,30 @@ METHOD(qkd_qki_t, get_new_key, bool,
 METHOD(qkd_qki_t, get_key_by_id, bool,
 	private_qkd_qki_t *this, char *peer, char *key_id, size_t size, chunk_t *key)
 {
-	struct qki_error err = { .code = QKI_ERR_CONNECT };
-	bool ok = FALSE;
-	int try;
+	struct qki_error err;
+	request_t req = {
+		.peer = peer,
+		.key_id_in = key_id,
+		.size = size,
+	};
+	bool ok;
 
 	if (size == 0 || size > QKI_KEY_MAX)
 	{
 		return FALSE;
 	}
 	*key = chunk_alloc(size);
+	req.key = key->ptr;
 	this->mutex->lock(this->mutex);
-	for (try = 0; try < 2 && get_client(this); try++)
-	{
-		if (qki_get_key_by_id(this->client, peer, key_id, size, key->ptr, &err) == QKI_OK)
-		{
-			ok = TRUE;
-			break;
-		}
-		if (!is_transport(&err))
-		{
-			break;
-		}
-		qki_client_close(this->client);
-		this->client = NULL;
-	}
-	if (!ok && err.code != QKI_ERR_CONNECT)
-	{
-		DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s",
-			 key_id, peer, err.message);
-	}
+	ok = request(this, &req, &err);
 	this->mutex->unlock(this->mutex);
 	if (!ok)
 	{
+		if (err.code != QKI_ERR_CONNECT)
+		{
+			DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s",
+				 key_id, peer, err.message);
+		}
 		chunk_clear(key);
 	}
 	return ok;
