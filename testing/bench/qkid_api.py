@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A small client of qkid's local API (src/qki/API.md) for the benchmarks: KEY_NEW (to drain
+keys as fast as the key supply allows), STATUS (keys obtained from the KME, per peer) and
+RPK_ADVICE. It never prints key material."""
+import socket
+import struct
+
+MAGIC, VERSION = 0x514B, 1
+KEY_NEW, STATUS, RPK_ADVICE = 0x02, 0x09, 0x08
+A_PEER, A_KEY_ID, A_KEY, A_SIZE, A_SPI, A_DIR, A_WAIT_MS = 1, 2, 3, 4, 5, 6, 9
+A_ERROR, A_MESSAGE, A_RPK, A_PEER_INFO, A_SA_INFO = 12, 13, 14, 18, 19
+A_KEYS_IN, A_KEYS_OUT, A_RATE_IN, A_PKT_RATE, A_LEVEL = 27, 28, 29, 37, 22
+ERRORS = {8: "NO_KEY", 11: "KME", 12: "PEER_DOWN", 14: "BUSY"}
+
+
+class QkidError(Exception):
+    def __init__(self, code, text):
+        super().__init__("qkid error %s (%d): %s" % (ERRORS.get(code, "?"), code, text))
+        self.code = code
+
+
+def attr(t, value):
+    return struct.pack("!HH", t, len(value)) + value
+
+
+def u32(t, v):
+    return attr(t, struct.pack("!I", v))
+
+
+def string(t, s):
+    return attr(t, s.encode())
+
+
+def parse(payload):
+    """attribute list -> list of (type, raw value)"""
+    out, i = [], 0
+    while i + 4 <= len(payload):
+        t, n = struct.unpack("!HH", payload[i:i + 4])
+        out.append((t, payload[i + 4:i + 4 + n]))
+        i += 4 + n
+    return out
+
+
+def num(raw):
+    return int.from_bytes(raw, "big")
+
+
+class Client:
+    def __init__(self, path, timeout=5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.seq = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise QkidError(15, "qkid closed the connection")
+            buf += chunk
+        return buf
+
+    def call(self, mtype, payload=b""):
+        self.seq += 1
+        self.sock.sendall(struct.pack("!HBBII", MAGIC, VERSION, mtype, self.seq, len(payload)) + payload)
+        magic, _ver, _rtype, _seq, length = struct.unpack("!HBBII", self._recv_exact(12))
+        if magic != MAGIC:
+            raise QkidError(1, "bad magic in reply")
+        attrs = parse(self._recv_exact(length))
+        err = [num(v) for t, v in attrs if t == A_ERROR]
+        if err:
+            msg = [v.decode(errors="replace") for t, v in attrs if t == A_MESSAGE]
+            raise QkidError(err[0], msg[0] if msg else "")
+        return attrs
+
+    def key_new(self, peer, size=32, wait_ms=1000):
+        """a fresh key; returns its key_ID only (the key itself is dropped at once)"""
+        attrs = self.call(KEY_NEW, string(A_PEER, peer) + u32(A_SIZE, size) + u32(A_WAIT_MS, wait_ms))
+        return [v.decode() for t, v in attrs if t == A_KEY_ID][0]
+
+    def keys_in(self, peer=None):
+        """keys this qkid obtained from its KME so far (summed over its peers)"""
+        attrs = self.call(STATUS, string(A_PEER, peer) if peer else b"")
+        total = 0
+        for t, v in attrs:
+            if t == A_PEER_INFO:
+                total += sum(num(x) for tt, x in parse(v) if tt == A_KEYS_IN)
+        return total
+
+    def rpk_advice(self, spi, direction):
+        """qkid's advised rpk for an SA (direction 'in' or 'out')"""
+        d = 1 if direction == "in" else 2
+        attrs = self.call(RPK_ADVICE, u32(A_SPI, spi) + attr(A_DIR, bytes([d])))
+        return dict((t, num(v)) for t, v in attrs if t in (A_RPK, A_LEVEL, A_PKT_RATE, A_RATE_IN))
+
+
+def drain(path, peer, stop, counter, lock, wait_ms=200):
+    """Take keys with KEY_NEW until stop (a threading.Event) is set; counter[0] counts them.
+    A connection whose reply does not come within WAIT_MS + 1 s is replaced by a new one (qkid
+    0.1.0 sometimes leaves a KEY_NEW unanswered when its pool runs dry and closes the
+    connection after client_idle_timeout)."""
+    c = None
+    while not stop.is_set():
+        try:
+            if c is None:
+                c = Client(path, timeout=wait_ms / 1000.0 + 1.0)
+            c.key_new(peer, wait_ms=wait_ms)
+            with lock:
+                counter[0] += 1
+        except QkidError as e:
+            if e.code not in (8, 11, 14):
+                c.close()
+                c = None
+                stop.wait(0.05)
+        except OSError:
+            if c is not None:
+                c.close()
+            c = None
+            with lock:
+                counter[1] += 1
+            stop.wait(0.05)
+    if c is not None:
+        c.close()
