@@ -188,10 +188,16 @@ static int run(struct qkid *d, int sfd)
 				qkid_peer_tick(&d->peers[i], now);
 			qkid_link_sweep(d, now);
 			next_tick = now + TICK_MS;
+		} else {
+			for (size_t i = 0; i < d->n_peers; i++)
+				qkid_peer_work(&d->peers[i], now);
 		}
 		qkid_local_retry(d, now);
-		for (size_t i = 0; i < d->n_peers; i++)
+		/* requests answered just now may have emptied buffers: refill and fetch at once */
+		for (size_t i = 0; i < d->n_peers; i++) {
+			qkid_peer_work(&d->peers[i], now);
 			qkid_peer_flush(&d->peers[i]);
+		}
 		qkid_local_reap(d);
 	}
 }

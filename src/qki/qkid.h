@@ -201,7 +201,7 @@ struct qkid_peer {
 	struct qkp_outbox out_assign, out_ack, out_need, out_stale;
 	int need_ike;           /* slave: send IKE_LEVEL with the next NEED */
 
-	uint64_t keys_in, keys_out, drops, resyncs;
+	uint64_t keys_in, keys_out, drops, resyncs, drops_ike;
 	uint64_t last_in, last_out;
 	double rate_in, rate_out;
 	int64_t t_rate;
@@ -264,7 +264,8 @@ int qkid_link_up(const struct qkid_peer *p);
 int qkid_peer_init(struct qkid *d, struct qkid_peer *p, const struct qkid_peer_conf *c,
 		   char *err, size_t errlen);
 void qkid_peer_destroy(struct qkid_peer *p);
-void qkid_peer_tick(struct qkid_peer *p, int64_t now);
+void qkid_peer_tick(struct qkid_peer *p, int64_t now);     /* every TICK_MS */
+void qkid_peer_work(struct qkid_peer *p, int64_t now);     /* after events: refill, fetch */
 void qkid_peer_flush(struct qkid_peer *p);
 void qkid_peer_kme_done(struct qkid_peer *p);
 /* ready/payload: the slave's READY (master side), NULL on the slave side */

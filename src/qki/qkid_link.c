@@ -523,7 +523,7 @@ void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents)
 		flush_tx(l);
 	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
 		return;
-	for (int rounds = 0; rounds < 64; rounds++) {
+	for (int reads = 0;;) {
 		struct qkp_hdr h;
 		size_t want = QKP_HDR_LEN;
 		ssize_t r;
@@ -541,6 +541,8 @@ void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents)
 			want = QKP_HDR_LEN + h.length + QKP_TAG_LEN;
 		}
 		if (l->rx_len < want) {
+			if (reads++ >= 64)
+				return;         /* a complete frame is never left behind, see above */
 			r = recv(l->fd, l->rx + l->rx_len, want - l->rx_len, 0);
 			if (r == 0)
 				goto close_quiet;

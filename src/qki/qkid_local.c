@@ -580,7 +580,8 @@ void qkid_local_io(struct qkid *d, struct qkid_conn *c, short revents)
 		flush_tx(d, c);
 	if (c->closing || c->parked || !(revents & (POLLIN | POLLHUP | POLLERR)))
 		return;
-	for (int rounds = 0; rounds < 16 && !c->parked && !c->closing; rounds++) {
+	/* a complete message is always handled; only the reads are bounded per wakeup */
+	for (int reads = 0; !c->parked && !c->closing;) {
 		struct qki_hdr h;
 		size_t want = QKI_HDR_LEN;
 		ssize_t n;
@@ -598,6 +599,8 @@ void qkid_local_io(struct qkid *d, struct qkid_conn *c, short revents)
 			want = QKI_HDR_LEN + h.length;
 		}
 		if (c->rx_len < want) {
+			if (reads++ >= 16)
+				return;         /* more next time: poll reports the rest */
 			n = recv(c->fd, c->rx + c->rx_len, want - c->rx_len, 0);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 				qkid_local_close(d, c);

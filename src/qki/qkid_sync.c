@@ -38,6 +38,10 @@
 #define RELEASE_REPORT_MS 250
 #define FETCH_TRIES_MAX 5
 #define ACTIVE_WINDOW_MS 10000  /* an SA known only from the peer counts this long after use */
+/* IKE keys the peer's charon may still ask for (the peer initiated with them). An IKE exchange
+ * claims its key within seconds; beyond this many unclaimed keys the oldest are abandoned
+ * (wiped), so a peer that initiates without ever completing cannot fill our key memory. */
+#define IKE_PEER_MAX 1024
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -284,6 +288,20 @@ void qkid_peer_destroy(struct qkid_peer *p)
 	free(p->out_stale.e);
 }
 
+static void ike_peer_add(struct qkid_peer *p, struct qkey *k)
+{
+	qkey_list_append(&p->ike_peer, k);
+	while (p->ike_peer.n > IKE_PEER_MAX) {
+		struct qkey *old = p->ike_peer.head;
+		if (p->drops_ike++ % 1000 == 0)
+			log_warn("peer %s: more than %d IKE keys never claimed by the peer's "
+				 "handshakes; wiping the oldest (%s)", p->conf->name, IKE_PEER_MAX,
+				 old->id);
+		old->unacked = 0;
+		qkid_key_bury(p, old);
+	}
+}
+
 /* ---- KME ------------------------------------------------------------------------------------ */
 
 static void kme_failed(struct qkid_peer *p, const struct qkid_kme_result *r, int64_t now)
@@ -367,7 +385,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		return;
 	}
 	if (k->on_demand && !k->use) {
-		qkey_list_append(&p->ike_peer, k);
+		ike_peer_add(p, k);
 		return;         /* acknowledged when (if) its announcement arrives */
 	}
 	switch (k->use) {
@@ -377,7 +395,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		qkey_list_append(&p->ike_own, k);
 		break;
 	case QKP_USE_IKE_MASTER:
-		qkey_list_append(&p->ike_peer, k);
+		ike_peer_add(p, k);
 		break;
 	case QKP_USE_SA:
 		sa = sa_by_wire(p, k->spi, k->rx);
@@ -392,10 +410,12 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		qkey_list_insert_epoch(&sa->keys, k);
 		if (k->epoch + 1 > sa->next_assign)
 			sa->next_assign = k->epoch + 1;
-		/* nobody here uses this SA (yet): keep its newest keys only, the older epochs
-		 * are passed on the other side by now */
-		if (!sa->registered && sa->keys.n > qkid_sa_capacity(p))
-			sa_set_floor(sa, sa->keys.head->epoch + 1);
+		/* Nobody here uses this SA (yet): keep the newest epochs only. The master assigns
+		 * at most one buffer ahead of its datapath, so epochs more than two buffers below
+		 * the newest are passed on its side; this bounds the memory of unclaimed SAs. */
+		if (!sa->registered && sa->next_assign > 2 * qkid_sa_capacity(p) &&
+		    sa->keys.head->epoch < sa->next_assign - 2 * qkid_sa_capacity(p))
+			sa_set_floor(sa, sa->next_assign - 2 * qkid_sa_capacity(p));
 		break;
 	}
 	ack(p, k->id, QKP_ACK_OK);
@@ -640,8 +660,8 @@ static void master_stash(struct qkid_peer *p)
 		k->state = QK_PENDING;
 		k->unacked = 1;
 		k->t = qkid_now_ms();
-		qkey_list_append(&p->ike_peer, k);
 		announce(p, k);
+		ike_peer_add(p, k);
 	}
 }
 
@@ -788,8 +808,9 @@ static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 		sa_set_floor(sa, e->epoch);     /* the slave jumped: epochs between are dead */
 	if (e->epoch > sa->remote)
 		sa->remote = e->epoch;
+	/* nobody here uses this SA: what the slave released is gone for good */
 	if (!sa->registered)
-		sa_drop_below(sa, sa->remote);
+		sa_set_floor(sa, sa->remote);
 	sa_account(sa);
 	/* resend what the slave lacks and we have */
 	for (uint32_t i = 0; i < e->count && i < QKI_EPOCH_BATCH_MAX; i++) {
@@ -1099,6 +1120,11 @@ void qkid_peer_tick(struct qkid_peer *p, int64_t now)
 	qkid_link_tick(p, now);
 	rates(p, now);
 	expire(p, now);
+	qkid_peer_work(p, now);
+}
+
+void qkid_peer_work(struct qkid_peer *p, int64_t now)
+{
 	if (p->role == QKI_ROLE_MASTER) {
 		master_stash(p);
 		master_refill(p);

@@ -44,7 +44,12 @@ qa epochs siteB c0de0001 out 0 20 > "$out/sa1-a.txt"
 qb epochs siteA c0de0001 in 0 20 > "$out/sa1-b.txt"
 check "SA c0de0001 A->B: 20 epochs, A got them" test "$(wc -l < "$out/sa1-a.txt")" -eq 20
 check "SA c0de0001: B got the same 20 keys for the same epochs" diff "$out/sa1-a.txt" "$out/sa1-b.txt"
-# SA epochs: B -> A, registered on B (slave) first
+# SA epochs: B -> A, registered on B (slave) first; A's receiving side registers meanwhile
+# (a receiver that registers only after the sender used epochs gets STALE for them instead)
+qb hold siteA c0de0002 out 2 > /dev/null & holder=$!
+sleep 0.3
+qa hold siteB c0de0002 in 2 > /dev/null & holder2=$!
+wait $holder $holder2
 qb epochs siteA c0de0002 out 0 20 > "$out/sa2-b.txt"
 qa epochs siteB c0de0002 in 0 20 > "$out/sa2-a.txt"
 check "SA c0de0002 B->A: same 20 keys on both sides" diff "$out/sa2-a.txt" "$out/sa2-b.txt"
