@@ -365,7 +365,10 @@ static void tx_packet(struct iq_dp *dp, uint8_t *buf, size_t n)
 				dp->st.drop_stall++;
 				continue;
 			}
-			dp->st.windows += sa->rot.windows - before;
+			if (sa->rot.windows != before) {
+				dp->st.windows += sa->rot.windows - before;
+				dp->keys_check = true;
+			}
 			dp->st.reuse_packets += sa->rot.reuse_packets - reuse;
 			seq = ++sa->seq;
 			/* the IV names the window: epoch || low 32 bits of the sequence number */
@@ -483,7 +486,10 @@ static void rx_esp(struct iq_dp *dp, uint8_t *esp, size_t len)
 	if (sa->rot.enabled) {
 		uint64_t w = sa->rot.windows;
 		iq_rot_rx_ok(&sa->rot, epoch);
-		dp->st.windows += sa->rot.windows - w;
+		if (sa->rot.windows != w) {
+			dp->st.windows += sa->rot.windows - w;
+			dp->keys_check = true;
+		}
 	}
 	if (ilen < 0) {
 		sa->pad_drops++;
@@ -620,6 +626,7 @@ static void keys_prefetch(struct iq_dp *dp)
 
 	if (!dp->kp)
 		return;
+	dp->keys_check = false;
 	for (sa = dp->sas; sa; sa = sa->next) {
 		struct iq_kp_req rq;
 		uint32_t first, count;
@@ -636,6 +643,7 @@ static void keys_prefetch(struct iq_dp *dp)
 			/* ring full: ask again on the next round */
 			sa->rot.requested_end = first;
 			sa->rot.key_requests--;
+			dp->keys_check = true;
 		}
 	}
 }
@@ -659,9 +667,11 @@ static void keys_take(struct iq_dp *dp)
 				if (iq_rot_deliver(&sa->rot, d.epoch, d.key, d.key_len) < 0)
 					iq_log(dp, IQ_LOG_ERROR, "SA %08x: deriving window key %u failed",
 						   sa->spi, d.epoch);
+			} else if (d.partial) {
+				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms, true);
 			} else {
 				dp->st.key_failures++;
-				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms);
+				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms, false);
 				if (sa->rot.key_failures == 1 || sa->rot.key_failures % 100 == 0)
 					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
 						   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",
@@ -775,6 +785,7 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		}
 		c->sa->installed_ms = dp->now_ms ? dp->now_ms : iq_now_ms();
 		iq_sad_link(dp, c->sa);
+		dp->keys_check = true;
 		if (c->sa->rot.enabled) {
 			struct iq_kp_req rq;
 			kp_fill(&rq, KP_OPEN, c->sa);
@@ -999,9 +1010,13 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 				if (pfd[P_UDP4 + t].revents & POLLIN)
 					rx_drain(dp, t);
 		}
-		keys_prefetch(dp);
-		if (dp->now_ms - dp->last_maint_ms >= 100)
+		/* prefetch when a window moved; every 100 ms anyway (retries after failures) */
+		if (dp->now_ms - dp->last_maint_ms >= 100) {
+			keys_prefetch(dp);
 			maintain(dp);
+		} else if (dp->keys_check) {
+			keys_prefetch(dp);
+		}
 	}
 	pthread_mutex_lock(&dp->ctl_lock);
 	if (dp->cmd) {

@@ -36,7 +36,8 @@
 
 struct iq_sa {
 	struct iq_sa *next;         /* all SAs */
-	struct iq_sa *hnext;        /* inbound hash chain */
+	struct iq_sa *hnext;        /* inbound hash chain (by SPI) */
+	struct iq_sa *unext;        /* hash chain by uid */
 	uint64_t uid;               /* unique per installation, ties provider answers to SAs */
 	uint32_t spi, reqid;
 	bool inbound, esn;
@@ -121,6 +122,8 @@ struct iq_dp {
 
 	struct iq_sa *sas;
 	struct iq_sa *in_hash[IQ_HASH];
+	struct iq_sa *uid_hash[IQ_HASH];
+	bool keys_check;                    /* a rotating SA moved: see whether to prefetch */
 	uint64_t sa_gen, next_uid;
 	struct iq_policy *pol[2];           /* IQ_DIR_IN, IQ_DIR_OUT, sorted by priority */
 

@@ -47,10 +47,11 @@ typedef union {
 enum iq_offload {
 	IQ_OFF_MMSG    = 1 << 0, /* recvmmsg/sendmmsg and draining several packets per wakeup */
 	IQ_OFF_TUN_TSO = 1 << 1, /* IFF_VNET_HDR + TUN_F_CSUM|TSO4|TSO6: super-packets from TUN */
-	IQ_OFF_TUN_USO = 1 << 2, /* also TUN_F_USO4|USO6 (UDP super-packets), needs TUN_TSO */
+	IQ_OFF_TUN_USO = 1 << 2, /* also TUN_F_USO4|USO6: UDP super-packets from the TUN, and
+							  * (with TUN_GRO) coalesced UDP written back; needs TUN_TSO */
 	IQ_OFF_UDP_GSO = 1 << 3, /* UDP_SEGMENT: one sendmsg carries many ESP packets */
 	IQ_OFF_UDP_GRO = 1 << 4, /* UDP_GRO: one recvmsg returns many ESP packets */
-	IQ_OFF_TUN_GRO = 1 << 5, /* coalesce TCP segments, write GSO super-packets to TUN */
+	IQ_OFF_TUN_GRO = 1 << 5, /* coalesce TCP (and UDP) flows, write GSO super-packets to TUN */
 	IQ_OFF_ALL     = (1 << 6) - 1,
 };
 

@@ -152,14 +152,18 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 			left -= got;
 			if (got)
 				wake_loop(kp);            /* once per provider call */
+			/* fewer than asked: that is what the provider had ready. Never ask on beyond
+			 * it (a provider may take a request for unassigned epochs as a jump); tell the
+			 * loop, which asks again soon from its current window. */
 			if (ret || got < n) {
 				memset(&d, 0, sizeof(d));
 				d.type = KP_GET;
 				d.uid = rq->uid;
-				d.status = ret ? ret : -ENOKEY;
+				d.status = ret ? ret : -EAGAIN;
+				d.partial = got > 0;
 				d.epoch = first;
 				d.count = left;
-				snprintf(d.msg, sizeof(d.msg), "%s", err.msg[0] ? err.msg : "no keys");
+				snprintf(d.msg, sizeof(d.msg), "%s", err.msg[0] ? err.msg : "no keys ready");
 				push_done(kp, &d, true);
 				return;
 			}

@@ -31,6 +31,7 @@ struct iq_kp_done {
 	int status;                   /* 0 = key/advice delivered, else negative errno */
 	uint32_t epoch, count;        /* KP_GET: one key for epoch; failure: [epoch, epoch+count) */
 	uint32_t rpk;                 /* KP_ADVICE */
+	bool partial;                 /* KP_GET failure: keys before epoch came, the rest not ready */
 	uint8_t key_len;
 	uint8_t key[IQ_QKEY_MAX];
 	char msg[96];

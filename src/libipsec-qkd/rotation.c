@@ -170,13 +170,15 @@ int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t
 	return 1;
 }
 
-void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t now_ms)
+void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t now_ms,
+				   bool soft)
 {
-	r->key_failures++;
+	if (!soft)
+		r->key_failures++;
 	if (first < r->requested_end)
 		r->requested_end = first;
-	/* back off: the provider said no (exhausted or down); do not hammer it */
-	r->retry_at_ms = now_ms + 100;
+	/* back off: the provider said no (exhausted or down) or had nothing more ready */
+	r->retry_at_ms = now_ms + (soft ? IQ_RETRY_SOFT_MS : IQ_RETRY_MS);
 	(void)count;
 }
 
@@ -240,6 +242,13 @@ struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t e)
 	struct iq_aead *a;
 
 	if (!in_keep_range(r, e) || !(a = slot_for(r, e))) {
+		/* the sender may have run ahead further than our lookahead (its packets were lost
+		 * for a long time): remember, iq_rot_want follows after IQ_FAR_JUMP such packets
+		 * without a single authentic one in between */
+		if (e > r->epoch + r->lookahead) {
+			r->far_epoch = e;
+			r->far_count++;
+		}
 		r->nokey_drops++;
 		return NULL;
 	}
@@ -248,6 +257,7 @@ struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t e)
 
 void iq_rot_rx_ok(struct iq_rot *r, uint32_t e)
 {
+	r->far_count = 0;
 	if (r->cur_valid && e <= r->epoch)
 		return;
 	if (r->cur_valid)
@@ -259,20 +269,32 @@ void iq_rot_rx_ok(struct iq_rot *r, uint32_t e)
 
 uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
 {
-	uint32_t lo = keep_from(r), end = r->epoch + r->lookahead + 1, start;
+	uint32_t ahead;
 
-	if (!r->enabled || now_ms < r->retry_at_ms)
+	if (!r->enabled)
 		return 0;
-	start = r->requested_end > lo ? r->requested_end : lo;
-	if (start >= end)
+	if (r->inbound && r->far_count >= IQ_FAR_JUMP) {
+		/* nothing authentic for a while, only packets far ahead: the sender moved on (an
+		 * outage longer than the lookahead). Move the window there, or the SA never
+		 * recovers. A forger can only do this while no genuine packet gets through. */
+		ring_wipe_below(r, UINT32_MAX);
+		r->epoch = r->far_epoch;
+		r->cur_valid = false;
+		r->far_count = 0;
+		r->requested_end = r->epoch;
+		r->retry_at_ms = 0;
+		r->jumps++;
+	}
+	if (now_ms < r->retry_at_ms)
 		return 0;
-	/* batch: ask when half the lookahead is used up, or when nothing is ready at all */
-	if (r->requested_end > r->epoch + 1 && end - start < r->lookahead / 2)
+	/* batch: ask when half the lookahead is used up (or nothing is there) */
+	ahead = r->requested_end > r->epoch ? r->requested_end - r->epoch : 0;
+	if (ahead > r->lookahead / 2)
 		return 0;
-	*first = start;
-	r->requested_end = end;
+	*first = r->epoch;
+	r->requested_end = r->epoch + r->lookahead;
 	r->key_requests++;
-	return end - start;
+	return r->lookahead;
 }
 
 uint32_t iq_rot_keys_ready(const struct iq_rot *r)

@@ -22,8 +22,11 @@
 #define IQ_KEYRING 128          /* power of two, >= back + lookahead + 1 */
 #define IQ_CTX_SLOTS 4
 #define IQ_LOOKAHEAD_DEFAULT 64
-#define IQ_LOOKAHEAD_MAX 64
+#define IQ_LOOKAHEAD_MAX 64     /* also the most keys one request asks for (qkid's batch) */
 #define IQ_BACK_MAX 48
+#define IQ_FAR_JUMP 32          /* far-ahead packets without an authentic one: follow them */
+#define IQ_RETRY_MS 100         /* after the provider failed */
+#define IQ_RETRY_SOFT_MS 10     /* after a partial answer (keys not ready yet) */
 
 struct iq_wkey {
 	uint32_t epoch;
@@ -45,6 +48,8 @@ struct iq_rot {
 
 	uint32_t requested_end;    /* epochs below this were requested (or delivered) */
 	uint64_t retry_at_ms;      /* after a provider failure: do not ask again before */
+	uint32_t far_epoch, far_count; /* inbound: packets beyond the lookahead since the last
+									* authentic packet, and the latest such epoch */
 
 	struct iq_wkey ring[IQ_KEYRING];
 	struct iq_aead slot[IQ_CTX_SLOTS];
@@ -56,7 +61,7 @@ struct iq_rot {
 	size_t hkdf_salt_len;
 	size_t key_len;
 
-	uint64_t windows, reuse_packets, stall_drops, nokey_drops;
+	uint64_t windows, reuse_packets, stall_drops, nokey_drops, jumps;
 	uint64_t keys_delivered, key_requests, key_failures;
 };
 
@@ -73,8 +78,12 @@ int iq_rot_derive(const uint8_t *salt, size_t salt_len, uint32_t spi, uint32_t e
  *  Returns 1 if stored, 0 if not needed, negative on error. The qkey is not wiped here. */
 int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t qkey_len);
 
-/** The provider could not deliver epochs [first, first + count): ask again later. */
-void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t now_ms);
+/**
+ * The provider could not deliver epochs [first, first + count): ask again later. soft: it
+ * delivered the keys before first but had no more ready (not counted as a failure).
+ */
+void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t now_ms,
+				   bool soft);
 
 /**
  * Outbound: the context to seal the next packet with, switching windows as rpk says and
@@ -87,7 +96,15 @@ struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t epoch);
 /** Inbound: a packet of epoch e authenticated; may advance the current window. */
 void iq_rot_rx_ok(struct iq_rot *r, uint32_t epoch);
 
-/** Which epochs to request now, if any (returns count, 0 = nothing). Marks them requested. */
+/**
+ * Which epochs to request now, if any (returns count, 0 = nothing); marks them requested.
+ * Requests always start at the current window (the lowest epoch still needed from the
+ * provider; older windows an inbound SA keeps locally) and cover the lookahead: a provider may
+ * release everything below `first` (qkid does), and must never see a request for epochs beyond
+ * what it may have assigned while earlier ones are still outstanding (qkid takes that as a
+ * jump and kills the epochs in between on both gateways). Keys already held are delivered
+ * again and ignored.
+ */
 uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first);
 
 /** Number of window keys ready ahead of the current window (for stats and rpk adaptation). */

@@ -46,12 +46,11 @@ struct iq_sa *iq_sad_find(struct iq_dp *dp, const struct iq_sa_id *id)
 
 struct iq_sa *iq_sad_by_uid(struct iq_dp *dp, uint64_t uid)
 {
-	struct iq_sa *sa;
+	struct iq_sa *sa = dp->uid_hash[uid & (IQ_HASH - 1)];
 
-	for (sa = dp->sas; sa; sa = sa->next)
-		if (sa->uid == uid)
-			return sa;
-	return NULL;
+	while (sa && sa->uid != uid)
+		sa = sa->unext;
+	return sa;
 }
 
 void iq_sad_link(struct iq_dp *dp, struct iq_sa *sa)
@@ -59,6 +58,8 @@ void iq_sad_link(struct iq_dp *dp, struct iq_sa *sa)
 	sa->uid = ++dp->next_uid;
 	sa->next = dp->sas;
 	dp->sas = sa;
+	sa->unext = dp->uid_hash[sa->uid & (IQ_HASH - 1)];
+	dp->uid_hash[sa->uid & (IQ_HASH - 1)] = sa;
 	if (sa->inbound) {
 		struct iq_sa **h = &dp->in_hash[(sa->spi ^ (sa->spi >> 8) ^ (sa->spi >> 16)) &
 										(IQ_HASH - 1)];
@@ -77,6 +78,11 @@ void iq_sad_unlink(struct iq_dp *dp, struct iq_sa *sa)
 			*p = sa->next;
 			break;
 		}
+	for (p = &dp->uid_hash[sa->uid & (IQ_HASH - 1)]; *p; p = &(*p)->unext)
+		if (*p == sa) {
+			*p = sa->unext;
+			break;
+		}
 	if (sa->inbound) {
 		for (p = &dp->in_hash[(sa->spi ^ (sa->spi >> 8) ^ (sa->spi >> 16)) & (IQ_HASH - 1)];
 			 *p; p = &(*p)->hnext)
@@ -85,7 +91,7 @@ void iq_sad_unlink(struct iq_dp *dp, struct iq_sa *sa)
 				break;
 			}
 	}
-	sa->next = sa->hnext = NULL;
+	sa->next = sa->hnext = sa->unext = NULL;
 	dp->sa_gen++;
 }
 

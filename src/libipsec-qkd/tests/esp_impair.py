@@ -9,6 +9,7 @@ Receives ESP datagrams on --listen and forwards them to --to, applying, by ESP s
   --dup N         send packets whose seq % N == 2 twice (a replay)
   --hold N        hold back packets whose seq % N == 0 and send them after the next packet
                   (with rpk = N this reorders across every window boundary)
+SIGUSR1 toggles a blackout (everything dropped, counted in blackout_dropped).
 Counters go to --stats FILE (key=value) on SIGTERM/SIGINT and every second.
 Runs until killed, or --max-seconds.
 """
@@ -38,7 +39,7 @@ def main():
     a = ap.parse_args()
 
     st = dict(received=0, forwarded=0, dropped=0, corrupted=0, corrupted_sent=0, duplicated=0,
-              held=0, held_across_epochs=0, other=0)
+              held=0, held_across_epochs=0, other=0, blackout_dropped=0)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(a.listen)
     s.settimeout(0.2)
@@ -55,8 +56,13 @@ def main():
 
     def on_signal(*_):
         stop[0] = True
+    blackout = [False]
+
+    def on_usr1(*_):
+        blackout[0] = not blackout[0]
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_usr1)
 
     end = time.time() + a.max_seconds
     last = 0
@@ -75,6 +81,9 @@ def main():
         except InterruptedError:
             continue
         st['received'] += 1
+        if blackout[0]:
+            st['blackout_dropped'] += 1
+            continue
         if len(data) < 16 or data[:4] == b'\0\0\0\0':
             st['other'] += 1
             s.sendto(data, a.to)

@@ -250,28 +250,73 @@ START_TEST(test_prefetch)
 	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x3000, false, child_key, 20, 0), 0);
 	n = iq_rot_want(&tx, 0, &first);
 	ck_assert_uint_eq(first, 0);
-	ck_assert_uint_eq(n, 17);                  /* current + lookahead */
+	ck_assert_uint_eq(n, 16);                  /* the lookahead, from the current window */
 	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* already asked */
-	deliver(&tx, 0, 16);
-	ck_assert_uint_eq(iq_rot_keys_ready(&tx), 17);
+	deliver(&tx, 0, 15);
+	ck_assert_uint_eq(iq_rot_keys_ready(&tx), 16);
 	for (i = 0; i < 5; i++)
 		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
 	ck_assert_uint_eq(epoch, 4);
 	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* not yet half used */
 	for (i = 0; i < 5; i++)
 		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
-	n = iq_rot_want(&tx, 0, &first);                     /* batch of the used half */
-	ck_assert_uint_eq(first, 17);
-	ck_assert_uint_eq(first + n, epoch + 17);
-	/* the provider failed: ask again, but only after a back-off */
-	iq_rot_failed(&tx, first, n, 1000);
-	ck_assert_uint_eq(iq_rot_want(&tx, 1050, &first), 0);
-	n = iq_rot_want(&tx, 1200, &first);
-	ck_assert_uint_eq(first, 17);
+	/* always from the current window (never beyond what the provider may have assigned) */
+	n = iq_rot_want(&tx, 0, &first);
+	ck_assert_uint_eq(first, epoch);
+	ck_assert_uint_eq(n, 16);
+	/* keys already held come again and are ignored */
+	deliver(&tx, 9, 24);
+	ck_assert_uint_eq(tx.keys_delivered, 16 + 16);
+	/* a partial answer: ask again soon (soft), not counted as a failure */
+	iq_rot_failed(&tx, 12, 13, 1000, true);     /* only 9..11 were ready */
+	ck_assert_uint_eq(tx.key_failures, 0);
+	ck_assert_uint_eq(iq_rot_want(&tx, 1005, &first), 0);
+	ck_assert_uint_gt(iq_rot_want(&tx, 1011, &first), 0);
+	/* the provider failed: ask again, but only after a longer back-off */
+	iq_rot_failed(&tx, first, 16, 2000, false);
+	ck_assert_uint_eq(tx.key_failures, 1);
+	ck_assert_uint_eq(iq_rot_want(&tx, 2050, &first), 0);
+	n = iq_rot_want(&tx, 2200, &first);
+	ck_assert_uint_eq(first, epoch);
 	ck_assert_uint_gt(n, 0);
 	/* keys far outside the window are not kept */
 	ck_assert_int_eq(iq_rot_deliver(&tx, 500, child_key, 20), 0);
 	iq_rot_free(&tx);
+}
+END_TEST
+
+/* the sender ran far ahead (its packets were lost longer than the lookahead): after enough
+ * far-ahead packets without an authentic one, the receiver follows; authentic traffic in
+ * between keeps it where it is (a forger cannot move a live SA) */
+START_TEST(test_receiver_catches_up)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 4, .rpk_max = 4, .lookahead = 16 };
+	struct iq_rot rx;
+	uint32_t first, n;
+	int i;
+
+	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x4000, true, child_key, 20, 1024), 0);
+	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 16);
+	deliver(&rx, 0, 15);
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 0));
+	iq_rot_rx_ok(&rx, 0);
+	for (i = 0; i < IQ_FAR_JUMP - 1; i++)
+		ck_assert_ptr_null(iq_rot_rx(&rx, 1000));
+	iq_rot_rx_ok(&rx, 1);                      /* one authentic packet: no jump */
+	for (i = 0; i < IQ_FAR_JUMP - 1; i++)
+		ck_assert_ptr_null(iq_rot_rx(&rx, 1000));
+	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 0);
+	ck_assert_uint_eq(rx.epoch, 1);
+	ck_assert_ptr_null(iq_rot_rx(&rx, 1000));  /* the 32nd in a row */
+	n = iq_rot_want(&rx, 0, &first);
+	ck_assert_uint_eq(first, 1000);
+	ck_assert_uint_eq(n, 16);
+	ck_assert_uint_eq(rx.jumps, 1);
+	ck_assert_ptr_null(iq_rot_rx(&rx, 1));     /* the old windows are gone */
+	deliver(&rx, 1000, 1015);
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1000));
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1003));
+	iq_rot_free(&rx);
 }
 END_TEST
 
@@ -299,6 +344,7 @@ int main(void)
 	tcase_add_test(tc, test_windows_and_reordering);
 	tcase_add_loop_test(tc, test_exhaustion, 0, 2);
 	tcase_add_test(tc, test_prefetch);
+	tcase_add_test(tc, test_receiver_catches_up);
 	tcase_add_test(tc, test_bad_config);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
