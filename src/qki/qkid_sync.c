@@ -1171,11 +1171,16 @@ int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, c
 	}
 	k = p->ike_own.head;
 	if (!k) {
+		int64_t now = qkid_now_ms();
 		if (!qkid_link_up(p)) {
 			*msg = "IKE key stash empty and the master qkid is not connected";
 			return QKI_ERR_PEER_DOWN;
 		}
-		p->need_ike = 1;
+		/* parked requests retry often; remind the master at most every NEED_INTERVAL */
+		if (now - p->ike_need_t > NEED_INTERVAL_MS) {
+			p->need_ike = 1;
+			p->ike_need_t = now;
+		}
 		return QKID_AGAIN;
 	}
 	strcpy(key_id, k->id);

@@ -78,5 +78,10 @@ check "B recovers when its KME is back" wait_for 10 bash -c "'$QKI_BIN/qkictl' -
 qa follow siteB $SPI out 45 10 > "$out/sa-after-a.txt"
 qb follow siteA $SPI in 45 10 > "$out/sa-after-b.txt"
 check "after B's KME is back, SA keys agree again" diff "$out/sa-after-a.txt" "$out/sa-after-b.txt"
+# key_IDs announced while B's KME was away are unknown to the restarted KME: B says so, A gives
+# those epochs fresh keys (it never handed the old ones out unacknowledged)
+if grep -q 'unknown to its KME' "$QDIR/qkid-a.log"; then
+	check "A reassigns epochs whose key_ID B's KME no longer knows" grep -q 'gets a new key' "$QDIR/qkid-a.log"
+fi
 check "both qkids still running" kill -0 "${QPID[a]}" "${QPID[b]}"
 finish
