@@ -13,6 +13,7 @@
 #   wait_link                      both qkids see the peer link up
 QKI_BIN=$top/src/qki
 KMSD=$top/src/kmsd/qkd-kmsd
+QKID=${QKID:-$QKI_BIN/qkid}     # e.g. an ASan build
 QLAB=${QLAB:-qk$$}
 QDIR=${QDIR:-/tmp/ipseq-qki/$QLAB}
 declare -A QPID=() KPID=()
@@ -103,7 +104,7 @@ kms_stop() {
 
 qki_start() {
 	local s=$1
-	ip netns exec "$QLAB-$s" "$QKI_BIN/qkid" -c "$QDIR/qkid-$s.conf" >>"$QDIR/qkid-$s.log" 2>&1 &
+	ip netns exec "$QLAB-$s" "$QKID" -c "$QDIR/qkid-$s.conf" >>"$QDIR/qkid-$s.log" 2>&1 &
 	QPID[$s]=$!
 	wait_for 10 test -S "$QDIR/qkid-$s.sock"
 }
