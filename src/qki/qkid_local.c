@@ -578,6 +578,11 @@ void qkid_local_io(struct qkid *d, struct qkid_conn *c, short revents)
 		return;
 	if (revents & POLLOUT)
 		flush_tx(d, c);
+	if (c->parked && (revents & (POLLHUP | POLLERR))) {
+		/* the client gave up waiting: forget its request (poll would report this forever) */
+		qkid_local_close(d, c);
+		return;
+	}
 	if (c->closing || c->parked || !(revents & (POLLIN | POLLHUP | POLLERR)))
 		return;
 	/* a complete message is always handled; only the reads are bounded per wakeup */
