@@ -1258,6 +1258,16 @@ uint16_t iq_dp_udp_port(iq_dp_t *dp)
 	return ntohs(a.in4.sin_port);
 }
 
+uint16_t iq_dp_udp_port6(iq_dp_t *dp)
+{
+	iq_addr_t a;
+	socklen_t l = sizeof(a);
+
+	if (dp->udp[1] < 0 || getsockname(dp->udp[1], &a.sa, &l) < 0)
+		return 0;
+	return ntohs(a.in6.sin6_port);
+}
+
 /* ---- public control calls ---- */
 
 int iq_sa_add(iq_dp_t *dp, const struct iq_sa_cfg *cfg, iq_err_t *err)

@@ -238,6 +238,8 @@ void iq_dp_destroy(iq_dp_t *dp);
 const char *iq_dp_tun_name(iq_dp_t *dp);
 /** Local port of the IPv4 UDP socket (useful when bound to port 0). */
 uint16_t iq_dp_udp_port(iq_dp_t *dp);
+/** Local port of the IPv6 UDP socket, 0 if there is none. */
+uint16_t iq_dp_udp_port6(iq_dp_t *dp);
 
 int iq_sa_add(iq_dp_t *dp, const struct iq_sa_cfg *cfg, iq_err_t *err);
 /** New outer addresses/ports (NULL: unchanged) and/or reqid (0: unchanged). */

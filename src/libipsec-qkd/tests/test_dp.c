@@ -538,6 +538,66 @@ START_TEST(test_policy_and_control)
 }
 END_TEST
 
+
+/* ESP over IPv6 (outer), IPv4 and IPv6 inside, with and without offloads */
+START_TEST(test_ipv6_outer)
+{
+	unsigned offload = _i ? IQ_OFF_ALL : 0;
+	struct iq_dp_cfg cfg = { 0 };
+	struct gw g[2];
+	static uint8_t out[2000], in[2000];
+	iq_err_t err;
+	int k, sv[2];
+	size_t len;
+
+	for (k = 0; k < 2; k++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.tun_fd = sv[0];
+		cfg.tun_fd_vnet = true;
+		iq_addr_parse("127.0.0.1:0", 0, &cfg.bind4);
+		iq_addr_parse("[::1]:0", 0, &cfg.bind6);
+		cfg.offload = offload;
+		cfg.log = quiet;
+		ck_assert_msg(iq_dp_create(&cfg, &g[k].dp, &err) == 0, "create: %s", err.msg);
+		g[k].tun_dp = sv[0];
+		g[k].tun = sv[1];
+		g[k].port = iq_dp_udp_port6(g[k].dp);
+		ck_assert_int_ne(g[k].port, 0);
+	}
+	for (k = 0; k < 2; k++) {
+		struct iq_sa_cfg c = { .reqid = 1, .enc_alg = IQ_ENC_AES_GCM_16, .enc_key = key128,
+							   .enc_key_len = 20, .replay_window = 1024 };
+		/* out from g[k] to g[1-k], in from g[1-k] */
+		iq_addr_parse("::1", g[k].port, &c.src);
+		iq_addr_parse("::1", g[1 - k].port, &c.dst);
+		c.spi = 0x6000 + k;
+		ck_assert_msg(iq_sa_add(g[k].dp, &c, &err) == 0, "%s", err.msg);
+		c.inbound = true;
+		iq_addr_parse("::1", g[1 - k].port, &c.src);
+		iq_addr_parse("::1", g[k].port, &c.dst);
+		c.spi = 0x6000 + (1 - k);
+		ck_assert_msg(iq_sa_add(g[k].dp, &c, &err) == 0, "%s", err.msg);
+	}
+	add_pol(&g[0], IQ_DIR_OUT, "192.0.2.0/25", "192.0.2.128/25");
+	add_pol(&g[1], IQ_DIR_IN, "192.0.2.0/25", "192.0.2.128/25");
+	add_pol(&g[1], IQ_DIR_OUT, "192.0.2.128/25", "192.0.2.0/25");
+	add_pol(&g[0], IQ_DIR_IN, "192.0.2.128/25", "192.0.2.0/25");
+	gw_start(&g[0]);
+	gw_start(&g[1]);
+	len = udp_pkt(out, true, "192.0.2.10", "192.0.2.130", 700, 0x31);
+	ck_assert_int_eq(send(g[0].tun, out, len, 0), (ssize_t)len);
+	ck_assert_int_eq(recv_to(g[1].tun, in, sizeof(in), 2000), (ssize_t)len);
+	ck_assert_mem_eq(in, out, len);
+	len = udp_pkt(out, true, "192.0.2.130", "192.0.2.10", 30, 0x32);
+	ck_assert_int_eq(send(g[1].tun, out, len, 0), (ssize_t)len);
+	ck_assert_int_eq(recv_to(g[0].tun, in, sizeof(in), 2000), (ssize_t)len);
+	ck_assert_mem_eq(in, out, len);
+	gw_down(&g[0]);
+	gw_down(&g[1]);
+}
+END_TEST
+
 /* hard packet lifetime: expire callback and no packet beyond the limit */
 static _Atomic int expired_soft, expired_hard;
 static void on_expire(void *user, uint32_t reqid, uint32_t spi, const iq_addr_t *dst, bool hard)
@@ -611,6 +671,7 @@ int main(void)
 	tcase_add_test(tc, test_attacks);
 	tcase_add_test(tc, test_policy_and_control);
 	tcase_add_test(tc, test_lifetime);
+	tcase_add_loop_test(tc, test_ipv6_outer, 0, 2);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
