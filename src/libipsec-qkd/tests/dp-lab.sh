@@ -41,8 +41,12 @@ dp_need() {
 }
 
 dp_lab_down() {
-	local k
+	local k f
 	for k in "${!DP_PID[@]}"; do kill "${DP_PID[$k]}" 2>/dev/null; done
+	# qkd-espd started by an earlier shell on this lab: its pid file knows it
+	for f in "$DDIR"/espd-*.pid; do
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null
+	done
 	sleep 0.2
 	for k in "${!DP_PID[@]}"; do kill -9 "${DP_PID[$k]}" 2>/dev/null; done
 	ip netns pids "$DP_HOST_A" 2>/dev/null | xargs -r kill 2>/dev/null
