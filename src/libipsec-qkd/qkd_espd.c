@@ -113,7 +113,44 @@ static void parse_rotation(const char *s, struct iq_rotation *r)
 		die("rotation needs 1 <= rpk_min <= rpk_max ('%s')", s);
 }
 
-static void parse_sa(struct espd *e, const char *spec)
+/* Read a hex key from a file that only its owner may read. */
+static int read_keyfile(const char *path, uint8_t *key, size_t keylen)
+{
+	char buf[256];
+	struct stat st;
+	FILE *f;
+	int n;
+
+	f = fopen(path, "r");
+	if (!f)
+		die("keyfile %s: %s", path, strerror(errno));
+	if (fstat(fileno(f), &st) < 0 || (st.st_mode & 077))
+		die("keyfile %s: must not be accessible to group or others (chmod 600)", path);
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	n = iq_hex_parse(buf, key, keylen);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return n;
+}
+
+/* Overwrite the key's hex digits in the original argument, so /proc/PID/cmdline (ps) does not
+ * show it once parsed. */
+static void scrub_key(char *spec)
+{
+	char *k = strstr(spec, "key=");
+
+	for (; k; k = strstr(k + 4, "key=")) {
+		char *v = k + 4;
+		if (k != spec && k[-1] != ' ' && k[-1] != '\t')
+			continue;                   /* e.g. the "key" in "keyfile=" is not it */
+		while (*v && *v != ' ' && *v != '\t')
+			*v++ = 'x';
+	}
+}
+
+static void parse_sa(struct espd *e, char *spec)
 {
 	struct sa_entry *s;
 	struct iq_sa_cfg *c;
@@ -153,8 +190,9 @@ static void parse_sa(struct espd *e, const char *spec)
 			if (iq_addr_parse(v, 4500, &c->dst))
 				die("SA: bad dst '%s'", v);
 			have_dst = true;
-		} else if (!strcmp(tok, "key")) {
-			int n = iq_hex_parse(v, s->key, sizeof(s->key));
+		} else if (!strcmp(tok, "key") || !strcmp(tok, "keyfile")) {
+			int n = !strcmp(tok, "key") ? iq_hex_parse(v, s->key, sizeof(s->key))
+										: read_keyfile(v, s->key, sizeof(s->key));
 			if (n != 20 && n != 36)
 				die("SA: key must be 20 (AES-128-GCM) or 36 (AES-256-GCM) bytes incl. salt");
 			c->enc_key = s->key;
@@ -189,8 +227,9 @@ static void parse_sa(struct espd *e, const char *spec)
 		}
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
+	scrub_key(spec);
 	if (!dir || !have_spi || !have_key || !have_src || !have_dst)
-		die("SA needs in|out, spi=, src=, dst= and key=");
+		die("SA needs in|out, spi=, src=, dst= and key= (or keyfile=)");
 	e->nsas++;
 }
 
@@ -365,7 +404,7 @@ static void usage(void)
 		   "  --bind6 ADDR[:PORT]   also an IPv6 socket\n"
 		   "  --wan-mtu N           outer MTU (default 1500)\n"
 		   "  --offload LIST        all|none|mmsg,tso,uso,gso,gro,coalesce (all; '-x' removes)\n"
-		   "  --sa SPEC             in|out spi= src= dst= key= [reqid= esn=yes replay=N\n"
+		   "  --sa SPEC             in|out spi= src= dst= key=|keyfile= [reqid= esn=yes replay=N\n"
 		   "                        rotation=off|RPKMIN[:RPKMAX[:reuse|stall[:LOOKAHEAD]]]\n"
 		   "                        peer=NAME soft-/hard-packets|bytes|time=N]\n"
 		   "  --policy SPEC         in|out src=TS dst=TS [reqid=N prio=N]\n"

@@ -110,9 +110,8 @@ dp_lab_up() {
 	for n in ga gb; do
 		$n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	done
-	# one pair of CHILD_SA keys (AES-128-GCM key || salt) for the whole lab
-	DP_KEY_AB=0x$(openssl rand -hex 20)
-	DP_KEY_BA=0x$(openssl rand -hex 20)
+	# one pair of CHILD_SA keys (AES-128-GCM key || salt) for the whole lab, in 0600 files
+	(umask 077; openssl rand -hex 20 > "$DDIR/key-ab"; openssl rand -hex 20 > "$DDIR/key-ba")
 }
 
 # dp_espd a|b [extra qkd-espd args]
@@ -122,20 +121,20 @@ dp_espd() {
 	if [ "$s" = a ]; then
 		me=198.51.100.1 peer=198.51.100.2 lan=192.0.2.0/25 rlan=192.0.2.128/25
 		lan6=fd00:a::/64 rlan6=fd00:b::/64 out_spi=$DP_SPI_AB in_spi=$DP_SPI_BA ns=$DP_GW_A
-		out_key=$DP_KEY_AB in_key=$DP_KEY_BA dst=${DP_OUT_DST_A:-$peer:4500}
+		out_key=$DDIR/key-ab in_key=$DDIR/key-ba dst=${DP_OUT_DST_A:-$peer:4500}
 		rot=${DP_ROT_A:-${DP_ROT:-off}} peername=siteB
 	else
 		me=198.51.100.2 peer=198.51.100.1 lan=192.0.2.128/25 rlan=192.0.2.0/25
 		lan6=fd00:b::/64 rlan6=fd00:a::/64 out_spi=$DP_SPI_BA in_spi=$DP_SPI_AB ns=$DP_GW_B
-		out_key=$DP_KEY_BA in_key=$DP_KEY_AB dst=${DP_OUT_DST_B:-$peer:4500}
+		out_key=$DDIR/key-ba in_key=$DDIR/key-ab dst=${DP_OUT_DST_B:-$peer:4500}
 		rot=${DP_ROT_B:-${DP_ROT:-off}} peername=siteA
 	fi
 	local keys=()
 	[ -n "${DP_KEYS:-}" ] && keys=(--keys "${DP_KEYS//@SITE@/$s}")
 	rm -f "$DDIR/espd-$s.pid" "$DDIR/espd-$s.stats"
 	ip netns exec "$ns" "$DP_ESPD" --tun qkd0 --bind "$me" "${keys[@]}" \
-		--sa "out spi=$out_spi src=$me dst=$dst key=$out_key reqid=1 rotation=$rot peer=$peername" \
-		--sa "in spi=$in_spi src=$peer dst=$me key=$in_key reqid=1 rotation=$rot peer=$peername" \
+		--sa "out spi=$out_spi src=$me dst=$dst keyfile=$out_key reqid=1 rotation=$rot peer=$peername" \
+		--sa "in spi=$in_spi src=$peer dst=$me keyfile=$in_key reqid=1 rotation=$rot peer=$peername" \
 		--policy "out src=$lan dst=$rlan" --policy "in src=$rlan dst=$lan" \
 		--policy "out src=$lan6 dst=$rlan6" --policy "in src=$rlan6 dst=$lan6" \
 		--stats "$DDIR/espd-$s.stats" --pidfile "$DDIR/espd-$s.pid" "$@" \
