@@ -184,7 +184,7 @@ def guarded(main):
     """Run main() so that labs go down on any exit: error, Ctrl-C, SIGTERM, SIGHUP."""
     def on_signal(signum, _frame):
         raise KeyboardInterrupt("signal %d" % signum)
-    for s in (signal.SIGTERM, signal.SIGHUP):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
     try:
         return main()
@@ -461,11 +461,25 @@ def machine():
                pkg("tcpdump"), rev))
 
 
+def wrap(text, width=100):
+    """re-wrap prose paragraphs to width; tables, headings, lists and code stay as they are"""
+    import textwrap
+    out = []
+    for para in text.split("\n\n"):
+        lines = para.split("\n")
+        if any(l.startswith(("|", "#", "- ", "    ", "```")) for l in lines):
+            out.append(para)
+        else:
+            out.append(textwrap.fill(" ".join(l.strip() for l in lines), width=width,
+                                     break_on_hyphens=False, break_long_words=False))
+    return "\n\n".join(out)
+
+
 def update_section(name, text):
     """Replace <!-- bench:NAME:begin --> ... <!-- bench:NAME:end --> in BENCHMARKS.md (or append)."""
     md = os.path.join(TOP, "BENCHMARKS.md")
     begin, end = "<!-- bench:%s:begin -->" % name, "<!-- bench:%s:end -->" % name
-    section = "%s\n%s\n%s" % (begin, text.strip("\n"), end)
+    section = "%s\n%s\n%s" % (begin, wrap(text.strip("\n")), end)
     try:
         with open(md) as f:
             doc = f.read()

@@ -12,6 +12,7 @@ CREATE_CHILD_SA request sent -> response received. charon's log (1 s resolution)
 """
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -175,11 +176,23 @@ def main():
     err = B.gnuplot("ike", png, csv=os.path.join(a.out, "ike-summary.csv"))
     if err:
         print("plot failed: %s" % err)
+    summ = {v: (B.median(res[v]["handshake"]), B.median(res[v]["rekey"])) for v in names}
+    if "qkd" in summ and "psk" in summ and summ["psk"][0] > 0 and summ["psk"][1] > 0:
+        d = summ["qkd"][0] - summ["psk"][0], summ["qkd"][1] - summ["psk"][1]
+        table.append("")
+        table.append("Medians: QKD adds %.2f ms to the handshake (%.2fx plain PSK) and %.2f ms to a "
+                     "CHILD_SA rekey (%.2fx)." % (d[0] * 1000, summ["qkd"][0] / summ["psk"][0],
+                                                   d[1] * 1000, summ["qkd"][1] / summ["psk"][1]))
     print()
     print("\n".join(table))
     print("CSV: %s/ike.csv, ike-summary.csv; plot: %s" % (a.out, png))
     if a.quick or a.no_update:
         return 0
+    plot = ""
+    if not err:
+        os.makedirs(os.path.join(B.TOP, "docs", "plots"), exist_ok=True)
+        shutil.copyfile(png, os.path.join(B.TOP, "docs", "plots", "ike.png"))
+        plot = " Plot: [docs/plots/ike.png](docs/plots/ike.png) (bar: median, whiskers: min..p95)."
     text = """## IKE (`scripts/bench ike`)
 
 Handshake (IKE_SA_INIT + IKE_AUTH) and CHILD_SA rekey (CREATE_CHILD_SA) on the wire, QKD vs
@@ -190,11 +203,11 @@ A round: initiate, one CHILD_SA rekey by unique id, terminate, over one persiste
 IKE_SA_INIT request sent -> IKE_AUTH response received; rekey = CREATE_CHILD_SA request ->
 response. Variants: %s. QKD keys come from qkid/qkd-kmsd at the lab's 200 kbit/s key rate.
 Machine: %s. Everything (2 charons per lab, KMEs, qkids, tcpdump) shares its CPUs. Command:
-`sudo %s`. Measured %s; run time %.0f s.
+`sudo %s`. Measured %s; run time %.0f s.%s
 
 %s
 """ % (a.datapath, rounds, "; ".join("**%s** %s" % (v, VARIANTS[v][0]) for v in names),
-       B.machine(), cmd, time.strftime("%Y-%m-%d"), B.elapsed(), "\n".join(table))
+       B.machine(), cmd, time.strftime("%Y-%m-%d"), B.elapsed(), plot, "\n".join(table))
     print("updated %s" % B.update_section("ike", text))
     return 0
 

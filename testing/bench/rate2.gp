@@ -2,13 +2,13 @@
 # Two panels against the key update rate (categorical x): left column group 2-7 (standard
 # min/med/max, ours min/med/max), right 8-13; points = median, whiskers = min..max.
 # gnuplot -e "term='pngcairo'; out='x.png'; csv='x.csv'; title='..'; ylabel1='..'; ylabel2='..'; logy1=0" rate2.gp
-set terminal term size 1000,440 font ",10"
+set terminal term size 1000,480 font ",10"
 set output out
 set datafile separator ","
 set grid
 set xlabel "key updates per second (0 = none)"
 set xtics nomirror
-set key top right
+set key below
 set offsets 0.3, 0.3, 0, 0
 set multiplot layout 1,2 title title noenhanced
 set ylabel ylabel1
