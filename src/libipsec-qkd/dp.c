@@ -79,6 +79,7 @@ static bool off(const struct iq_dp *dp, unsigned bit)
 /* ---- TX: TUN -> ESP -> UDP ---- */
 
 static void tx_flush(struct iq_dp *dp);
+static void keys_between_packets(struct iq_dp *dp);
 
 static bool tx_room(struct iq_dp *dp)
 {
@@ -419,6 +420,7 @@ static void tx_drain(struct iq_dp *dp)
 		if (n == 0)
 			break;
 		tx_packet(dp, dp->rbuf, n);
+		keys_between_packets(dp);
 	}
 	tx_flush(dp);
 }
@@ -598,8 +600,10 @@ static void rx_drain(struct iq_dp *dp, int s)
 		}
 		if (n <= 0)
 			break;
-		for (k = 0; k < n; k++)
+		for (k = 0; k < n; k++) {
 			rx_datagram(dp, k, &local);
+			keys_between_packets(dp);
+		}
 		if (n < slots)
 			break;
 	}
@@ -630,6 +634,7 @@ static void keys_prefetch(struct iq_dp *dp)
 	for (sa = dp->sas; sa; sa = sa->next) {
 		struct iq_kp_req rq;
 		uint32_t first, count;
+		bool posted;
 
 		if (!sa->rot.enabled)
 			continue;
@@ -639,7 +644,13 @@ static void keys_prefetch(struct iq_dp *dp)
 		kp_fill(&rq, KP_GET, sa);
 		rq.first = first;
 		rq.count = count;
-		if (!iq_kp_post(dp->kp, &rq)) {
+		memcpy(rq.salt, sa->rot.hkdf_salt, sa->rot.hkdf_salt_len);
+		rq.salt_len = sa->rot.hkdf_salt_len;
+		rq.key_len = sa->rot.key_len;
+		rq.have_end = first + iq_rot_held(&sa->rot, first);
+		posted = iq_kp_post(dp->kp, &rq);
+		OPENSSL_cleanse(rq.salt, sizeof(rq.salt));
+		if (!posted) {
 			/* ring full: ask again on the next round */
 			sa->rot.requested_end = first;
 			sa->rot.key_requests--;
@@ -648,11 +659,12 @@ static void keys_prefetch(struct iq_dp *dp)
 	}
 }
 
-static void keys_take(struct iq_dp *dp)
+static void keys_take(struct iq_dp *dp, bool ack)
 {
 	struct iq_kp_done d;
 
-	iq_kp_ack(dp->kp);
+	if (ack)
+		iq_kp_ack(dp->kp);
 	while (iq_kp_take(dp->kp, &d)) {
 		struct iq_sa *sa = iq_sad_by_uid(dp, d.uid);
 
@@ -664,9 +676,8 @@ static void keys_take(struct iq_dp *dp)
 		case KP_GET:
 			if (d.status == 0) {
 				dp->st.keys_delivered++;
-				if (iq_rot_deliver(&sa->rot, d.epoch, d.key, d.key_len) < 0)
-					iq_log(dp, IQ_LOG_ERROR, "SA %08x: deriving window key %u failed",
-						   sa->spi, d.epoch);
+				if (d.key_len == sa->rot.key_len)
+					iq_rot_store(&sa->rot, d.epoch, d.key);
 			} else if (d.partial) {
 				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms, true);
 			} else {
@@ -697,6 +708,18 @@ static void keys_take(struct iq_dp *dp)
 		}
 		OPENSSL_cleanse(&d, sizeof(d));
 	}
+}
+
+/* A drain can run through dozens of windows (64 TUN reads of up to 48 segments each): ask for
+ * keys as soon as a window moves and take what arrived, without leaving the batch. Both are
+ * cheap when there is nothing to do (a flag, one atomic load). */
+static void keys_between_packets(struct iq_dp *dp)
+{
+	if (!dp->kp)
+		return;
+	if (dp->keys_check)
+		keys_prefetch(dp);
+	keys_take(dp, false);
 }
 
 /* ---- periodic: lifetimes, packet rates, rpk advice ---- */
@@ -1000,7 +1023,7 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 			if (pfd[P_CTL].revents)
 				ctl_run(dp);
 			if (pfd[P_KEYS].revents)
-				keys_take(dp);
+				keys_take(dp, true);
 			if (dp->tx_blocked &&
 				((pfd[P_UDP4].revents & POLLOUT) || (pfd[P_UDP6].revents & POLLOUT)))
 				tx_flush(dp);

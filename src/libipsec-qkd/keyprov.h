@@ -3,8 +3,9 @@
  * keyprov.h - runs a (blocking) struct iq_key_provider off the packet path.
  *
  * The loop posts requests into a single-producer/single-consumer ring; a helper thread calls
- * the provider and posts answers (one per window key) into a second SPSC ring, then signals an
- * eventfd the loop polls. No lock is shared with the loop.
+ * the provider, derives the window keys (HKDF, see rotation.h) and posts them (one answer per
+ * window) into a second SPSC ring, then signals an eventfd the loop polls, once per batch. No
+ * lock is shared with the loop, and the loop never runs the KDF.
  */
 #ifndef IQ_KEYPROV_H
 #define IQ_KEYPROV_H
@@ -23,6 +24,10 @@ struct iq_kp_req {
 	char peer[64];
 	uint32_t first, count;
 	uint64_t pps;
+	/* KP_GET: the helper derives window keys itself (HKDF off the loop thread) */
+	uint8_t salt[36];             /* CHILD_SA key material; wiped after use */
+	uint8_t salt_len, key_len;
+	uint32_t have_end;            /* the loop holds keys for [first, have_end): skip those */
 };
 
 struct iq_kp_done {
@@ -33,7 +38,7 @@ struct iq_kp_done {
 	uint32_t rpk;                 /* KP_ADVICE */
 	bool partial;                 /* KP_GET failure: keys before epoch came, the rest not ready */
 	uint8_t key_len;
-	uint8_t key[IQ_QKEY_MAX];
+	uint8_t key[IQ_QKEY_MAX];     /* KP_GET: the derived window key (key_len bytes) */
 	char msg[96];
 };
 

@@ -11,7 +11,7 @@
 
 static const char hkdf_label[] = "IPSeQ ESP window key";
 
-static int derive_with(EVP_KDF_CTX *kctx, const uint8_t *salt, size_t salt_len, uint32_t spi,
+int iq_rot_derive_with(EVP_KDF_CTX *kctx, const uint8_t *salt, size_t salt_len, uint32_t spi,
 					   uint32_t epoch, const uint8_t *qkey, size_t qkey_len, uint8_t *out,
 					   size_t out_len)
 {
@@ -29,7 +29,7 @@ static int derive_with(EVP_KDF_CTX *kctx, const uint8_t *salt, size_t salt_len, 
 	return EVP_KDF_derive(kctx, out, out_len, p) == 1 ? 0 : -EIO;
 }
 
-static EVP_KDF_CTX *hkdf_new(void)
+EVP_KDF_CTX *iq_rot_kdf_new(void)
 {
 	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	EVP_KDF_CTX *kctx;
@@ -44,12 +44,12 @@ static EVP_KDF_CTX *hkdf_new(void)
 int iq_rot_derive(const uint8_t *salt, size_t salt_len, uint32_t spi, uint32_t epoch,
 				  const uint8_t *qkey, size_t qkey_len, uint8_t *out, size_t out_len)
 {
-	EVP_KDF_CTX *kctx = hkdf_new();
+	EVP_KDF_CTX *kctx = iq_rot_kdf_new();
 	int ret;
 
 	if (!kctx)
 		return -EIO;
-	ret = derive_with(kctx, salt, salt_len, spi, epoch, qkey, qkey_len, out, out_len);
+	ret = iq_rot_derive_with(kctx, salt, salt_len, spi, epoch, qkey, qkey_len, out, out_len);
 	EVP_KDF_CTX_free(kctx);
 	return ret;
 }
@@ -85,7 +85,7 @@ int iq_rot_init(struct iq_rot *r, const struct iq_rotation *cfg, uint32_t spi, b
 	r->key_len = child_key_len - 4;
 	memcpy(r->hkdf_salt, child_key, child_key_len);
 	r->hkdf_salt_len = child_key_len;
-	r->kdf = hkdf_new();
+	r->kdf = iq_rot_kdf_new();
 	if (!r->kdf) {
 		iq_rot_free(r);
 		return -EIO;
@@ -145,6 +145,25 @@ static void ring_wipe_below(struct iq_rot *r, uint32_t lo)
 	}
 }
 
+int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
+{
+	struct iq_wkey *k;
+
+	if (!r->enabled)
+		return 0;
+	r->keys_delivered++;
+	if (!in_keep_range(r, epoch))
+		return 0;
+	k = &r->ring[epoch & (IQ_KEYRING - 1)];
+	if (k->valid && k->epoch == epoch)
+		return 0;
+	OPENSSL_cleanse(k, sizeof(*k));
+	memcpy(k->key, key, r->key_len);
+	k->epoch = epoch;
+	k->valid = true;
+	return 1;
+}
+
 int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t qkey_len)
 {
 	struct iq_wkey *k;
@@ -159,7 +178,7 @@ int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t
 	if (k->valid && k->epoch == epoch)
 		return 0;
 	OPENSSL_cleanse(k, sizeof(*k));
-	ret = derive_with(r->kdf, r->hkdf_salt, r->hkdf_salt_len, r->spi, epoch, qkey, qkey_len,
+	ret = iq_rot_derive_with(r->kdf, r->hkdf_salt, r->hkdf_salt_len, r->spi, epoch, qkey, qkey_len,
 					  k->key, r->key_len);
 	if (ret) {
 		OPENSSL_cleanse(k, sizeof(*k));
@@ -287,9 +306,11 @@ uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
 	}
 	if (now_ms < r->retry_at_ms)
 		return 0;
-	/* batch: ask when half the lookahead is used up (or nothing is there) */
+	/* ask when a quarter of the lookahead is used up (or nothing is there): three quarters
+	 * of it are the slack for the provider's answer (the helper skips keys we hold, so the
+	 * repeated part of a request costs little) */
 	ahead = r->requested_end > r->epoch ? r->requested_end - r->epoch : 0;
-	if (ahead > r->lookahead / 2)
+	if (ahead > r->lookahead - r->lookahead / 4)
 		return 0;
 	*first = r->epoch;
 	r->requested_end = r->epoch + r->lookahead;
@@ -306,6 +327,19 @@ uint32_t iq_rot_keys_ready(const struct iq_rot *r)
 	for (e = r->epoch + (r->cur_valid ? 1 : 0); e <= r->epoch + r->lookahead; e++) {
 		const struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
 		if (!(k->valid && k->epoch == e))
+			break;
+		n++;
+	}
+	return n;
+}
+
+uint32_t iq_rot_held(const struct iq_rot *r, uint32_t from)
+{
+	uint32_t n = 0;
+
+	while (n < IQ_KEYRING) {
+		const struct iq_wkey *k = &r->ring[(from + n) & (IQ_KEYRING - 1)];
+		if (!(k->valid && k->epoch == from + n))
 			break;
 		n++;
 	}

@@ -78,6 +78,15 @@ int iq_rot_derive(const uint8_t *salt, size_t salt_len, uint32_t spi, uint32_t e
  *  Returns 1 if stored, 0 if not needed, negative on error. The qkey is not wiped here. */
 int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t qkey_len);
 
+/** Keep an already derived window key (r->key_len bytes) if the epoch is still useful. */
+int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key);
+
+/** HKDF context for iq_rot_derive_with (fetched once; for the key helper thread). */
+EVP_KDF_CTX *iq_rot_kdf_new(void);
+int iq_rot_derive_with(EVP_KDF_CTX *kdf, const uint8_t *salt, size_t salt_len, uint32_t spi,
+					   uint32_t epoch, const uint8_t *qkey, size_t qkey_len, uint8_t *out,
+					   size_t out_len);
+
 /**
  * The provider could not deliver epochs [first, first + count): ask again later. soft: it
  * delivered the keys before first but had no more ready (not counted as a failure).
@@ -109,5 +118,7 @@ uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first);
 
 /** Number of window keys ready ahead of the current window (for stats and rpk adaptation). */
 uint32_t iq_rot_keys_ready(const struct iq_rot *r);
+/** Number of consecutive window keys held from epoch `from` on. */
+uint32_t iq_rot_held(const struct iq_rot *r, uint32_t from);
 
 #endif

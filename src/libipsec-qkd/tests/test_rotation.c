@@ -254,19 +254,26 @@ START_TEST(test_prefetch)
 	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* already asked */
 	deliver(&tx, 0, 15);
 	ck_assert_uint_eq(iq_rot_keys_ready(&tx), 16);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 3; i++)
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, 2);
+	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* not yet a quarter used */
+	for (i = 0; i < 2; i++)
 		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
 	ck_assert_uint_eq(epoch, 4);
-	ck_assert_uint_eq(iq_rot_want(&tx, 0, &first), 0);   /* not yet half used */
-	for (i = 0; i < 5; i++)
-		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
 	/* always from the current window (never beyond what the provider may have assigned) */
 	n = iq_rot_want(&tx, 0, &first);
 	ck_assert_uint_eq(first, epoch);
 	ck_assert_uint_eq(n, 16);
+	ck_assert_uint_eq(iq_rot_held(&tx, first), 12);      /* 4..15: the helper skips these */
 	/* keys already held come again and are ignored */
-	deliver(&tx, 9, 24);
+	deliver(&tx, 4, 19);
 	ck_assert_uint_eq(tx.keys_delivered, 16 + 16);
+	ck_assert_uint_eq(iq_rot_held(&tx, first), 16);
+	for (i = 0; i < 5; i++)
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, 9);
+	ck_assert_uint_gt(iq_rot_want(&tx, 0, &first), 0);
 	/* a partial answer: ask again soon (soft), not counted as a failure */
 	iq_rot_failed(&tx, 12, 13, 1000, true);     /* only 9..11 were ready */
 	ck_assert_uint_eq(tx.key_failures, 0);
