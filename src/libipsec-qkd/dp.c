@@ -687,6 +687,16 @@ static void keys_take(struct iq_dp *dp, bool ack)
 					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
 						   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",
 						   d.epoch, d.msg, (unsigned long long)sa->rot.key_failures);
+				/* The provider lost these epochs for good (qkid restarted and wiped them):
+				 * no retry brings them back, so ask for a rekey, which starts the SA
+				 * afresh at epoch 0 of new SPIs. Until then the exhaustion policy holds. */
+				if (d.status == -ESTALE && !sa->soft_fired && dp->cfg.expire) {
+					sa->soft_fired = true;
+					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys are gone at the key "
+						   "provider; asking for a rekey of the SA", sa->spi,
+						   sa->inbound ? "in" : "out");
+					dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
+				}
 			}
 			break;
 		case KP_ADVICE:

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# A qkid restart under a rotating SA: the restarted qkid has wiped the SA's epoch keys (no key is
+# ever reused), so the datapath's next key request is answered "stale"; the datapath then asks
+# charon for a CHILD_SA rekey, which starts new SAs at epoch 0 with fresh quantum keys. Traffic
+# keeps flowing through it (stall policy: no key beyond its window).
+. "$(dirname "$0")/../lib.sh"
+[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
+for b in src/qki/qkid src/kmsd/qkd-kmsd; do
+	[ -x "$top/$b" ] || skip "$b not built"
+done
+export LAB_DATAPATH=kernel-qkd LAB_QKD=yes
+
+fatal "QKD lab with kernel-qkd comes up" lab up
+for gw in gwA gwB; do
+	peer=gwB; [ "$gw" = gwB ] && peer=gwA
+	cat >> "$LAB_DIR/$gw/plugins.conf" <<EOF
+		kernel-qkd {
+			rotation {
+				rpk_min = 100
+				rpk_max = 400
+				exhaust = stall
+			}
+			peers {
+				$peer {
+					rotation = yes
+				}
+			}
+		}
+EOF
+	fatal "$gw restarts with rotation (rpk 100..400, stall)" quiet lab restart "$gw"
+done
+fatal "gwA initiates" lab initiate gwA net 20
+check "traffic rotates keys before the restart" quiet ip netns exec "$LAB-hostA" ping -q -c 500 -i 0.002 -W 2 192.0.2.130
+child_before=$(sw gwA --list-sas | grep -oE 'net: #[0-9]+' | head -1)
+
+lab qkid-stop gwA
+lab qkid-start gwA
+fatal "gwA's qkid is back" wait_for 10 test -S "$LAB_DIR/gwA/qkid.sock"
+out=$(ip netns exec "$LAB-hostA" ping -q -c 1500 -i 0.002 -W 2 192.0.2.130 2>&1)
+received=$(grep -oE '[0-9]+ received' <<<"$out" | grep -oE '[0-9]+')
+echo "# pings across the qkid restart: ${received:-0} of 1500 answered"
+check "traffic flows across the qkid restart (>= 90 % answered)" test "${received:-0}" -ge 1350
+check "the datapath saw its window keys were gone and asked for a rekey" \
+	in_log gwA "window keys are gone at the key provider; asking for a rekey"
+rekeyed() { [ "$(sw gwA --list-sas | grep -oE 'net: #[0-9]+' | head -1)" != "$child_before" ]; }
+check "charon rekeyed the CHILD_SA" wait_for 10 rekeyed
+check "traffic flows on the new SAs" ping_b 5
+check "the new SAs rotate with keys of the restarted qkid" \
+	wait_for 5 bash -c "'$top/scripts/lab' qkictl gwA sas | grep -qE '^[0-9a-f]{8} +out +gwB'"
+finish
