@@ -1393,25 +1393,24 @@ int iq_dp_get_stats(iq_dp_t *dp, struct iq_dp_stats *st, iq_err_t *err)
 	return call(dp, &c);
 }
 
-int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
-				size_t len, iq_err_t *err)
+/* Send one datagram of iovecs on the NAT-T socket of dst's family, from src (port 0: the
+ * socket's). sendmsg is atomic per datagram, no lock with the loop needed; if ESP fills the
+ * socket buffer, wait a little for room rather than dropping IKE or a keepalive. */
+static int natt_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, struct iovec *iov,
+					 size_t iovlen, const char *what, iq_err_t *err)
 {
-	static const uint8_t marker[4] = { 0, 0, 0, 0 };
 	int s = dst->sa.sa_family == AF_INET6 ? 1 : 0, tries;
-	struct iovec iov[2] = { { (void *)marker, 4 }, { (void *)data, len } };
 	uint8_t cbuf[64];
 	struct msghdr h = { .msg_name = (void *)dst, .msg_namelen = iq_addr_len(dst),
-						.msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf };
+						.msg_iov = iov, .msg_iovlen = iovlen, .msg_control = cbuf };
 
 	if (dp->udp[s] < 0) {
-		iq_seterr(err, "no %s socket for IKE", s ? "IPv6" : "IPv4");
+		iq_seterr(err, "no %s socket for %s", s ? "IPv6" : "IPv4", what);
 		return -EAFNOSUPPORT;
 	}
 	h.msg_controllen = build_cmsg(cbuf, sizeof(cbuf), src, 0);
 	if (!h.msg_controllen)
 		h.msg_control = NULL;
-	/* sendmsg is atomic per datagram, no lock with the loop needed; if ESP fills the socket
-	 * buffer, wait a little for room rather than dropping IKE */
 	for (tries = 0; tries < 20; tries++) {
 		struct pollfd p = { .fd = dp->udp[s], .events = POLLOUT };
 		if (sendmsg(dp->udp[s], &h, MSG_DONTWAIT) >= 0)
@@ -1420,6 +1419,23 @@ int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const v
 			break;
 		poll(&p, 1, 5);
 	}
-	iq_seterr(err, "sending IKE: %s", strerror(errno));
+	iq_seterr(err, "sending %s: %s", what, strerror(errno));
 	return -errno;
+}
+
+int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
+				size_t len, iq_err_t *err)
+{
+	static const uint8_t marker[4] = { 0, 0, 0, 0 };
+	struct iovec iov[2] = { { (void *)marker, 4 }, { (void *)data, len } };
+
+	return natt_send(dp, src, dst, iov, 2, "IKE", err);
+}
+
+int iq_keepalive_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, iq_err_t *err)
+{
+	static const uint8_t keepalive[1] = { 0xff };
+	struct iovec iov[1] = { { (void *)keepalive, 1 } };
+
+	return natt_send(dp, src, dst, iov, 1, "NAT-T keepalive", err);
 }

@@ -261,6 +261,8 @@ int iq_dp_get_stats(iq_dp_t *dp, struct iq_dp_stats *st, iq_err_t *err);
 /** Send an IKE message from src (may have port 0 = socket's) to dst through the ESP socket. */
 int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
 				size_t len, iq_err_t *err);
+/** Send a NAT-T keepalive (RFC 3948: one 0xff byte) from src to dst through the ESP socket. */
+int iq_keepalive_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, iq_err_t *err);
 
 /* Helpers */
 int iq_addr_parse(const char *str, uint16_t default_port, iq_addr_t *addr);

@@ -462,6 +462,10 @@ START_TEST(test_attacks)
 		ck_assert_int_eq(iq_ike_send(a.dp, NULL, &dst, "hello", 5, &err), 0);
 		ck_assert_int_eq(recv_to(relay, bad, sizeof(bad), 2000), 9);
 		ck_assert_mem_eq(bad, "\0\0\0\0hello", 9);
+		/* a NAT-T keepalive is the bare 0xff byte (RFC 3948), no marker */
+		ck_assert_int_eq(iq_keepalive_send(a.dp, NULL, &dst, &err), 0);
+		ck_assert_int_eq(recv_to(relay, bad, sizeof(bad), 2000), 1);
+		ck_assert_uint_eq(bad[0], 0xff);
 	}
 	close(relay);
 	gw_down(&a);

@@ -88,11 +88,6 @@ struct private_kernel_qkd_socket_t {
 	 * Alternates between the queue and the port-500 sockets
 	 */
 	u_int rr;
-
-	/**
-	 * Whether keepalives were skipped once (logged once)
-	 */
-	bool keepalive_logged;
 };
 
 static const chunk_t marker = chunk_from_chars(0x00, 0x00, 0x00, 0x00);
@@ -371,14 +366,21 @@ static status_t send_natt(private_kernel_qkd_socket_t *this, host_t *src, host_t
 	iq_addr_t from, to;
 	iq_err_t err = {};
 
+	if (!kernel_qkd_host2addr(src, &from) || !kernel_qkd_host2addr(dst, &to))
+	{
+		return FAILED;
+	}
+	if (src->is_anyaddr(src))
+	{
+		memset(&from, 0, sizeof(from));
+	}
 	if (data.len == 1 && data.ptr[0] == 0xFF)
-	{	/* the datapath sends IKE only (it adds the marker); NAT keepalives are not
-		 * supported yet */
-		if (!this->keepalive_logged)
+	{	/* NAT-T keepalive: no marker */
+		if (iq_keepalive_send(this->datapath->get_dp(this->datapath), &from, &to, &err) != 0)
 		{
-			DBG1(DBG_NET, "kernel-qkd: NAT-T keepalives are not sent (not supported by the "
-				 "datapath)");
-			this->keepalive_logged = TRUE;
+			DBG1(DBG_NET, "kernel-qkd: sending a NAT-T keepalive to %#H failed: %s", dst,
+				 err.msg);
+			return FAILED;
 		}
 		return SUCCESS;
 	}
@@ -394,14 +396,6 @@ static status_t send_natt(private_kernel_qkd_socket_t *this, host_t *src, host_t
 		return FAILED;
 	}
 	data = chunk_skip(data, marker.len);
-	if (!kernel_qkd_host2addr(src, &from) || !kernel_qkd_host2addr(dst, &to))
-	{
-		return FAILED;
-	}
-	if (src->is_anyaddr(src))
-	{
-		memset(&from, 0, sizeof(from));
-	}
 	if (iq_ike_send(this->datapath->get_dp(this->datapath), &from, &to, data.ptr, data.len,
 					&err) != 0)
 	{
