@@ -19,21 +19,7 @@ fatal "QKD lab comes up (KMEs, qkids, kernel-qkd charons)" lab up
 # section of the same name (one peer name serves both plugins)
 for gw in gwA gwB; do
 	peer=gwB; [ "$gw" = gwB ] && peer=gwA
-	cat >> "$LAB_DIR/$gw/plugins.conf" <<EOF
-		kernel-qkd {
-			rotation {
-				rpk_min = 100
-				rpk_max = 65536
-				exhaust = reuse
-			}
-			peers {
-				$peer {
-					rotation = yes
-				}
-			}
-		}
-EOF
-	fatal "$gw restarts with rotation configured" quiet lab restart "$gw"
+	fatal "$gw restarts with rotation configured" quiet lab rotation "$gw" 100 65536 reuse
 	check "$gw: peer $peer rotates, addresses from the qkd plugin's peer section" \
 		in_log "$gw" "kernel-qkd: peer '$peer' \(addrs 198\.51\.100\.[12]\): ESP key rotation on"
 	check "$gw: window keys come from its qkid" \

@@ -13,22 +13,7 @@ export LAB_DATAPATH=kernel-qkd LAB_QKD=yes
 
 fatal "QKD lab with kernel-qkd comes up" lab up
 for gw in gwA gwB; do
-	peer=gwB; [ "$gw" = gwB ] && peer=gwA
-	cat >> "$LAB_DIR/$gw/plugins.conf" <<EOF
-		kernel-qkd {
-			rotation {
-				rpk_min = 100
-				rpk_max = 400
-				exhaust = stall
-			}
-			peers {
-				$peer {
-					rotation = yes
-				}
-			}
-		}
-EOF
-	fatal "$gw restarts with rotation (rpk 100..400, stall)" quiet lab restart "$gw"
+	fatal "$gw restarts with rotation (rpk 100..400, stall)" quiet lab rotation "$gw" 100 400 stall
 done
 fatal "gwA initiates" lab initiate gwA net 20
 check "traffic rotates keys before the restart" quiet ip netns exec "$LAB-hostA" ping -q -c 500 -i 0.002 -W 2 192.0.2.130
