@@ -796,6 +796,28 @@ static void maintain(struct iq_dp *dp)
 
 /* ---- control commands ---- */
 
+/* The SA a control command names, or NULL with the command's error set. */
+static struct iq_sa *find_sa(struct iq_dp *dp, struct iq_cmd *c)
+{
+	struct iq_sa *sa = iq_sad_find(dp, c->id);
+
+	if (!sa) {
+		iq_seterr(c->err, "SA %08x not found", c->id->spi);
+		c->ret = -ENOENT;
+	}
+	return sa;
+}
+
+/* A new outer address; port 0 keeps the old encapsulation port (same offset in IPv4/IPv6). */
+static void move_addr(iq_addr_t *addr, const iq_addr_t *to)
+{
+	uint16_t port = addr->in4.sin_port;
+
+	*addr = *to;
+	if (!addr->in4.sin_port)
+		addr->in4.sin_port = port;
+}
+
 static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 {
 	struct iq_sa *sa;
@@ -830,12 +852,8 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		break;
 	}
 	case CMD_SA_UPDATE:
-		sa = iq_sad_find(dp, c->id);
-		if (!sa) {
-			iq_seterr(c->err, "SA %08x not found", c->id->spi);
-			c->ret = -ENOENT;
+		if (!(sa = find_sa(dp, c)))
 			break;
-		}
 		if ((c->new_src && c->new_src->sa.sa_family != AF_INET &&
 			 c->new_src->sa.sa_family != AF_INET6) ||
 			(c->new_dst && c->new_dst->sa.sa_family != AF_INET &&
@@ -844,17 +862,10 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 			c->ret = -EINVAL;
 			break;
 		}
-		if (c->new_src) {
-			uint16_t port = sa->src.in4.sin_port;
-			sa->src = *c->new_src;
-			if (!sa->src.in4.sin_port)          /* same offset for IPv4 and IPv6 */
-				sa->src.in4.sin_port = port;
-		}
+		if (c->new_src)
+			move_addr(&sa->src, c->new_src);
 		if (c->new_dst) {
-			uint16_t port = sa->dst.in4.sin_port;
-			sa->dst = *c->new_dst;
-			if (!sa->dst.in4.sin_port)
-				sa->dst.in4.sin_port = port;
+			move_addr(&sa->dst, c->new_dst);
 			sa->sock = sa->dst.sa.sa_family == AF_INET6 ? 1 : 0;
 		}
 		if (c->new_reqid)
@@ -862,21 +873,13 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		dp->sa_gen++;
 		break;
 	case CMD_SA_QUERY:
-		sa = iq_sad_find(dp, c->id);
-		if (!sa) {
-			iq_seterr(c->err, "SA %08x not found", c->id->spi);
-			c->ret = -ENOENT;
+		if (!(sa = find_sa(dp, c)))
 			break;
-		}
 		iq_sa_fill_stats(sa, c->sa_stats);
 		break;
 	case CMD_SA_DEL:
-		sa = iq_sad_find(dp, c->id);
-		if (!sa) {
-			iq_seterr(c->err, "SA %08x not found", c->id->spi);
-			c->ret = -ENOENT;
+		if (!(sa = find_sa(dp, c)))
 			break;
-		}
 		iq_sad_unlink(dp, sa);
 		sa_gone(dp, sa);
 		c->freelist = sa;

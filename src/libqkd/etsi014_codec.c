@@ -286,20 +286,32 @@ static struct json_object *parse_object(const char *body, size_t len, struct ets
 	return obj;
 }
 
+/* The member name of root, if it is there and of the given type; else NULL and err says why. */
+static struct json_object *get_typed(struct json_object *root, const char *name,
+				     enum json_type type, const char *type_name,
+				     struct etsi014_error *err)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(root, name, &v)) {
+		etsi014_fail(err, ETSI014_ERR_MALFORMED, "missing field %s", name);
+		return NULL;
+	}
+	if (!json_object_is_type(v, type)) {
+		etsi014_fail(err, ETSI014_ERR_MALFORMED, "field %s is not %s", name, type_name);
+		return NULL;
+	}
+	return v;
+}
+
 static int get_uint(struct json_object *root, const char *name, unsigned *out,
 		    struct etsi014_error *err)
 {
 	struct json_object *v;
 	int64_t n;
 
-	if (!json_object_object_get_ex(root, name, &v)) {
-		etsi014_fail(err, ETSI014_ERR_MALFORMED, "missing field %s", name);
+	if (!(v = get_typed(root, name, json_type_int, "an integer", err)))
 		return 0;
-	}
-	if (!json_object_is_type(v, json_type_int)) {
-		etsi014_fail(err, ETSI014_ERR_MALFORMED, "field %s is not an integer", name);
-		return 0;
-	}
 	errno = 0;
 	n = json_object_get_int64(v);
 	if (n < 0 || n > (int64_t)UINT32_MAX || errno) {
@@ -317,14 +329,8 @@ static int get_id(struct json_object *root, const char *name, char out[ETSI014_I
 	const char *s;
 	size_t len;
 
-	if (!json_object_object_get_ex(root, name, &v)) {
-		etsi014_fail(err, ETSI014_ERR_MALFORMED, "missing field %s", name);
+	if (!(v = get_typed(root, name, json_type_string, "a string", err)))
 		return 0;
-	}
-	if (!json_object_is_type(v, json_type_string)) {
-		etsi014_fail(err, ETSI014_ERR_MALFORMED, "field %s is not a string", name);
-		return 0;
-	}
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	if (!etsi014_sae_id_valid(s, len)) {
