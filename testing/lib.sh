@@ -9,7 +9,7 @@ failures=0
 checks=0
 
 lab() { "$top/scripts/lab" "$@"; }
-cleanup() { [ -n "${KEEP_LAB:-}" ] && { echo "# KEEP_LAB: lab $LAB left up"; return; }; lab down >/dev/null 2>&1 || true; }
+cleanup() { [ "${KEEP_LAB:-0}" != 0 ] && { echo "# KEEP_LAB: lab $LAB left up"; return; }; lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 # check DESCRIPTION COMMAND...: run COMMAND, report ok/FAIL, keep going.
@@ -44,6 +44,10 @@ wait_for() {
 }
 # count of packets in a pcap matching a filter
 pcap_count() { tcpdump -r "$1" -n "${@:2}" 2>/dev/null | wc -l; }
+# cmd | matches REGEX: like grep -qE, but reads its input to the end. Under pipefail, a plain
+# 'cmd | grep -q' fails at random when grep exits on the first match and cmd, still writing,
+# dies of SIGPIPE (exit 141).
+matches() { local rc=1; grep -qE -- "$1" && rc=0; cat >/dev/null; return $rc; }
 # in_log GW REGEX: the gateway's charon log has a line matching REGEX
 in_log() { grep -qE "$2" "$LAB_DIR/$1/charon.log"; }
 # not COMMAND...: succeeds when COMMAND fails

@@ -58,7 +58,7 @@ ke_a3=$(logged_key_ids gwA "key exchange"); ke_b3=$(logged_key_ids gwB "key exch
 echo "# key exchange key_IDs after IKE rekey: gwA $(echo $ke_a3) / gwB $(echo $ke_b3)"
 check "IKE rekey drew a third key_ID" test "$(wc -l <<<"$ke_a3")" -eq 3
 check "both gateways used the same three key_IDs" test "$ke_a3" = "$ke_b3"
-ike_up() { sw gwA --list-sas | grep -qE "^lab: #$((ike + 1)), ESTABLISHED"; }
+ike_up() { sw gwA --list-sas | matches "^lab: #$((ike + 1)), ESTABLISHED"; }
 wait_for 10 ike_up
 check "rekeyed IKE_SA established" ike_up
 check "traffic passes after the IKE rekey" ping_b 3
