@@ -700,8 +700,10 @@ static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, co
 	}
 	json_object_put(o); /* ids_text is not used below */
 
-	/* All or nothing: check every key before handing out any. */
+	/* All or nothing: check every key before handing out any. A reservation past its lifetime
+	 * is gone now, not at the link thread's next once-a-second sweep. */
 	pthread_mutex_lock(&s->lock);
+	store_expire(s, store_now_ms());
 	for (i = 0; i < n; i++) {
 		char t[ETSI014_KEY_ID_LEN + 1];
 

@@ -80,7 +80,7 @@ struct reserved_key {
 	uint8_t id[16];
 	char master[ETSI014_ID_MAX + 1];
 	char slave[ETSI014_ID_MAX + 1];
-	time_t expires;
+	uint64_t expires_ms;                 /* CLOCK_MONOTONIC, see store_now_ms() */
 	size_t len;
 	uint8_t key[];
 };
@@ -127,7 +127,10 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 		  const uint8_t *key, size_t len, unsigned lifetime_s);
 struct reserved_key *store_find_reserved(struct store *s, const uint8_t id[16]);
 void store_remove_reserved(struct store *s, struct reserved_key *rk); /* wipes and frees */
-size_t store_expire(struct store *s, time_t now);
+/* Drop reservations whose lifetime ended by now_ms (a store_now_ms() value). */
+size_t store_expire(struct store *s, uint64_t now_ms);
+/* Milliseconds on CLOCK_MONOTONIC: reservation lifetimes must not jump with the wall clock. */
+uint64_t store_now_ms(void);
 
 /* --- QKD link (link.c) ------------------------------------------------------------------------- */
 

@@ -1124,7 +1124,7 @@ static void run(struct link *l)
 			return;
 		if (mono_now() >= next_expire) {
 			pthread_mutex_lock(&k->store.lock);
-			store_expire(&k->store, time(NULL));
+			store_expire(&k->store, store_now_ms());
 			pthread_mutex_unlock(&k->store.lock);
 			next_expire = mono_now() + 1;
 		}
@@ -1144,7 +1144,7 @@ static void *link_main(void *arg)
 				nap(l, (int)l->kme->cfg->link_retry_ms);
 			/* the reservation clock runs while the link is down, too */
 			pthread_mutex_lock(&l->kme->store.lock);
-			store_expire(&l->kme->store, time(NULL));
+			store_expire(&l->kme->store, store_now_ms());
 			pthread_mutex_unlock(&l->kme->store.lock);
 			continue;
 		}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "etsi014_codec.h"
 
@@ -177,7 +178,7 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 	memcpy(rk->id, id, 16);
 	snprintf(rk->master, sizeof(rk->master), "%s", master);
 	snprintf(rk->slave, sizeof(rk->slave), "%s", slave);
-	rk->expires = time(NULL) + lifetime_s;
+	rk->expires_ms = store_now_ms() + (uint64_t)lifetime_s * 1000;
 	rk->len = len;
 	memcpy(rk->key, key, len);
 	b = bucket_of(id);
@@ -194,12 +195,20 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 	return 0;
 }
 
-size_t store_expire(struct store *s, time_t now)
+uint64_t store_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+size_t store_expire(struct store *s, uint64_t now_ms)
 {
 	size_t n = 0;
 
 	/* Lifetimes are equal, so the age list is also expiry order. */
-	while (s->oldest && s->oldest->expires <= now) {
+	while (s->oldest && s->oldest->expires_ms <= now_ms) {
 		char idtext[ETSI014_KEY_ID_LEN + 1];
 		etsi014_uuid_format(s->oldest->id, idtext);
 		log_msg(LOG_INFO, "key %s reserved for %s expired unfetched", idtext,

@@ -125,8 +125,10 @@ START_TEST(reservations)
 	id_of(id, 2);
 	store_remove_reserved(&s, store_find_reserved(&s, id));
 	ck_assert_uint_eq(s.n_reserved, 2);
-	ck_assert_uint_eq(store_expire(&s, time(NULL)), 0);
-	ck_assert_uint_eq(store_expire(&s, time(NULL) + 101), 2);
+	ck_assert_uint_eq(store_expire(&s, store_now_ms()), 0);
+	/* a 100 s lifetime still holds at 99 s, and is over at 100 s */
+	ck_assert_uint_eq(store_expire(&s, store_now_ms() + 99 * 1000), 0);
+	ck_assert_uint_eq(store_expire(&s, store_now_ms() + 100 * 1000 + 1), 2);
 	ck_assert_uint_eq(s.n_reserved, 0);
 	ck_assert_ptr_null(s.oldest);
 	ck_assert_ptr_null(s.newest);
