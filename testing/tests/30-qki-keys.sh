@@ -77,8 +77,7 @@ check "qkictl status on A: master, link up, KME ok" \
 	bash -c "grep -q 'role: master' '$out/status-a.txt' && grep -q 'link: up' '$out/status-a.txt' && grep -q 'KME: ok' '$out/status-a.txt'"
 check "qkictl status on B: slave" grep -q 'role: slave' "$out/status-b.txt"
 qa hold siteB c0de0009 out 3 > /dev/null & holder=$!
-sleep 0.5
-check "qkictl sas lists a registered SA" bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' sas | grep -q '^c0de0009 out siteB'"
+check "qkictl sas lists a registered SA" wait_for 5 bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' sas | grep -q '^c0de0009 out siteB'"
 check "qkictl rpk answers for it" bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' rpk c0de0009 out | grep -q 'rpk [0-9]'"
 wait $holder
 check "qkictl peers lists siteB" bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' peers | grep -q '^siteB *master *up'"

@@ -28,7 +28,8 @@ check "... and on the receiving end" wait_for 10 keys_ready b 00001001.in
 n=475             # the last echo request is not held back (475 % 16 != 0)
 ha ping -c $n -i 0.005 -W 2 192.0.2.130 > "$DDIR/ping.txt" 2>&1
 received=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$DDIR/ping.txt")
-sleep 1.2                                         # the relay's counters are written each second
+# the relay writes its counters each second: wait (bounded) for the snapshot with all of them
+wait_for 5 grep -qx "received=$n" "$DDIR/relay.stats"
 cp "$DDIR/relay.stats" "$DDIR/relay-phase1.stats"
 rs() { sed -n "s/^$1=//p" "$DDIR/relay-phase1.stats"; }
 echo "# relay: $(tr '\n' ' ' < "$DDIR/relay-phase1.stats")"
