@@ -54,6 +54,11 @@ struct private_kernel_qkd_datapath_t {
 	kernel_qkd_peers_t *peers;
 
 	/**
+	 * Rotation announcements of the peers, registered on the bus
+	 */
+	kernel_qkd_agreement_t *agreement;
+
+	/**
 	 * Protects the IKE handler
 	 */
 	mutex_t *mutex;
@@ -311,6 +316,12 @@ METHOD(kernel_qkd_datapath_t, get_peers, kernel_qkd_peers_t*,
 	return this->peers;
 }
 
+METHOD(kernel_qkd_datapath_t, get_agreement, kernel_qkd_agreement_t*,
+	private_kernel_qkd_datapath_t *this)
+{
+	return this->agreement;
+}
+
 METHOD(kernel_qkd_datapath_t, set_ike_handler, void,
 	private_kernel_qkd_datapath_t *this, kernel_qkd_ike_handler_t handler, void *data)
 {
@@ -327,6 +338,11 @@ METHOD(kernel_qkd_datapath_t, destroy, void,
 	{
 		iq_dp_stop(this->dp);
 		iq_dp_destroy(this->dp);
+	}
+	if (this->agreement)
+	{
+		charon->bus->remove_listener(charon->bus, &this->agreement->listener);
+		this->agreement->destroy(this->agreement);
 	}
 	DESTROY_IF(this->peers);
 	this->mutex->destroy(this->mutex);
@@ -357,6 +373,7 @@ kernel_qkd_datapath_t *kernel_qkd_datapath_create()
 			.get_natt_port = _get_natt_port,
 			.has_ipv6 = _has_ipv6,
 			.get_peers = _get_peers,
+			.get_agreement = _get_agreement,
 			.set_ike_handler = _set_ike_handler,
 			.destroy = _destroy,
 		},
@@ -367,6 +384,8 @@ kernel_qkd_datapath_t *kernel_qkd_datapath_create()
 										lib->ns),
 		.peers = kernel_qkd_peers_create(),
 	);
+	this->agreement = kernel_qkd_agreement_create(this->peers);
+	charon->bus->add_listener(charon->bus, &this->agreement->listener);
 	cfg.user = this;
 
 	if (!this->natt_port)

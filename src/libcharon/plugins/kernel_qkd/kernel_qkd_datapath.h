@@ -21,6 +21,7 @@
 #include <ipsec_qkd.h>
 
 #include "kernel_qkd_peers.h"
+#include "kernel_qkd_agreement.h"
 
 /** Name under which the datapath is registered with lib->set() */
 #define KERNEL_QKD_DATAPATH "kernel-qkd-datapath"
@@ -67,6 +68,12 @@ struct kernel_qkd_datapath_t {
 	 * Rotation settings per peer.
 	 */
 	kernel_qkd_peers_t *(*get_peers)(kernel_qkd_datapath_t *this);
+
+	/**
+	 * What the peers announced about rotation (a listener on charon's bus while the datapath
+	 * exists).
+	 */
+	kernel_qkd_agreement_t *(*get_agreement)(kernel_qkd_datapath_t *this);
 
 	/**
 	 * Register (or with NULL, unregister) the receiver of IKE datagrams on the NAT-T port.
