@@ -16,6 +16,7 @@
 #include "etsi014_client.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
 	const char *cmd;
 	int opt, ret;
 
+	signal(SIGPIPE, SIG_IGN); /* a KME closing mid-request fails the call (see etsi014_client.h) */
 	o.cfg.kme_url = "https://127.0.0.1:8443";
 	while ((opt = getopt_long(argc, argv, "u:c:k:C:n:s:gh", longopts, NULL)) != -1) {
 		switch (opt) {

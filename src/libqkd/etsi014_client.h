@@ -101,7 +101,10 @@ struct etsi014_enc_request {
 	enum etsi014_method method;
 };
 
-/* Create a client. Returns NULL and fills err (if not NULL) on failure. */
+/* Create a client. Returns NULL and fills err (if not NULL) on failure.
+ * The process must ignore SIGPIPE (charon, qkid and qkd-etsi014 do): libcurl runs with
+ * CURLOPT_NOSIGNAL for thread safety, so a KME that closes the TLS connection while a request is
+ * written would otherwise kill the process instead of failing the call. */
 struct etsi014_client *etsi014_client_new(const struct etsi014_client_config *cfg,
 					  struct etsi014_error *err);
 /* Close connections and free. NULL is fine. */

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,7 +250,7 @@ static void serve_conn(struct server *s, int fd)
 {
 	SSL *ssl = SSL_new(s->ctx);
 	char buf[16384];
-	struct timeval tv = {5, 0};
+	struct timeval tv = {15, 0}; /* longer than the client's total timeout (the silence case) */
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	SSL_set_fd(ssl, fd);
@@ -393,8 +394,10 @@ static struct etsi014_client *make_client(int port, const char *ca)
 	cfg.cert_file = cert;
 	cfg.key_file = key;
 	cfg.ca_file = cafile;
-	cfg.connect_timeout_ms = 2000;
-	cfg.total_timeout_ms = 1500;
+	/* generous: test 21 runs this under valgrind, where one TLS handshake on a busy machine
+	 * took 2 s; only the 'silence' case waits the full time */
+	cfg.connect_timeout_ms = 10000;
+	cfg.total_timeout_ms = 6000;
 	c = etsi014_client_new(&cfg, &e);
 	if (!c)
 		fprintf(stderr, "client: %s\n", e.message);
@@ -578,6 +581,9 @@ int main(void)
 	int failed;
 	char cmd[600];
 
+	/* the client gives up on slow cases (timeouts) while the server still writes: that must
+	 * be an EPIPE for the server thread, not a SIGPIPE that kills the whole test */
+	signal(SIGPIPE, SIG_IGN);
 	if (setup_pki() < 0) {
 		fprintf(stderr, "cannot create test certificates (set PKI_SCRIPT or PKI_DIR)\n");
 		return 99;
