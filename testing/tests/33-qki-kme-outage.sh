@@ -59,8 +59,8 @@ start=$(date +%s%N)
 qa new siteB 1 > "$out/ike-hung.txt"
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "# KEY_NEW from the pool while the KME hangs: $ms ms"
-check "IKE keys from the pool come at once while the KME hangs (< 500 ms)" \
-	bash -c "grep -q '^[0-9a-f-]\{36\} ' '$out/ike-hung.txt' && [ $ms -lt 500 ]"
+check "IKE keys from the pool come at once while the KME hangs (< 1 s; the KME timeout is 2 s)" \
+	bash -c "grep -q '^[0-9a-f-]\{36\} ' '$out/ike-hung.txt' && [ $ms -lt 1000 ]"
 check "qkictl answers while the KME hangs" qctl a peers
 check "the hung KME shows as a timeout" wait_for 6 bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' status | grep -qiE 'last error: .*(timeout|timed out)'"
 kill -CONT "${KPID[a]}"
