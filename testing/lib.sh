@@ -48,6 +48,12 @@ pcap_count() { tcpdump -r "$1" -n "${@:2}" 2>/dev/null | wc -l; }
 # 'cmd | grep -q' fails at random when grep exits on the first match and cmd, still writing,
 # dies of SIGPIPE (exit 141).
 matches() { local rc=1; grep -qE -- "$1" && rc=0; cat >/dev/null; return $rc; }
+# log_lines GW: lines in the gateway's charon log so far (a mark for since)
+log_lines() { wc -l < "$LAB_DIR/$1/charon.log"; }
+# since GW MARK REGEX: a line of the gateway's charon log after MARK matches REGEX
+since() { tail -n +"$(( $2 + 1 ))" "$LAB_DIR/$1/charon.log" | matches "$3"; }
+# terminate_all: gwA ends the lab's IKE_SA (and its CHILD_SAs), if any
+terminate_all() { sw gwA --terminate --ike lab --timeout 5 >/dev/null 2>&1 || true; sleep 0.3; }
 # in_log GW REGEX: the gateway's charon log has a line matching REGEX
 in_log() { grep -qE "$2" "$LAB_DIR/$1/charon.log"; }
 # not COMMAND...: succeeds when COMMAND fails

@@ -12,10 +12,6 @@ L=$top/scripts/lab
 
 charon_alive() { kill -0 "$(cat "$LAB_DIR/$1/run/charon.pid")" 2>/dev/null; }
 established() { sw "$1" --list-sas 2>/dev/null | matches ESTABLISHED; }
-terminate_all() { sw gwA --terminate --ike lab --timeout 5 >/dev/null 2>&1 || true; sleep 0.3; }
-log_lines() { wc -l < "$LAB_DIR/$1/charon.log"; }
-# since GW N REGEX: the log of GW after line N matches REGEX
-since() { tail -n +"$(( $2 + 1 ))" "$LAB_DIR/$1/charon.log" | matches "$3"; }
 restart_gwB() { "$L" restart gwB >/dev/null; }
 qkd_plugins_conf_gwB=""
 

@@ -33,11 +33,8 @@ EOF2
 set_rotation() {
 	if [ "$1" = gwA ]; then write_conf gwA gwB 198.51.100.2 "$2"; else write_conf gwB gwA 198.51.100.1 "$2"; fi
 }
-since() { tail -n +"$(( $2 + 1 ))" "$LAB_DIR/$1/charon.log" | matches "$3"; }
-log_lines() { wc -l < "$LAB_DIR/$1/charon.log"; }
 child_up() { sw "$1" --list-sas 2>/dev/null | matches 'net: #[0-9]+, reqid [0-9]+, INSTALLED'; }
 ping_fast() { ip netns exec "$LAB-hostA" ping -q -c "$1" -i 0.005 -W 2 192.0.2.130; }
-terminate_all() { sw gwA --terminate --ike lab --timeout 5 >/dev/null 2>&1 || true; sleep 0.3; }
 mkdir -p "$LAB_DIR"; chmod 700 "$LAB_DIR"
 set_rotation gwA yes; set_rotation gwB yes
 
