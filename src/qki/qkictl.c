@@ -59,6 +59,17 @@ int qkictl_help_requested(int argc, char *argv[])
 			    !strcmp(argv[1], "help"));
 }
 
+int qkictl_usage(int argc, char *argv[], int args_ok, const char *args, const char *text)
+{
+	int help = qkictl_help_requested(argc, argv);
+
+	if (args_ok && !help)
+		return -1;
+	fprintf(help ? stdout : stderr, "Usage: %s %s%s%s\n%s", PROG_NAME, argv[0],
+		*args ? " " : "", args, text);
+	return !help;
+}
+
 const char *qkictl_rate(uint64_t milli, char *buf, size_t size)
 {
 	snprintf(buf, size, "%llu.%03llu", (unsigned long long)(milli / 1000),

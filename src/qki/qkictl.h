@@ -21,6 +21,9 @@ const char *qkictl_kme(uint8_t kme);
 const char *qkictl_dir(uint8_t dir);
 int qkictl_parse_sa(const char *spi, const char *dir, uint32_t *spi_out, enum qki_dir *dir_out);
 int qkictl_help_requested(int argc, char *argv[]);
+/* The usage of a subcommand: "Usage: qkictl CMD ARGS" and TEXT, on stdout for --help, on stderr
+ * when the arguments are wrong (args_ok = 0). Returns -1 to go on, else the exit status. */
+int qkictl_usage(int argc, char *argv[], int args_ok, const char *args, const char *text);
 
 int status_main(int argc, char *argv[]);
 int sas_main(int argc, char *argv[]);

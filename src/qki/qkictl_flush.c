@@ -10,16 +10,13 @@ int flush_main(int argc, char *argv[])
 	uint32_t spi;
 	enum qki_dir dir;
 	unsigned wiped = 0;
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc != 3) {
-		fprintf(argc != 3 && !qkictl_help_requested(argc, argv) ? stderr : stdout,
-			"Usage: %s %s SPI in|out\n"
-			"Wipes every buffered key of the SA on this gateway and tells the peer qkid to\n"
-			"do the same; the SA continues at fresh epochs with fresh keys. Use it when an\n"
-			"SA's keys are suspected to be out of step (decryption failures at a window).\n",
-			PROG_NAME, argv[0]);
-		return !qkictl_help_requested(argc, argv);
-	}
+	if ((r = qkictl_usage(argc, argv, argc == 3, "SPI in|out",
+				"Wipes every buffered key of the SA on this gateway and tells the peer qkid to\n"
+				"do the same; the SA continues at fresh epochs with fresh keys. Use it when an\n"
+				"SA's keys are suspected to be out of step (decryption failures at a window).\n")) >= 0)
+		return r;
 	if (qkictl_parse_sa(argv[1], argv[2], &spi, &dir))
 		return 1;
 	if (!(c = qkictl_connect()))

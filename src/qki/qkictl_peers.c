@@ -9,15 +9,12 @@ int peers_main(int argc, char *argv[])
 	struct qki_status *st = NULL;
 	struct qki_error err = { 0 };
 	char in[32], out[32];
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc > 1) {
-		fprintf(argc > 1 && !qkictl_help_requested(argc, argv) ? stderr : stdout,
-			"Usage: %s %s\n"
-			"One line per peer: name, role, link, KME state, pool level, IKE keys ready,\n"
-			"keys in/out per second, KME errors, dropped peer messages.\n",
-			PROG_NAME, argv[0]);
-		return !qkictl_help_requested(argc, argv);
-	}
+	if ((r = qkictl_usage(argc, argv, argc == 1, "",
+				"One line per peer: name, role, link, KME state, pool level, IKE keys ready,\n"
+				"keys in/out per second, KME errors, dropped peer messages.\n")) >= 0)
+		return r;
 	if (!(c = qkictl_connect()))
 		return 1;
 	if (qki_status(c, NULL, &st, &err)) {

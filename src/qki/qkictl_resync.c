@@ -7,16 +7,13 @@ int resync_main(int argc, char *argv[])
 {
 	struct qki_client *c;
 	struct qki_error err = { 0 };
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc != 2) {
-		fprintf(argc != 2 && !qkictl_help_requested(argc, argv) ? stderr : stdout,
-			"Usage: %s %s PEER\n"
-			"Wipes every key assigned with PEER (SA buffers, IKE stash), starts a new peer\n"
-			"session under a new incarnation id so the peer's qkid does the same, and lets\n"
-			"all SAs continue at fresh epochs. Keys are never reused by a resync.\n",
-			PROG_NAME, argv[0]);
-		return !qkictl_help_requested(argc, argv);
-	}
+	if ((r = qkictl_usage(argc, argv, argc == 2, "PEER",
+				"Wipes every key assigned with PEER (SA buffers, IKE stash), starts a new peer\n"
+				"session under a new incarnation id so the peer's qkid does the same, and lets\n"
+				"all SAs continue at fresh epochs. Keys are never reused by a resync.\n")) >= 0)
+		return r;
 	if (!(c = qkictl_connect()))
 		return 1;
 	if (qki_peer_resync(c, argv[1], &err)) {

@@ -11,15 +11,12 @@ int rpk_main(int argc, char *argv[])
 	uint32_t spi;
 	enum qki_dir dir;
 	char pr[32], kr[32];
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc != 3) {
-		fprintf(argc != 3 && !qkictl_help_requested(argc, argv) ? stderr : stdout,
-			"Usage: %s %s SPI in|out\n"
-			"Shows the rpk (packets per quantum key) qkid advises for the SA and its inputs:\n"
-			"the SA's packet rate, its fair share of the key supply and its buffer level.\n",
-			PROG_NAME, argv[0]);
-		return !qkictl_help_requested(argc, argv);
-	}
+	if ((r = qkictl_usage(argc, argv, argc == 3, "SPI in|out",
+				"Shows the rpk (packets per quantum key) qkid advises for the SA and its inputs:\n"
+				"the SA's packet rate, its fair share of the key supply and its buffer level.\n")) >= 0)
+		return r;
 	if (qkictl_parse_sa(argv[1], argv[2], &spi, &dir))
 		return 1;
 	if (!(c = qkictl_connect()))

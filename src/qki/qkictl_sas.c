@@ -10,14 +10,13 @@ int sas_main(int argc, char *argv[])
 	struct qki_client *c;
 	struct qki_status *st = NULL;
 	struct qki_error err = { 0 };
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc > 2) {
-		fprintf(argc > 2 ? stderr : stdout, "Usage: %s %s [PEER]\n"
-			"One line per SA: SPI, direction, peer, buffer level/capacity, next epoch,\n"
-			"keys handed out, keys/s drained, packets/s, rpk advice, packets, starvation\n"
-			"(key requests that found the buffer empty).\n", PROG_NAME, argv[0]);
-		return argc > 2;
-	}
+	if ((r = qkictl_usage(argc, argv, argc <= 2, "[PEER]",
+				"One line per SA: SPI, direction, peer, buffer level/capacity, next epoch,\n"
+				"keys handed out, keys/s drained, packets/s, rpk advice, packets, starvation\n"
+				"(key requests that found the buffer empty).\n")) >= 0)
+		return r;
 	if (!(c = qkictl_connect()))
 		return 1;
 	if (qki_status(c, argc == 2 ? argv[1] : NULL, &st, &err)) {

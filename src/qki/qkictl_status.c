@@ -62,14 +62,11 @@ int status_main(int argc, char *argv[])
 	const char *peer = NULL;
 	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc > 2) {
-		fprintf(argc > 2 ? stderr : stdout, "Usage: %s %s [PEER]\n"
-			"Shows every peer (or one): role, peer link, KME state, key pool, key rates in\n"
-			"and out, IKE keys ready, dropped peer messages, and every SA: buffer level,\n"
-			"next epoch, keys handed out, drain rate, packet rate, rpk advice, starvation.\n",
-			PROG_NAME, argv[0]);
-		return argc > 2;
-	}
+	if ((r = qkictl_usage(argc, argv, argc <= 2, "[PEER]",
+				"Shows every peer (or one): role, peer link, KME state, key pool, key rates in\n"
+				"and out, IKE keys ready, dropped peer messages, and every SA: buffer level,\n"
+				"next epoch, keys handed out, drain rate, packet rate, rpk advice, starvation.\n")) >= 0)
+		return r;
 	if (argc == 2)
 		peer = argv[1];
 	c = qkictl_connect();

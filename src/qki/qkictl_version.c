@@ -8,13 +8,11 @@ int version_main(int argc, char *argv[])
 	struct qki_client *c;
 	struct qki_error err = { 0 };
 	char v[QKI_TEXT_MAX];
+	int r;
 
-	if (qkictl_help_requested(argc, argv) || argc != 1) {
-		fprintf(argc != 1 && !qkictl_help_requested(argc, argv) ? stderr : stdout,
-			"Usage: %s %s\nShows qkid's version and the local API protocol version.\n",
-			PROG_NAME, argv[0]);
-		return !qkictl_help_requested(argc, argv);
-	}
+	if ((r = qkictl_usage(argc, argv, argc == 1, "",
+				"Shows qkid's version and the local API protocol version.\n")) >= 0)
+		return r;
 	if (!(c = qkictl_connect()))
 		return 1;
 	if (qki_version(c, v, sizeof(v), &err)) {
