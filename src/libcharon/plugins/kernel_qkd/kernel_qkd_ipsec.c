@@ -370,27 +370,26 @@ static bool sa_supported(kernel_ipsec_sa_id_t *id, kernel_ipsec_add_sa_t *data)
  * Both gateways rotate, or neither: an SA that only one side rotates drops every packet, so
  * it is refused here with the reason, before it is installed.
  */
-static bool rotation_agreed(private_kernel_qkd_ipsec_t *this, kernel_ipsec_sa_id_t *id,
-							kernel_ipsec_add_sa_t *data, struct iq_sa_cfg *cfg)
+static bool rotation_agreed(private_kernel_qkd_ipsec_t *this, struct iq_sa_cfg *cfg,
+							host_t *remote)
 {
 	kernel_qkd_agreement_t *agreement = this->datapath->get_agreement(this->datapath);
 	/* SAs are installed by the thread that has their IKE_SA checked out */
 	bool peer_rotates = agreement->peer_rotates(agreement, charon->bus->get_sa(charon->bus));
-	host_t *remote = data->inbound ? id->src : id->dst;
+	char *dir = cfg->inbound ? "inbound" : "outbound";
 
 	if (cfg->rotation.enabled && !peer_rotates)
 	{
 		DBG1(DBG_KNL, "kernel-qkd: %s SA %.8x refused: ESP key rotation is on for peer '%s' "
 			 "here (charon.plugins.kernel-qkd.peers.%s.rotation), but %H did not announce it; "
-			 "both gateways must rotate, or neither", data->inbound ? "inbound" : "outbound",
-			 ntohl(id->spi), cfg->peer, cfg->peer, remote);
+			 "both gateways must rotate, or neither", dir, cfg->spi, cfg->peer, cfg->peer, remote);
 		return FALSE;
 	}
 	if (!cfg->rotation.enabled && peer_rotates)
 	{
 		DBG1(DBG_KNL, "kernel-qkd: %s SA %.8x refused: %H rotates ESP keys, but rotation is "
 			 "off here for it (%s%s%s); both gateways must rotate, or neither",
-			 data->inbound ? "inbound" : "outbound", ntohl(id->spi), remote,
+			 dir, cfg->spi, remote,
 			 cfg->peer ? "charon.plugins.kernel-qkd.peers." : "no kernel-qkd peer section",
 			 cfg->peer ? cfg->peer : "", cfg->peer ? ".rotation" : "");
 		return FALSE;
@@ -451,7 +450,7 @@ METHOD(kernel_ipsec_t, add_sa, status_t,
 	remote = data->inbound ? id->src : id->dst;
 	peers = this->datapath->get_peers(this->datapath);
 	cfg.peer = peers->lookup(peers, remote, &cfg.rotation);
-	if (!rotation_agreed(this, id, data, &cfg))
+	if (!rotation_agreed(this, &cfg, remote))
 	{
 		return FAILED;
 	}
