@@ -11,31 +11,10 @@
 command -v iperf3 >/dev/null || skip "iperf3 not installed"
 export LAB_DATAPATH=kernel-qkd
 
-# plugins.conf: included by scripts/lab inside charon { plugins { ... } }
-write_conf() {
-	local gw=$1 peer=$2 addr=$3 seed=$4
-	mkdir -p "$LAB_DIR/$gw"
-	cat > "$LAB_DIR/$gw/plugins.conf" <<EOF
-		kernel-qkd {
-			key_provider = test
-			test_seed = $seed
-			rotation {
-				rpk_min = 100
-				rpk_max = 100
-				exhaust = stall
-			}
-			peers {
-				$peer {
-					remote_addrs = $addr
-					rotation = yes
-				}
-			}
-		}
-EOF
-}
 mkdir -p "$LAB_DIR"; chmod 700 "$LAB_DIR"
-write_conf gwA gwB 198.51.100.2 lab-seed-1
-write_conf gwB gwA 198.51.100.1 lab-seed-1
+# both gateways: rotation every 100 packets, test window keys, stall on exhaustion
+lab test-rotation gwA yes 100 100 stall lab-seed-1
+lab test-rotation gwB yes 100 100 stall lab-seed-1
 
 fatal "lab comes up with kernel-qkd and rotation configured" lab up
 check "gwA knows peer gwB with rotation on" in_log gwA "kernel-qkd: peer 'gwB' .*rotation on"
@@ -77,8 +56,7 @@ check "gwB too" \
 	wait_for 5 grep -qE 'kernel-qkd: SA [0-9a-f]+ used [0-9]{3,} key windows' "$LAB_DIR/gwB/charon.log"
 
 # Control: gwB with other window keys (another seed) must not decrypt anything.
-write_conf gwB gwA 198.51.100.1 another-seed
-check "gwB restarts with another seed" quiet lab restart gwB
+check "gwB restarts with another seed" quiet lab test-rotation gwB yes 100 100 stall another-seed
 fatal "gwA initiates again" lab initiate gwA
 check "with different window keys no ping passes" \
 	not quiet ip netns exec "$LAB-hostA" ping -c 8 -i 0.1 -W 1 192.0.2.130

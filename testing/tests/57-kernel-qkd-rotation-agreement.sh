@@ -10,29 +10,8 @@
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 export LAB_DATAPATH=kernel-qkd
 
-# write_conf GW PEER PEER_ADDR yes|no: plugins.conf, included inside charon { plugins { } }
-write_conf() {
-	mkdir -p "$LAB_DIR/$1"
-	cat > "$LAB_DIR/$1/plugins.conf" <<EOF2
-		kernel-qkd {
-			key_provider = test
-			test_seed = agreement-seed
-			rotation {
-				rpk_min = 64
-				rpk_max = 64
-			}
-			peers {
-				$2 {
-					remote_addrs = $3
-					rotation = $4
-				}
-			}
-		}
-EOF2
-}
-set_rotation() {
-	if [ "$1" = gwA ]; then write_conf gwA gwB 198.51.100.2 "$2"; else write_conf gwB gwA 198.51.100.1 "$2"; fi
-}
+# set_rotation GW yes|no: rotation every 64 packets with test window keys (restarts a running GW)
+set_rotation() { lab test-rotation "$1" "$2" 64 64 reuse agreement-seed; }
 child_up() { sw "$1" --list-sas 2>/dev/null | matches 'net: #[0-9]+, reqid [0-9]+, INSTALLED'; }
 ping_fast() { ip netns exec "$LAB-hostA" ping -q -c "$1" -i 0.005 -W 2 192.0.2.130; }
 mkdir -p "$LAB_DIR"; chmod 700 "$LAB_DIR"
@@ -61,8 +40,7 @@ check "traffic flows after the rekey" quiet ping_fast 150
 terminate_all
 
 echo "## 2. only gwA rotates; gwA initiates: gwB refuses"
-set_rotation gwB no
-quiet lab restart gwB
+quiet set_rotation gwB no
 nb=$(log_lines gwB)
 check "no CHILD_SA comes up" not quiet lab initiate gwA net 10
 check "gwB says why: the peer rotates, rotation is off here" \
@@ -81,8 +59,7 @@ check "charon runs on both gateways" bash -c "kill -0 \$(cat '$LAB_DIR/gwA/run/c
 sw gwB --terminate --ike lab --timeout 5 >/dev/null 2>&1 || true
 
 echo "## 4. neither rotates: no notify, plain ESP"
-set_rotation gwA no
-quiet lab restart gwA
+quiet set_rotation gwA no
 na=$(log_lines gwA); nb=$(log_lines gwB)
 fatal "gwA initiates" lab initiate gwA
 check "traffic flows" ping_b 5
