@@ -780,17 +780,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!rq->too_large && rq->len + n > BODY_MAX) {
 			rq->too_large = 1;
 		} else if (!rq->too_large) {
-			if (rq->len + n + 1 > rq->cap) {
-				size_t cap = rq->cap ? rq->cap : 1024;
-				char *b;
-				while (cap < rq->len + n + 1)
-					cap *= 2;
-				b = realloc(rq->body, cap);
-				if (!b)
-					return MHD_NO;
-				rq->body = b;
-				rq->cap = cap;
-			}
+			char *b = etsi014_grow_wiped(rq->body, &rq->cap, rq->len, rq->len + n + 1,
+						     1024);
+			if (!b)
+				return MHD_NO;
+			rq->body = b;
 			memcpy(rq->body + rq->len, upload_data, n);
 			rq->len += n;
 			rq->body[rq->len] = '\0';

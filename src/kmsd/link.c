@@ -60,23 +60,15 @@ struct wbuf {
 
 static void w_reserve(struct wbuf *w, size_t n)
 {
-	if (w->err || w->len + n <= w->cap)
+	uint8_t *p;
+
+	if (w->err)
 		return;
-	size_t cap = w->cap ? w->cap : 256;
-	while (cap < w->len + n)
-		cap *= 2;
-	uint8_t *p = malloc(cap);
-	if (!p) {
+	p = etsi014_grow_wiped(w->p, &w->cap, w->len, w->len + n, 256);
+	if (!p)
 		w->err = 1;
-		return;
-	}
-	if (w->p) {
-		memcpy(p, w->p, w->len);
-		etsi014_wipe(w->p, w->cap);
-		free(w->p);
-	}
-	w->p = p;
-	w->cap = cap;
+	else
+		w->p = p;
 }
 
 static void w_bytes(struct wbuf *w, const void *d, size_t n)
@@ -441,23 +433,17 @@ static int read_available(struct link *l)
 		ssize_t n;
 
 		if (l->rcap - l->rlen < 16384) {
-			size_t cap = l->rcap ? l->rcap * 2 : 65536;
 			uint8_t *p;
 
-			if (cap > RBUF_MAX) {
+			/* one doubling always makes the room (rcap >= 65536) */
+			if ((l->rcap ? l->rcap * 2 : 65536) > RBUF_MAX) {
 				log_msg(LOG_WARN, "QKD link: receive buffer overflow");
 				return -1;
 			}
-			p = malloc(cap);
+			p = etsi014_grow_wiped(l->rbuf, &l->rcap, l->rlen, l->rlen + 16384, 65536);
 			if (!p)
 				return -1;
-			if (l->rbuf) {
-				memcpy(p, l->rbuf, l->rlen);
-				etsi014_wipe(l->rbuf, l->rcap);
-				free(l->rbuf);
-			}
 			l->rbuf = p;
-			l->rcap = cap;
 		}
 		n = gnutls_record_recv(s, l->rbuf + l->rlen, l->rcap - l->rlen);
 		if (n > 0) {

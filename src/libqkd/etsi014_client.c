@@ -177,29 +177,17 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct body *b = userdata;
 	size_t n = size * nmemb;
+	char *d;
 
 	if (n > ETSI014_BODY_MAX - b->len) {
 		b->too_large = 1;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *d;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		/* No realloc: the old buffer may hold key material and must be wiped. */
-		d = malloc(cap);
-		if (!d)
-			return 0;
-		if (b->data) {
-			memcpy(d, b->data, b->len);
-			etsi014_wipe(b->data, b->cap);
-			free(b->data);
-		}
-		b->data = d;
-		b->cap = cap;
-	}
+	/* the body holds key material: grown without realloc, the old copy wiped */
+	d = etsi014_grow_wiped(b->data, &b->cap, b->len, b->len + n + 1, 4096);
+	if (!d)
+		return 0;
+	b->data = d;
 	memcpy(b->data + b->len, ptr, n);
 	b->len += n;
 	b->data[b->len] = '\0';

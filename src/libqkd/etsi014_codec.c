@@ -44,6 +44,30 @@ void etsi014_wipe(void *p, size_t n)
 		do_memset(p, 0, n);
 }
 
+void *etsi014_grow_wiped(void *buf, size_t *cap, size_t used, size_t need, size_t first_cap)
+{
+	size_t c = *cap ? *cap : first_cap;
+	void *p;
+
+	if (buf && need <= *cap)
+		return buf;
+	while (c < need) {
+		if (c > SIZE_MAX / 2)
+			return NULL;
+		c *= 2;
+	}
+	p = malloc(c);
+	if (!p)
+		return NULL;
+	if (buf) {
+		memcpy(p, buf, used);
+		etsi014_wipe(buf, *cap);
+		free(buf);
+	}
+	*cap = c;
+	return p;
+}
+
 /* --- base64 ------------------------------------------------------------------------------------ */
 
 static const char b64_alphabet[] =
