@@ -162,6 +162,35 @@ static bool request(private_qkd_qki_t *this, request_t *req, struct qki_error *e
 	return FALSE;
 }
 
+/**
+ * Run a key request into a fresh chunk of req->size bytes, serialized with the other calls.
+ * On failure the chunk is cleared and err says why (code QKI_ERR_CONNECT: already logged).
+ */
+static bool request_key(private_qkd_qki_t *this, request_t *req, chunk_t *key,
+						struct qki_error *err)
+{
+	bool ok;
+
+	if (req->size == 0 || req->size > QKI_KEY_MAX)
+	{
+		err->code = QKI_ERR_INVALID;
+		snprintf(err->message, sizeof(err->message), "key size %zu out of range 1..%d",
+				 req->size, QKI_KEY_MAX);
+		*key = chunk_empty;
+		return FALSE;
+	}
+	*key = chunk_alloc(req->size);
+	req->key = key->ptr;
+	this->mutex->lock(this->mutex);
+	ok = request(this, req, err);
+	this->mutex->unlock(this->mutex);
+	if (!ok)
+	{
+		chunk_clear(key);
+	}
+	return ok;
+}
+
 METHOD(qkd_qki_t, get_new_key, bool,
 	private_qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
 	char key_id[QKD_KEY_ID_LEN + 1])
@@ -171,35 +200,23 @@ METHOD(qkd_qki_t, get_new_key, bool,
 		.peer = peer,
 		.size = size,
 	};
-	bool ok;
 
-	if (size == 0 || size > QKI_KEY_MAX)
+	if (!request_key(this, &req, key, &err))
 	{
+		if (err.code != QKI_ERR_CONNECT)
+		{
+			log_failure(this, &err, "new key", peer);
+		}
 		return FALSE;
 	}
-	*key = chunk_alloc(size);
-	req.key = key->ptr;
-	this->mutex->lock(this->mutex);
-	ok = request(this, &req, &err);
-	this->mutex->unlock(this->mutex);
-	if (ok && !qkd_key_id_valid(req.key_id_out, strlen(req.key_id_out)))
+	if (!qkd_key_id_valid(req.key_id_out, strlen(req.key_id_out)))
 	{
 		DBG1(DBG_IKE, "qkd: qkid returned a malformed key_ID for peer '%s'", peer);
-		ok = FALSE;
-	}
-	else if (ok)
-	{
-		memcpy(key_id, req.key_id_out, QKD_KEY_ID_LEN + 1);
-	}
-	else if (err.code != QKI_ERR_CONNECT)
-	{
-		log_failure(this, &err, "new key", peer);
-	}
-	if (!ok)
-	{
 		chunk_clear(key);
+		return FALSE;
 	}
-	return ok;
+	memcpy(key_id, req.key_id_out, QKD_KEY_ID_LEN + 1);
+	return TRUE;
 }
 
 METHOD(qkd_qki_t, get_key_by_id, bool,
@@ -211,27 +228,17 @@ METHOD(qkd_qki_t, get_key_by_id, bool,
 		.key_id_in = key_id,
 		.size = size,
 	};
-	bool ok;
 
-	if (size == 0 || size > QKI_KEY_MAX)
-	{
-		return FALSE;
-	}
-	*key = chunk_alloc(size);
-	req.key = key->ptr;
-	this->mutex->lock(this->mutex);
-	ok = request(this, &req, &err);
-	this->mutex->unlock(this->mutex);
-	if (!ok)
+	if (!request_key(this, &req, key, &err))
 	{
 		if (err.code != QKI_ERR_CONNECT)
 		{
 			DBG1(DBG_IKE, "qkd: qkid cannot resolve key_ID %s of peer '%s': %s",
 				 key_id, peer, err.message);
 		}
-		chunk_clear(key);
+		return FALSE;
 	}
-	return ok;
+	return TRUE;
 }
 
 METHOD(qkd_qki_t, destroy, void,
