@@ -145,19 +145,30 @@ static void ring_wipe_below(struct iq_rot *r, uint32_t lo)
 	}
 }
 
-int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
+/* The wiped ring slot a delivered key for epoch goes into, or NULL when it is not wanted
+ * (rotation off, epoch out of the keep range, or already held). Counts the delivery. */
+static struct iq_wkey *slot_for_delivery(struct iq_rot *r, uint32_t epoch)
 {
 	struct iq_wkey *k;
 
 	if (!r->enabled)
-		return 0;
+		return NULL;
 	r->keys_delivered++;
 	if (!in_keep_range(r, epoch))
-		return 0;
+		return NULL;
 	k = &r->ring[epoch & (IQ_KEYRING - 1)];
 	if (k->valid && k->epoch == epoch)
-		return 0;
+		return NULL;
 	OPENSSL_cleanse(k, sizeof(*k));
+	return k;
+}
+
+int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
+{
+	struct iq_wkey *k = slot_for_delivery(r, epoch);
+
+	if (!k)
+		return 0;
 	memcpy(k->key, key, r->key_len);
 	k->epoch = epoch;
 	k->valid = true;
@@ -166,18 +177,11 @@ int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
 
 int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t qkey_len)
 {
-	struct iq_wkey *k;
+	struct iq_wkey *k = slot_for_delivery(r, epoch);
 	int ret;
 
-	if (!r->enabled)
+	if (!k)
 		return 0;
-	r->keys_delivered++;
-	if (!in_keep_range(r, epoch))
-		return 0;
-	k = &r->ring[epoch & (IQ_KEYRING - 1)];
-	if (k->valid && k->epoch == epoch)
-		return 0;
-	OPENSSL_cleanse(k, sizeof(*k));
 	ret = iq_rot_derive_with(r->kdf, r->hkdf_salt, r->hkdf_salt_len, r->spi, epoch, qkey, qkey_len,
 					  k->key, r->key_len);
 	if (ret) {
