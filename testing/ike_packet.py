@@ -5,6 +5,7 @@
   ike_packet.py extract PCAP OUT        first IKE_SA_INIT request in a pcap (Ethernet/IPv4/UDP)
   ike_packet.py ke-resize IN OUT DELTA  grow (DELTA > 0) or shrink the KE payload's data
   ike_packet.py ke-info IN              print the KE payload's method and data length
+  ike_packet.py ke-set IN OUT OFF HEX   overwrite the KE payload's data from byte OFF with HEX
   ike_packet.py send IN DST PORT [N]    send the message N times over UDP (from any local port),
                                         each copy under a fresh random initiator SPI, so the
                                         responder takes it for a new IKE_SA (not a retransmit);
@@ -123,6 +124,13 @@ def main():
             del msg[end + delta:end]
         struct.pack_into("!H", msg, off + 2, length + delta)
         struct.pack_into("!I", msg, 24, len(msg))
+        open(sys.argv[3], "wb").write(msg)
+    elif cmd == "ke-set":
+        off, length = find_ke(msg)
+        at, data = int(sys.argv[4]), bytes.fromhex(sys.argv[5])
+        if at < 0 or at + len(data) > length - 8:
+            raise SystemExit("ke-set: outside the KE data")
+        msg[off + 8 + at:off + 8 + at + len(data)] = data
         open(sys.argv[3], "wb").write(msg)
     elif cmd == "send":
         dst, port = sys.argv[3], int(sys.argv[4])

@@ -287,6 +287,11 @@ static struct json_object *parse_object(const char *body, size_t len, struct ets
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	/* The tokener accumulates every string it reads (base64 keys too) in its print buffer and
+	 * json-c frees that unwiped; json-c has no API for it, so wipe through the (public but
+	 * deprecated) struct fields of json-c 0.16. */
+	if (tok->pb && tok->pb->buf)
+		etsi014_wipe(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 	if (jerr != json_tokener_success || !obj) {
 		json_object_put(obj);

@@ -24,6 +24,8 @@ check "PPK and key exchange use different quantum keys" test "$ppk_a" != "$ke_a"
 check "initiator confirmed the responder's quantum key" in_log gwA "confirmed quantum key $ke_a"
 check "responder saw the key_ID, not the placeholder, as PPK_ID" in_log gwB "PPK from peer 'gwA' is quantum key $ppk_a"
 check "QPSK authentication succeeded on gwB" in_log gwB "authentication of 'gwA.ipseq.test' with pre-shared key successful"
+check "gwA wiped PPK and QPSK once the IKE_SA was established" in_log gwA "PPK and QPSK of IKE_SA with peer 'gwB' wiped"
+check "gwB wiped PPK and QPSK once the IKE_SA was established" in_log gwB "PPK and QPSK of IKE_SA with peer 'gwA' wiped"
 
 marker=49505365512d706c61696e74657874
 fatal "tcpdump listens on gwA's WAN" capture_start gwA wan "$LAB_DIR/wan.pcap" 'udp port 4500 or icmp'

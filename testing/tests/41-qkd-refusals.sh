@@ -3,8 +3,9 @@
 # What a QKD-required gateway (gwA) refuses, and how it fails: mismatched quantum keys fail in
 # IKE_SA_INIT (key confirmation), a peer that knows only the plain PSK gets AUTH_FAILED, a stock
 # peer without the plugin is refused with a clear log line, a qkid or KME outage at connect
-# fails cleanly and a later retry succeeds, replayed IKE_SA_INIT requests burn no keys, and
-# short or oversized KE data is refused; charon keeps running throughout.
+# fails cleanly and a later retry succeeds, replayed IKE_SA_INIT requests burn no keys, short
+# or oversized KE data is refused, and so is KE data of another derivation version (with a log
+# line naming the versions); charon keeps running throughout.
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 export LAB_QKD=yes
@@ -89,8 +90,8 @@ capture_start gwA wan "$LAB_DIR/init.pcap" 'udp port 500'
 quiet lab initiate gwA
 capture_stop
 fatal "captured gwA's IKE_SA_INIT" python3 "$top/testing/ike_packet.py" extract "$LAB_DIR/init.pcap" "$LAB_DIR/init.bin"
-check "its KE carries method 1051 with 68 bytes" \
-	test "$(python3 "$top/testing/ike_packet.py" ke-info "$LAB_DIR/init.bin")" = "1051 68"
+check "its KE carries method 1051 with 69 bytes (version 2)" \
+	test "$(python3 "$top/testing/ike_packet.py" ke-info "$LAB_DIR/init.bin")" = "1051 69"
 sleep 0.5
 out_before=$("$L" qkictl gwB status | grep -oE 'out: [0-9]+' | head -1)
 n=$(log_lines gwB)
@@ -105,13 +106,26 @@ check "gwB's qkid handed out no key for the replays" test "$out_before" = "$out_
 check "the established tunnel still carries traffic" ping_b 2
 
 echo "## 7. short and oversized QKD key exchange data"
-for delta in -1 +1 -36 +200; do
+for delta in +1 -36 +200; do
 	python3 "$top/testing/ike_packet.py" ke-resize "$LAB_DIR/init.bin" "$LAB_DIR/bad.bin" "$delta"
 	n=$(log_lines gwB)
 	ip netns exec "$LAB-gwA" python3 "$top/testing/ike_packet.py" send "$LAB_DIR/bad.bin" 198.51.100.2 500
-	want=$((68 + delta))
-	wait_for 3 since gwB "$n" "QKD key exchange data of $want bytes, expected 68; refused"
-	check "KE data of $want bytes refused with a log line" since gwB "$n" "QKD key exchange data of $want bytes, expected 68; refused"
+	want=$((69 + delta))
+	refused() { since gwB "$n" "QKD key exchange data of $want bytes from .*, expected 69; refused"; }
+	wait_for 3 refused
+	check "KE data of $want bytes refused with a log line" refused
+done
+
+echo "## 8. a peer of another derivation version is refused, saying so"
+# version 1 (before key separation) had no version byte: 68 bytes
+python3 "$top/testing/ike_packet.py" ke-resize "$LAB_DIR/init.bin" "$LAB_DIR/v1.bin" -1
+python3 "$top/testing/ike_packet.py" ke-set "$LAB_DIR/init.bin" "$LAB_DIR/v3.bin" 0 03
+for v in 1 3; do
+	n=$(log_lines gwB)
+	ip netns exec "$LAB-gwA" python3 "$top/testing/ike_packet.py" send "$LAB_DIR/v$v.bin" 198.51.100.2 500
+	mismatch() { since gwB "$n" "QKD key exchange data from .* is of version $v.*speaks version 2 only: version mismatch"; }
+	wait_for 3 mismatch
+	check "KE data of version $v refused with a version mismatch log line" mismatch
 done
 check "charon on gwA still runs" charon_alive gwA
 check "charon on gwB still runs" charon_alive gwB

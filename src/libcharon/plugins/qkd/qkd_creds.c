@@ -4,6 +4,7 @@
  */
 
 #include "qkd_creds.h"
+#include "qkd_derive.h"
 
 #include <daemon.h>
 #include <collections/hashtable.h>
@@ -48,23 +49,55 @@ struct private_qkd_creds_t {
 };
 
 /**
- * Quantum AUTH-phase keys of one IKE_SA.
+ * Quantum AUTH-phase keys of one IKE_SA. qkey2 itself is wiped as soon as its two sub-keys are
+ * derived; they are wiped once the IKE_SA is established (see wipe_keys).
  */
 typedef struct {
 	/** IKE_SA unique ID (hashtable key) */
 	u_int unique_id;
-	/** qkey2, the PPK */
+	/** the PPK, derived from qkey2 */
 	chunk_t ppk;
-	/** its key_ID */
+	/** QPSK, derived from qkey2 and the peer's base PSK (empty without a base PSK) */
+	chunk_t qpsk;
+	/** qkey2's key_ID */
 	char key_id[QKD_KEY_ID_LEN + 1];
 	/** drawn by us as initiator (else resolved as responder) */
 	bool initiator;
+	/** the IKE_SA got a quantum PPK (stays set after the keys are wiped) */
+	bool had_ppk;
 } sa_keys_t;
+
+static void sa_keys_wipe(sa_keys_t *keys)
+{
+	chunk_clear(&keys->ppk);
+	chunk_clear(&keys->qpsk);
+}
 
 static void sa_keys_destroy(sa_keys_t *keys)
 {
-	chunk_clear(&keys->ppk);
+	sa_keys_wipe(keys);
 	free(keys);
+}
+
+/**
+ * Derive the PPK and QPSK of an IKE_SA from qkey2, which is wiped
+ */
+static bool derive_keys(sa_keys_t *keys, chunk_t *qkey2, qkd_peer_t *peer)
+{
+	bool ok;
+
+	ok = qkd_derive_ppk(*qkey2, &keys->ppk) &&
+		 (!peer->psk.len || qkd_derive_qpsk(*qkey2, peer->psk, &keys->qpsk));
+	chunk_clear(qkey2);
+	if (!ok)
+	{
+		DBG1(DBG_IKE, "qkd: cannot derive PPK and QPSK for peer '%s' (HMAC-SHA256 missing?)",
+			 peer->name);
+		sa_keys_wipe(keys);
+		return FALSE;
+	}
+	keys->had_ppk = TRUE;
+	return TRUE;
 }
 
 static u_int hash_id(const void *key)
@@ -114,13 +147,31 @@ static chunk_t lookup_ppk(private_qkd_creds_t *this, u_int unique_id, char *key_
 }
 
 /**
+ * A copy of the QPSK an IKE_SA holds, or chunk_empty
+ */
+static chunk_t lookup_qpsk(private_qkd_creds_t *this, u_int unique_id)
+{
+	sa_keys_t *keys;
+	chunk_t qpsk = chunk_empty;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	if (keys)
+	{
+		qpsk = chunk_clone(keys->qpsk);
+	}
+	this->mutex->unlock(this->mutex);
+	return qpsk;
+}
+
+/**
  * Initiator: draw qkey2 for the placeholder PPK_ID (once per IKE_SA)
  */
 static chunk_t draw_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer_t *peer)
 {
 	u_int unique_id = ike_sa->get_unique_id(ike_sa);
 	sa_keys_t *keys;
-	chunk_t ppk;
+	chunk_t ppk, qkey2;
 
 	ppk = lookup_ppk(this, unique_id, NULL);
 	if (ppk.len)
@@ -131,10 +182,15 @@ static chunk_t draw_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer_t 
 		.unique_id = unique_id,
 		.initiator = TRUE,
 	);
-	if (!this->qki->get_new_key(this->qki, peer->name, this->key_size, &keys->ppk,
+	if (!this->qki->get_new_key(this->qki, peer->name, this->key_size, &qkey2,
 								keys->key_id))
 	{
 		DBG1(DBG_IKE, "qkd: no quantum PPK for IKE_SA with peer '%s'", peer->name);
+		free(keys);
+		return chunk_empty;
+	}
+	if (!derive_keys(keys, &qkey2, peer))
+	{
 		free(keys);
 		return chunk_empty;
 	}
@@ -150,7 +206,7 @@ static chunk_t resolve_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer
 {
 	u_int unique_id = ike_sa->get_unique_id(ike_sa);
 	sa_keys_t *keys;
-	chunk_t ppk;
+	chunk_t ppk, qkey2;
 
 	if (!qkd_key_id_valid(id.ptr, id.len))
 	{
@@ -168,7 +224,12 @@ static chunk_t resolve_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer
 		return ppk;
 	}
 	if (!this->qki->get_key_by_id(this->qki, peer->name, keys->key_id, this->key_size,
-								  &keys->ppk))
+								  &qkey2))
+	{
+		free(keys);
+		return chunk_empty;
+	}
+	if (!derive_keys(keys, &qkey2, peer))
 	{
 		free(keys);
 		return chunk_empty;
@@ -260,28 +321,6 @@ static enumerator_t *shared_enumerator_create(shared_key_t *key)
 	return &this->public;
 }
 
-/**
- * QPSK = HMAC-SHA256(qkey2, psk)
- */
-static chunk_t qpsk(chunk_t ppk, chunk_t psk)
-{
-	prf_t *prf;
-	chunk_t out = chunk_empty;
-
-	prf = lib->crypto->create_prf(lib->crypto, PRF_HMAC_SHA2_256);
-	if (!prf)
-	{
-		DBG1(DBG_IKE, "qkd: HMAC-SHA256 not available, cannot derive QPSK");
-		return out;
-	}
-	if (!prf->set_key(prf, ppk) || !prf->allocate_bytes(prf, psk, &out))
-	{
-		chunk_clear(&out);
-	}
-	prf->destroy(prf);
-	return out;
-}
-
 METHOD(credential_set_t, create_shared_enumerator, enumerator_t*,
 	private_qkd_creds_t *this, shared_key_type_t type,
 	identification_t *me, identification_t *other)
@@ -329,19 +368,14 @@ METHOD(credential_set_t, create_shared_enumerator, enumerator_t*,
 			{
 				break;
 			}
-			ppk = lookup_ppk(this, ike_sa->get_unique_id(ike_sa), NULL);
-			if (!ppk.len)
+			secret = lookup_qpsk(this, ike_sa->get_unique_id(ike_sa));
+			if (!secret.len)
 			{
 				DBG1(DBG_IKE, "qkd: no quantum key for QPSK with peer '%s' (did the peer use "
 					 "a QKD PPK?)", peer->name);
 				break;
 			}
-			secret = qpsk(ppk, peer->psk);
-			chunk_clear(&ppk);
-			if (secret.len)
-			{
-				key = shared_key_create(SHARED_IKE, secret);
-			}
+			key = shared_key_create(SHARED_IKE, secret);
 			break;
 		default:
 			break;
@@ -397,9 +431,39 @@ METHOD(qkd_creds_t, has_ppk, bool,
 
 	this->mutex->lock(this->mutex);
 	keys = this->sas->get(this->sas, &unique_id);
-	found = keys && keys->ppk.len;
+	found = keys && keys->had_ppk;
 	this->mutex->unlock(this->mutex);
 	return found;
+}
+
+METHOD(qkd_creds_t, wipe_keys, bool,
+	private_qkd_creds_t *this, u_int unique_id)
+{
+	sa_keys_t *keys;
+	bool wiped = FALSE;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	if (keys && (keys->ppk.len || keys->qpsk.len))
+	{
+		sa_keys_wipe(keys);
+		wiped = TRUE;
+	}
+	this->mutex->unlock(this->mutex);
+	return wiped;
+}
+
+METHOD(qkd_creds_t, holds_keys, bool,
+	private_qkd_creds_t *this, u_int unique_id)
+{
+	sa_keys_t *keys;
+	bool held;
+
+	this->mutex->lock(this->mutex);
+	keys = this->sas->get(this->sas, &unique_id);
+	held = keys && (keys->ppk.len || keys->qpsk.len);
+	this->mutex->unlock(this->mutex);
+	return held;
 }
 
 METHOD(qkd_creds_t, forget, void,
@@ -443,6 +507,8 @@ qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_siz
 			.get_ppk_id = _get_ppk_id,
 			.note_peer_ppk_id = _note_peer_ppk_id,
 			.has_ppk = _has_ppk,
+			.wipe_keys = _wipe_keys,
+			.holds_keys = _holds_keys,
 			.forget = _forget,
 			.destroy = _destroy,
 		},

@@ -26,8 +26,10 @@ typedef struct qkd_creds_t qkd_creds_t;
  *
  * SHARED_PPK: the initiator's placeholder PPK_ID draws a fresh quantum key qkey2 from qkid (its
  * key_ID replaces the placeholder on the wire, see qkd_listener); the responder resolves the
- * received key_ID through qkid. SHARED_IKE: QPSK = HMAC-SHA256(qkey2, base PSK) for IKE_SAs that
- * hold a qkey2, so a peer without the quantum key, or with only the plain PSK, fails AUTH.
+ * received key_ID through qkid. The PPK charon gets is qkd_derive_ppk(qkey2). SHARED_IKE: QPSK =
+ * qkd_derive_qpsk(qkey2, base PSK) for IKE_SAs that hold a qkey2, so a peer without the quantum
+ * key, or with only the plain PSK, fails AUTH. qkey2 is wiped once both are derived, and they
+ * once the IKE_SA is established (wipe_keys).
  */
 struct qkd_creds_t {
 
@@ -58,6 +60,19 @@ struct qkd_creds_t {
 	 * Whether an IKE_SA holds a quantum PPK.
 	 */
 	bool (*has_ppk)(qkd_creds_t *this, u_int unique_id);
+
+	/**
+	 * Wipe the PPK and QPSK of an IKE_SA that no longer needs them (its SK_d, SK_pi, SK_pr
+	 * are derived and both AUTH payloads are done); has_ppk() still answers for it.
+	 *
+	 * @return				TRUE if there was key material to wipe
+	 */
+	bool (*wipe_keys)(qkd_creds_t *this, u_int unique_id);
+
+	/**
+	 * Whether an IKE_SA still holds PPK or QPSK key material (for tests and logs).
+	 */
+	bool (*holds_keys)(qkd_creds_t *this, u_int unique_id);
 
 	/**
 	 * Wipe and forget the keys of an IKE_SA.

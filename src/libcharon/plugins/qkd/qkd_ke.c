@@ -4,11 +4,13 @@
  */
 
 #include "qkd_ke.h"
+#include "qkd_derive.h"
 
 #include <daemon.h>
 
-/** Label of the key confirmation */
-#define CONFIRM_LABEL "IPSeQ QKD confirm"
+/** KE data length of version 1 (IPSeQ before key separation; it had no version byte) */
+#define QKD_KEI_LEN_V1 (QKD_KEI_LEN - 1)
+#define QKD_KER_LEN_V1 (QKD_KER_LEN - 1)
 
 /**
  * Where quantum keys come from; set once by the plugin, read by every key exchange. A
@@ -74,33 +76,6 @@ void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size)
 	ctx.key_size = key_size;
 }
 
-/*
- * Described in header
- */
-bool qkd_ke_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char confirm[QKD_CONFIRM_LEN])
-{
-	u_char mac[HASH_SIZE_SHA256];
-	prf_t *prf;
-	bool ok;
-
-	prf = lib->crypto->create_prf(lib->crypto, PRF_HMAC_SHA2_256);
-	if (!prf)
-	{
-		return FALSE;
-	}
-	ok = prf->set_key(prf, qkey) &&
-		 prf->get_bytes(prf, chunk_from_str(CONFIRM_LABEL), NULL) &&
-		 prf->get_bytes(prf, kei, NULL) &&
-		 prf->get_bytes(prf, pub_r, mac);
-	prf->destroy(prf);
-	if (ok)
-	{
-		memcpy(confirm, mac, QKD_CONFIRM_LEN);
-	}
-	memwipe(mac, sizeof(mac));
-	return ok;
-}
-
 /**
  * The QKD peer of the IKE_SA this thread works on
  */
@@ -160,7 +135,8 @@ static bool build_kei(private_qkd_ke_t *this)
 	{
 		return FALSE;
 	}
-	this->mine = chunk_cat("mc", pub, chunk_create(this->key_id, QKD_KEY_ID_LEN));
+	this->mine = chunk_cat("cmc", chunk_from_chars(QKD_WIRE_VERSION), pub,
+						   chunk_create(this->key_id, QKD_KEY_ID_LEN));
 	this->kei = chunk_clone(this->mine);
 	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
 		 this->key_id);
@@ -179,12 +155,13 @@ static bool build_ker(private_qkd_ke_t *this)
 	{
 		return FALSE;
 	}
-	if (!qkd_ke_confirm(this->qkey, this->kei, pub, confirm))
+	if (!qkd_derive_confirm(this->qkey, this->kei, pub, confirm, sizeof(confirm)))
 	{
 		chunk_free(&pub);
 		return FALSE;
 	}
-	this->mine = chunk_cat("mc", pub, chunk_create(confirm, sizeof(confirm)));
+	this->mine = chunk_cat("cmc", chunk_from_chars(QKD_WIRE_VERSION), pub,
+						   chunk_create(confirm, sizeof(confirm)));
 	return TRUE;
 }
 
@@ -203,18 +180,49 @@ METHOD(key_exchange_t, get_public_key, bool,
 }
 
 /**
- * Responder: apply KEi = X25519_i || key_ID
+ * Check the length and version of KE data; a peer with another derivation version is told
+ * apart from garbage, so the operator learns which side to update.
+ */
+static bool check_version(chunk_t value, size_t len, size_t len_v1, char *what)
+{
+	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
+	host_t *other = ike_sa ? ike_sa->get_other_host(ike_sa) : NULL;
+
+	if (value.len == len_v1)
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version 1 (%zu bytes, an "
+			 "IPSeQ without key separation), this gateway speaks version %d only: version "
+			 "mismatch, update the peer; refused", what, other, value.len, QKD_WIRE_VERSION);
+		return FALSE;
+	}
+	if (value.len != len)
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange %s of %zu bytes from %H, expected %zu; refused",
+			 what, value.len, other, len);
+		return FALSE;
+	}
+	if (value.ptr[0] != QKD_WIRE_VERSION)
+	{
+		DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version %u, this gateway "
+			 "speaks version %d only: version mismatch; refused", what, other, value.ptr[0],
+			 QKD_WIRE_VERSION);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * Responder: apply KEi = version || X25519_i || key_ID
  */
 static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 {
 	qkd_peer_t *peer;
 
-	if (value.len != QKD_KEI_LEN)
+	if (!check_version(value, QKD_KEI_LEN, QKD_KEI_LEN_V1, "data"))
 	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange data of %zu bytes, expected %d; refused",
-			 value.len, QKD_KEI_LEN);
 		return FALSE;
 	}
+	value = chunk_skip(value, 1);
 	if (!qkd_key_id_valid(value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN))
 	{
 		DBG1(DBG_IKE, "qkd: QKD key exchange data carries no valid key_ID; refused");
@@ -238,28 +246,27 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", peer->name);
 		return FALSE;
 	}
-	this->kei = chunk_clone(value);
+	this->kei = chunk_cat("cc", chunk_from_chars(QKD_WIRE_VERSION), value);
 	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
 		 this->key_id);
 	return TRUE;
 }
 
 /**
- * Initiator: apply KEr = X25519_r || confirm and verify the confirmation
+ * Initiator: apply KEr = version || X25519_r || confirm and verify the confirmation
  */
 static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
 {
 	u_char confirm[QKD_CONFIRM_LEN];
 	chunk_t pub;
 
-	if (value.len != QKD_KER_LEN)
+	if (!check_version(value, QKD_KER_LEN, QKD_KER_LEN_V1, "reply"))
 	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange reply of %zu bytes from peer '%s', expected %d",
-			 value.len, this->peer, QKD_KER_LEN);
 		return FALSE;
 	}
+	value = chunk_skip(value, 1);
 	pub = chunk_create(value.ptr, QKD_X25519_LEN);
-	if (!qkd_ke_confirm(this->qkey, this->kei, pub, confirm))
+	if (!qkd_derive_confirm(this->qkey, this->kei, pub, confirm, sizeof(confirm)))
 	{
 		return FALSE;
 	}
@@ -297,21 +304,23 @@ METHOD(key_exchange_t, get_shared_secret, bool,
 	private_qkd_ke_t *this, chunk_t *secret)
 {
 	chunk_t ss;
+	bool ok;
 
 	if (!this->x25519 || !this->qkey.len ||
 		!this->x25519->get_shared_secret(this->x25519, &ss))
 	{
 		return FALSE;
 	}
-	*secret = chunk_cat("sc", ss, this->qkey);
-	return TRUE;
+	ok = qkd_derive_ke_secret(ss, this->qkey, secret);
+	chunk_clear(&ss);
+	return ok;
 }
 
 METHOD(key_exchange_t, set_private_key, bool,
 	private_qkd_ke_t *this, chunk_t value)
 {
-	/* only used by test vectors of plain methods */
-	return FALSE;
+	/* test vectors only (tests/qkd_kat): a fixed X25519 private key */
+	return create_x25519(this) && this->x25519->set_private_key(this->x25519, value);
 }
 
 METHOD(key_exchange_t, get_method, key_exchange_method_t,

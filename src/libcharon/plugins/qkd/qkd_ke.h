@@ -31,11 +31,11 @@
 /** Length of the key confirmation in KEr */
 #define QKD_CONFIRM_LEN 16
 
-/** KEi: X25519 public value || key_ID */
-#define QKD_KEI_LEN (QKD_X25519_LEN + QKD_KEY_ID_LEN)
+/** KEi: version (QKD_WIRE_VERSION) || X25519 public value || key_ID */
+#define QKD_KEI_LEN (1 + QKD_X25519_LEN + QKD_KEY_ID_LEN)
 
-/** KEr: X25519 public value || key confirmation */
-#define QKD_KER_LEN (QKD_X25519_LEN + QKD_CONFIRM_LEN)
+/** KEr: version || X25519 public value || key confirmation */
+#define QKD_KER_LEN (1 + QKD_X25519_LEN + QKD_CONFIRM_LEN)
 
 /**
  * Set what the key exchanges draw quantum keys from (the plugin does this once on load).
@@ -49,25 +49,16 @@ void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size);
 /**
  * Create a hybrid X25519 + QKD key exchange (a ke_constructor_t).
  *
- * The initiator draws a fresh (qkey, key_ID) from qkid and sends KEi = X25519_i || key_ID; the
- * responder resolves key_ID through qkid and answers KEr = X25519_r || confirm, where confirm =
- * HMAC-SHA256(qkey, "IPSeQ QKD confirm" || KEi || X25519_r) truncated to 16 bytes, so a peer with
- * another key fails in IKE_SA_INIT instead of at IKE_AUTH. Shared secret = X25519 secret || qkey.
+ * The initiator draws a fresh (qkey, key_ID) from qkid and sends KEi = 0x02 || X25519_i || key_ID;
+ * the responder resolves key_ID through qkid and answers KEr = 0x02 || X25519_r || confirm, where
+ * confirm is qkd_derive_confirm() (16 bytes), so a peer with another key fails in IKE_SA_INIT
+ * instead of at IKE_AUTH. Shared secret: qkd_derive_ke_secret(). The leading byte is the
+ * derivation version (QKD_WIRE_VERSION); a peer of another version is refused with a log line
+ * that says so.
  *
  * @param method	QKD_X25519
  * @return			key exchange, NULL for another method
  */
 key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...);
-
-/**
- * Key confirmation of KEr.
- *
- * @param qkey		quantum key
- * @param kei		initiator's KE data
- * @param pub_r		responder's X25519 public value
- * @param confirm	QKD_CONFIRM_LEN bytes out
- * @return			TRUE on success
- */
-bool qkd_ke_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char confirm[QKD_CONFIRM_LEN]);
 
 #endif /** QKD_KE_H_ @}*/

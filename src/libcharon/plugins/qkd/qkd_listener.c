@@ -195,6 +195,22 @@ METHOD(listener_t, authorize, bool,
 	return TRUE;
 }
 
+METHOD(listener_t, ike_updown, bool,
+	private_qkd_listener_t *this, ike_sa_t *ike_sa, bool up)
+{
+	qkd_peer_t *peer;
+
+	/* established: SK_d, SK_pi, SK_pr are derived with the PPK and both AUTH payloads are
+	 * built and verified, so neither PPK nor QPSK is needed any more */
+	if (up && this->creds->wipe_keys(this->creds, ike_sa->get_unique_id(ike_sa)))
+	{
+		peer = this->peers->find(this->peers, ike_sa);
+		DBG2(DBG_IKE, "qkd: PPK and QPSK of IKE_SA with peer '%s' wiped (IKE_SA established)",
+			 peer ? peer->name : "?");
+	}
+	return TRUE;
+}
+
 METHOD(listener_t, ike_state_change, bool,
 	private_qkd_listener_t *this, ike_sa_t *ike_sa, ike_sa_state_t state)
 {
@@ -223,6 +239,7 @@ qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers)
 			.listener = {
 				.message = _message,
 				.authorize = _authorize,
+				.ike_updown = _ike_updown,
 				.ike_state_change = _ike_state_change,
 			},
 			.destroy = _destroy,

@@ -30,7 +30,7 @@ struct qkd_peer_t {
 	/** remote addresses (host_t*) */
 	linked_list_t *addrs;
 
-	/** base PSK for QPSK = HMAC(qkey2, psk); chunk_empty if not configured */
+	/** base PSK for QPSK (qkd_derive_qpsk); chunk_empty if not configured */
 	chunk_t psk;
 
 	/** QKD required: IKE_SAs with this peer without QKD key exchange and PPK are refused */
