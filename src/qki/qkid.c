@@ -115,7 +115,8 @@ static int run(struct qkid *d, int sfd)
 				ADD(c->fd, ev, FD_CONN, c);
 		}
 		for (size_t i = 0; i < d->n_unbound; i++)
-			ADD(d->unbound[i]->fd, POLLIN, FD_LINK, d->unbound[i]);
+			ADD(d->unbound[i]->fd, POLLIN | (d->unbound[i]->tx_off < d->unbound[i]->tx_len ?
+							 POLLOUT : 0), FD_LINK, d->unbound[i]);
 		for (size_t i = 0; i < d->n_peers; i++) {
 			struct qkid_peer *p = &d->peers[i];
 			if (p->link) {
@@ -125,7 +126,8 @@ static int run(struct qkid *d, int sfd)
 				ADD(p->link->fd, ev, FD_LINK, p->link);
 			}
 			if (p->candidate)
-				ADD(p->candidate->fd, POLLIN, FD_LINK, p->candidate);
+				ADD(p->candidate->fd, POLLIN | (p->candidate->tx_off < p->candidate->tx_len ?
+								POLLOUT : 0), FD_LINK, p->candidate);
 		}
 #undef ADD
 		now = qkid_now_ms();

@@ -21,6 +21,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "qki_proto.h"
@@ -150,7 +151,9 @@ struct qkid_link {
 	uint64_t seq_tx;
 	struct qkid_replay replay;
 	unsigned auth_failures;     /* consecutive */
+	int hello_sent;             /* slave: HELLO1 sent (the master's challenge arrived) */
 	int64_t t_start, t_rx, t_tx;
+	struct sockaddr_storage src;    /* master: where an accepted connection comes from */
 	char addr[64];
 };
 
@@ -176,6 +179,7 @@ struct qkid_peer {
 	uint8_t boot[QKP_BOOT_LEN];     /* our incarnation towards this peer (new on resync) */
 	struct qkid_link *link;         /* established or being established by us */
 	struct qkid_link *candidate;    /* master: accepted, HELLO2 sent, waiting for READY */
+	struct sockaddr_storage allowed_src; /* master: the configured peer host (family 0: any) */
 	int64_t t_retry;
 	unsigned retry_ms;
 	uint8_t peer_boot[QKP_BOOT_LEN];
@@ -237,6 +241,8 @@ struct qkid {
 	int listen_fd;
 	struct qkid_link **unbound;     /* accepted peer connections before HELLO1 */
 	size_t n_unbound;
+	uint64_t refused;               /* peer port connections refused, not yet logged */
+	int64_t t_refused_log;
 	uint64_t generation;    /* bumped when keys arrive: parked requests retry */
 	uint8_t scratch[QKP_FRAME_MAX];         /* peer messages being built */
 	uint8_t reply[QKI_HDR_LEN + QKI_MSG_MAX]; /* local replies being built */

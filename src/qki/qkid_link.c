@@ -3,9 +3,15 @@
 
 /*
  * qkid_link.c - the TCP link between two qkids: connect (slave) / accept (master), the
- * authenticated handshake of qkid_peerproto.h, framing, anti-replay, keepalive, reconnect.
+ * authenticated handshake of qkid_peerproto.h, framing, sequence check, keepalive, reconnect.
  * Messages that fail authentication or replay checks are dropped and logged; the keys logic
- * (qkid_sync.c) only ever sees authenticated, fresh messages.
+ * (qkid_sync.c) only ever sees authenticated, fresh messages, in order and none missing.
+ *
+ * The master's peer port is open to whoever can reach it, so nobody may hold it: connections
+ * come only from configured peer hosts (if every master-side peer has an address), at most
+ * UNBOUND_PER_SOURCE unidentified ones per host and UNBOUND_MAX in all (when full, the host with
+ * the most loses its oldest). Only a HELLO1 that answers this connection's challenge, i.e. comes
+ * from a holder of the PSK now, may replace a handshake in progress.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +33,10 @@
 #define TX_MAX (8u << 20)       /* a peer that reads nothing is dropped past this */
 #define HELLO_TIMEOUT_MS 5000
 #define AUTH_FAILURES_MAX 3
+#define UNBOUND_MAX 64          /* accepted connections that have not sent HELLO1 yet */
+#define UNBOUND_PER_SOURCE 4    /* ... of them from one host */
+#define ACCEPT_BURST 16         /* connections accepted per wakeup */
+#define REFUSED_LOG_MS 10000    /* refusals are summarised at most this often */
 
 static int split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
 {
@@ -118,6 +128,22 @@ int qkid_link_listen(struct qkid *d, char *err, size_t errlen)
 	d->listen_fd = -1;
 	if (!d->conf->listen[0])
 		return 0;
+	for (size_t i = 0; i < d->n_peers; i++) {
+		struct qkid_peer *p = &d->peers[i];
+		if (p->role != QKI_ROLE_MASTER || !p->conf->address[0])
+			continue;
+		ai = resolve(p->conf->address, 0);
+		if (!ai || ai->ai_addrlen > sizeof(p->allowed_src)) {
+			snprintf(err, errlen, "peer %s: address %s: expected numeric host:port",
+				 p->conf->name, p->conf->address);
+			if (ai)
+				freeaddrinfo(ai);
+			return -1;
+		}
+		memcpy(&p->allowed_src, ai->ai_addr, ai->ai_addrlen);
+		freeaddrinfo(ai);
+		log_info("peer %s: accepting its qkid only from %s", p->conf->name, p->conf->address);
+	}
 	ai = resolve(d->conf->listen, 1);
 	if (!ai) {
 		snprintf(err, errlen, "listen %s: expected numeric host:port", d->conf->listen);
@@ -125,7 +151,7 @@ int qkid_link_listen(struct qkid *d, char *err, size_t errlen)
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 16)) {
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, UNBOUND_MAX)) {
 		snprintf(err, errlen, "listen %s: %s", d->conf->listen, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -136,51 +162,6 @@ int qkid_link_listen(struct qkid *d, char *err, size_t errlen)
 	d->listen_fd = fd;
 	log_info("listening for peer qkids on %s", d->conf->listen);
 	return 0;
-}
-
-static void unbound_remove(struct qkid *d, struct qkid_link *l)
-{
-	for (size_t i = 0; i < d->n_unbound; i++)
-		if (d->unbound[i] == l) {
-			d->unbound[i] = d->unbound[--d->n_unbound];
-			return;
-		}
-}
-
-void qkid_link_accept(struct qkid *d)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct qkid_link *l, **grown;
-	char host[64] = "?", serv[16] = "?";
-	int fd = accept4(d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	int one = 1;
-
-	if (fd < 0)
-		return;
-	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
-		    NI_NUMERICHOST | NI_NUMERICSERV);
-	if (d->n_unbound >= 16) {
-		log_warn("peer port: too many unidentified connections, refusing %s:%s", host, serv);
-		close(fd);
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	l = link_new(fd);
-	grown = realloc(d->unbound, (d->n_unbound + 1) * sizeof(*d->unbound));
-	if (!l || !grown) {
-		qkid_link_free(l);
-		if (grown)
-			d->unbound = grown;
-		else
-			close(fd);
-		return;
-	}
-	d->unbound = grown;
-	snprintf(l->addr, sizeof(l->addr), "%s:%s", host, serv);
-	l->state = QL_HELLO;
-	d->unbound[d->n_unbound++] = l;
-	log_debug("peer port: connection from %s", l->addr);
 }
 
 static int queue_frame(struct qkid_link *l, const uint8_t *frame, size_t n)
@@ -227,6 +208,162 @@ static void flush_tx(struct qkid_link *l)
 		l->tx_off = l->tx_len = 0;
 }
 
+static void unbound_remove(struct qkid *d, struct qkid_link *l)
+{
+	for (size_t i = 0; i < d->n_unbound; i++)
+		if (d->unbound[i] == l) {
+			d->unbound[i] = d->unbound[--d->n_unbound];
+			return;
+		}
+}
+
+/* The host part of an address (IPv4-mapped IPv6 as IPv4), to compare sources. */
+static size_t host_bytes(const struct sockaddr_storage *ss, const uint8_t **out)
+{
+	if (ss->ss_family == AF_INET) {
+		*out = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+		return 4;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		*out = IN6_IS_ADDR_V4MAPPED(a) ? a->s6_addr + 12 : a->s6_addr;
+		return IN6_IS_ADDR_V4MAPPED(a) ? 4 : 16;
+	}
+	return 0;
+}
+
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	const uint8_t *ha = NULL, *hb = NULL;
+	size_t la = host_bytes(a, &ha), lb = host_bytes(b, &hb);
+	return la && la == lb && !memcmp(ha, hb, la);
+}
+
+/* A master-side peer with an address accepts only that host; one without accepts any. */
+static int source_allowed(const struct qkid *d, const struct sockaddr_storage *src)
+{
+	for (size_t i = 0; i < d->n_peers; i++) {
+		const struct qkid_peer *p = &d->peers[i];
+		if (p->role == QKI_ROLE_MASTER &&
+		    (!p->allowed_src.ss_family || same_host(&p->allowed_src, src)))
+			return 1;
+	}
+	return 0;
+}
+
+static size_t unbound_from(const struct qkid *d, const struct sockaddr_storage *src)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_unbound; i++)
+		n += same_host(&d->unbound[i]->src, src);
+	return n;
+}
+
+/* Full table: the oldest connection of the host that holds the most slots makes room. */
+static struct qkid_link *unbound_victim(const struct qkid *d)
+{
+	struct qkid_link *victim = NULL;
+	size_t most = 0;
+	for (size_t i = 0; i < d->n_unbound; i++) {
+		struct qkid_link *l = d->unbound[i];
+		size_t n = unbound_from(d, &l->src);
+		if (n > most || (n == most && l->t_start < victim->t_start)) {
+			most = n;
+			victim = l;
+		}
+	}
+	return victim;
+}
+
+/* Refusals on the open port are summarised, so a flood of connections cannot flood the log. */
+static void refused(struct qkid *d, const char *who, const char *why)
+{
+	int64_t now = qkid_now_ms();
+	d->refused++;
+	if (now - d->t_refused_log < REFUSED_LOG_MS)
+		return;
+	log_warn("peer port: refused %s: %s (%llu refused since the last such message)", who, why,
+		 (unsigned long long)d->refused);
+	d->refused = 0;
+	d->t_refused_log = now;
+}
+
+/* The master speaks first: a fresh nonce the slave's HELLO1 must cover. */
+static int send_challenge(struct qkid *d, struct qkid_link *l)
+{
+	struct qki_msg m;
+	size_t n;
+	qkid_random(l->nonce_local, QKP_NONCE_LEN);
+	qkp_init(&m, d->scratch, sizeof(d->scratch), QKP_CHALLENGE, 0);
+	qki_msg_put(&m, QKP_A_NONCE, l->nonce_local, QKP_NONCE_LEN);
+	n = qkp_seal(&m, qkp_challenge_key);
+	if (!n || queue_frame(l, d->scratch, n))
+		return -1;
+	flush_tx(l);
+	return 0;
+}
+
+/* Returns 0 when a connection was taken (or refused), -1 when there is none waiting. */
+static int accept_one(struct qkid *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct qkid_link *l, **grown;
+	char host[64] = "?", serv[16] = "?";
+	int fd = accept4(d->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int one = 1;
+
+	if (fd < 0)
+		return -1;
+	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	if (!source_allowed(d, &ss)) {
+		refused(d, host, "not the address of a configured peer");
+		close(fd);
+		return 0;
+	}
+	if (unbound_from(d, &ss) >= UNBOUND_PER_SOURCE) {
+		refused(d, host, "too many unidentified connections from this host");
+		close(fd);
+		return 0;
+	}
+	if (d->n_unbound >= UNBOUND_MAX) {
+		struct qkid_link *victim = unbound_victim(d);
+		refused(d, victim->addr, "too many unidentified connections, oldest of the "
+			"busiest host closed");
+		unbound_remove(d, victim);
+		qkid_link_free(victim);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	l = link_new(fd);
+	grown = realloc(d->unbound, (d->n_unbound + 1) * sizeof(*d->unbound));
+	if (!l || !grown) {
+		qkid_link_free(l);
+		if (grown)
+			d->unbound = grown;
+		else
+			close(fd);
+		return 0;
+	}
+	d->unbound = grown;
+	snprintf(l->addr, sizeof(l->addr), "%s:%s", host, serv);
+	memcpy(&l->src, &ss, sizeof(ss));
+	l->state = QL_HELLO;
+	if (send_challenge(d, l)) {
+		qkid_link_free(l);
+		return 0;
+	}
+	d->unbound[d->n_unbound++] = l;
+	log_debug("peer port: connection from %s, challenge sent", l->addr);
+	return 0;
+}
+
+void qkid_link_accept(struct qkid *d)
+{
+	for (int i = 0; i < ACCEPT_BURST && !accept_one(d); i++)
+		;
+}
+
 struct qki_msg *qkid_link_begin(struct qkid_peer *p, struct qki_msg *m, uint8_t type)
 {
 	uint64_t seq = p->link ? ++p->link->seq_tx : 0;
@@ -264,8 +401,7 @@ static int send_hello(struct qkid_peer *p, struct qkid_link *l, int type)
 	qki_msg_put_str(&m, QKP_A_SAE_TO, p->conf->peer_sae);
 	qki_msg_put_u8(&m, QKP_A_ROLE, (uint8_t)p->role);
 	qki_msg_put(&m, QKP_A_NONCE, l->nonce_local, QKP_NONCE_LEN);
-	if (type == QKP_HELLO2)
-		qki_msg_put(&m, QKP_A_NONCE_PEER, l->nonce_peer, QKP_NONCE_LEN);
+	qki_msg_put(&m, QKP_A_NONCE_PEER, l->nonce_peer, QKP_NONCE_LEN);
 	qki_msg_put(&m, QKP_A_BOOT, p->boot, QKP_BOOT_LEN);
 	qkp_hello_key(p->conf->auth_key, p->conf->auth_key_len, kh);
 	n = qkp_seal(&m, kh);
@@ -318,7 +454,8 @@ static int on_hello1(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 
 	if (h->type != QKP_HELLO1 || h->seq != 0 ||
 	    qki_tlv_parse(qkp_rules, QKP_A_MAX, frame + QKP_HDR_LEN, h->length, a, &why) ||
-	    !a[QKP_A_NONCE].present || !a[QKP_A_BOOT].present || !a[QKP_A_ROLE].present)
+	    !a[QKP_A_NONCE].present || !a[QKP_A_NONCE_PEER].present || !a[QKP_A_BOOT].present ||
+	    !a[QKP_A_ROLE].present)
 		goto refuse;
 	for (size_t i = 0; i < d->n_peers; i++) {
 		struct qkid_peer *c = &d->peers[i];
@@ -330,10 +467,23 @@ static int on_hello1(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 		why = "no master-side peer for these SAE IDs";
 		goto refuse;
 	}
+	if (p->allowed_src.ss_family && !same_host(&p->allowed_src, &l->src)) {
+		why = "not the configured address of the peer named in HELLO1";
+		goto refuse;
+	}
 	if (!verify_hello(p, frame, h)) {
 		p->drops++;
 		log_warn("peer %s: forged HELLO1 from %s (authentication failed), dropped",
 			 p->conf->name, l->addr);
+		why = NULL;
+		goto refuse;
+	}
+	if (memcmp(a[QKP_A_NONCE_PEER].val, l->nonce_local, QKP_NONCE_LEN)) {
+		/* authentic but not an answer to this connection's challenge: recorded earlier */
+		p->drops++;
+		log_warn("peer %s: replayed HELLO1 from %s (does not answer this connection's "
+			 "challenge), refused%s", p->conf->name, l->addr,
+			 p->candidate ? "; the handshake in progress goes on" : "");
 		why = NULL;
 		goto refuse;
 	}
@@ -346,7 +496,6 @@ static int on_hello1(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 	}
 	memcpy(l->nonce_peer, a[QKP_A_NONCE].val, QKP_NONCE_LEN);
 	memcpy(l->boot_peer, a[QKP_A_BOOT].val, QKP_BOOT_LEN);
-	qkid_random(l->nonce_local, QKP_NONCE_LEN);
 	l->peer = p;
 	derive(p, l);
 	if (send_hello(p, l, QKP_HELLO2)) {
@@ -354,6 +503,7 @@ static int on_hello1(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 		goto refuse;
 	}
 	unbound_remove(d, l);
+	/* only a holder of the PSK could answer the challenge: a slave that dialled again */
 	if (p->candidate)
 		qkid_link_free(p->candidate);
 	p->candidate = l;
@@ -365,6 +515,35 @@ refuse:
 		log_warn("peer port: refused connection from %s: %s", l->addr, why);
 	unbound_remove(d, l);
 	qkid_link_free(l);
+	return 1;
+}
+
+/* Slave: the master's challenge; HELLO1 answers it. Returns 1 if the link was dropped. */
+static int on_challenge(struct qkid_peer *p, struct qkid_link *l, const uint8_t *frame,
+			const struct qkp_hdr *h)
+{
+	struct qki_attr a[QKP_A_MAX];
+	const char *why = "malformed challenge";
+
+	if (h->type != QKP_CHALLENGE || h->seq != 0 || !qkp_verify(frame, h, qkp_challenge_key) ||
+	    qki_tlv_parse(qkp_rules, QKP_A_MAX, frame + QKP_HDR_LEN, h->length, a, &why) ||
+	    !a[QKP_A_NONCE].present) {
+		p->drops++;
+		log_warn("peer %s: the master's first message is not a valid challenge (%s: %s)",
+			 p->conf->name, qkp_type_name(h->type), why);
+		why = "no valid challenge from the master";
+		goto drop;
+	}
+	memcpy(l->nonce_peer, a[QKP_A_NONCE].val, QKP_NONCE_LEN);
+	qkid_random(l->nonce_local, QKP_NONCE_LEN);
+	if (send_hello(p, l, QKP_HELLO1)) {
+		why = "cannot send HELLO1";
+		goto drop;
+	}
+	l->hello_sent = 1;
+	return 0;
+drop:
+	qkid_link_drop(p, why);
 	return 1;
 }
 
@@ -381,8 +560,9 @@ static int on_hello2(struct qkid_peer *p, struct qkid_link *l, const uint8_t *fr
 	    !a[QKP_A_NONCE].present || !a[QKP_A_NONCE_PEER].present || !a[QKP_A_BOOT].present ||
 	    !a[QKP_A_ROLE].present)
 		goto drop;
-	if (!verify_hello(p, frame, h) || memcmp(a[QKP_A_NONCE_PEER].val, l->nonce_local,
-						  QKP_NONCE_LEN)) {
+	if (!verify_hello(p, frame, h) ||
+	    memcmp(a[QKP_A_NONCE_PEER].val, l->nonce_local, QKP_NONCE_LEN) ||
+	    memcmp(a[QKP_A_NONCE].val, l->nonce_peer, QKP_NONCE_LEN)) {
 		p->drops++;
 		log_warn("peer %s: forged or replayed HELLO2 (authentication failed), dropped",
 			 p->conf->name);
@@ -395,7 +575,6 @@ static int on_hello2(struct qkid_peer *p, struct qkid_link *l, const uint8_t *fr
 		why = "peer's SAE IDs or role do not match ours";
 		goto drop;
 	}
-	memcpy(l->nonce_peer, a[QKP_A_NONCE].val, QKP_NONCE_LEN);
 	memcpy(l->boot_peer, a[QKP_A_BOOT].val, QKP_BOOT_LEN);
 	derive(p, l);
 	l->state = QL_UP;
@@ -461,7 +640,7 @@ static int on_frame(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 		return on_hello1(d, l, frame, h);
 	if (l->state == QL_HELLO) {
 		if (p->role == QKI_ROLE_SLAVE)
-			return on_hello2(p, l, frame, h);
+			return l->hello_sent ? on_hello2(p, l, frame, h) : on_challenge(p, l, frame, h);
 		on_ready(p, l, frame, h);
 		return 1;
 	}
@@ -478,11 +657,22 @@ static int on_frame(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 		return 0;
 	}
 	l->auth_failures = 0;
-	if (!qkid_replay_check(&l->replay, h->seq)) {
+	switch (qkid_replay_check(&l->replay, h->seq)) {
+	case QKID_SEQ_OLD:
 		p->drops++;
 		log_warn("peer %s: replayed %s message (seq %llu), dropped", p->conf->name,
 			 qkp_type_name(h->type), (unsigned long long)h->seq);
 		return 0;
+	case QKID_SEQ_GAP:
+		/* TCP loses nothing: a gap means our picture of the peer's state is wrong */
+		p->drops++;
+		log_warn("peer %s: %s message has seq %llu, %llu was due: messages were lost, "
+			 "re-establishing the link", p->conf->name, qkp_type_name(h->type),
+			 (unsigned long long)h->seq, (unsigned long long)l->replay.last + 1);
+		qkid_link_drop(p, "sequence gap (messages lost)");
+		return 1;
+	case QKID_SEQ_NEXT:
+		break;
 	}
 	qkid_replay_update(&l->replay, h->seq);
 	l->t_rx = qkid_now_ms();
@@ -501,22 +691,19 @@ static int on_frame(struct qkid *d, struct qkid_link *l, const uint8_t *frame,
 void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents)
 {
 	struct qkid_peer *p = l->peer;
+	char why[160] = "protocol error";
 
 	if (p && l == p->link && l->state == QL_CONNECTING && (revents & (POLLOUT | POLLERR | POLLHUP))) {
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
 		if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
-			char why[160];
 			snprintf(why, sizeof(why), "connect %s: %s", p->conf->address,
 				 strerror(soerr ? soerr : errno));
 			qkid_link_drop(p, why);
 			return;
 		}
-		l->state = QL_HELLO;
+		l->state = QL_HELLO;    /* the master speaks first: its challenge */
 		l->t_start = qkid_now_ms();
-		qkid_random(l->nonce_local, QKP_NONCE_LEN);
-		if (send_hello(p, l, QKP_HELLO1))
-			qkid_link_drop(p, "cannot send HELLO1");
 		return;
 	}
 	if (revents & POLLOUT)
@@ -528,7 +715,18 @@ void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents)
 		size_t want = QKP_HDR_LEN;
 		ssize_t r;
 		if (l->rx_len >= QKP_HDR_LEN) {
-			if (qkp_hdr_parse(l->rx, &h)) {
+			int rc = qkp_hdr_parse(l->rx, &h);
+			if (rc == -2) {
+				snprintf(why, sizeof(why), "the peer qkid speaks link protocol version "
+					 "%u, this one version %u: run the same qkid release on both "
+					 "gateways", l->rx[2], QKP_VERSION);
+				if (p)
+					log_err("peer %s: %s", p->conf->name, why);
+				else
+					log_err("peer port: %s: %s", l->addr, why);
+				goto close;
+			}
+			if (rc) {
 				if (p) {
 					p->drops++;
 					log_warn("peer %s: malformed frame header, closing link",
@@ -563,7 +761,10 @@ void qkid_link_io(struct qkid *d, struct qkid_link *l, short revents)
 	return;
 close_quiet:
 	if (p && l == p->link) {
-		qkid_link_drop(p, "connection closed by peer");
+		qkid_link_drop(p, l->state == QL_HELLO && !l->hello_sent ?
+			       "connection closed before the master's challenge (this host is not "
+			       "its configured peer address, or it runs a qkid older than link "
+			       "protocol version 2)" : "connection closed by peer");
 		return;
 	}
 close:
@@ -571,7 +772,7 @@ close:
 		unbound_remove(d, l);
 		qkid_link_free(l);
 	} else if (l == p->link) {
-		qkid_link_drop(p, "protocol error");
+		qkid_link_drop(p, why);
 	} else if (l == p->candidate) {
 		p->candidate = NULL;
 		qkid_link_free(l);
@@ -584,7 +785,7 @@ void qkid_link_sweep(struct qkid *d, int64_t now)
 	for (size_t i = 0; i < d->n_unbound;) {
 		struct qkid_link *l = d->unbound[i];
 		if (now - l->t_start > HELLO_TIMEOUT_MS) {
-			log_warn("peer port: %s sent no complete HELLO1 in time, closing", l->addr);
+			refused(d, l->addr, "no complete HELLO1 in time");
 			unbound_remove(d, l);
 			qkid_link_free(l);
 			continue;
@@ -646,8 +847,10 @@ void qkid_link_tick(struct qkid_peer *p, int64_t now)
 	}
 	if (l->state != QL_UP) {
 		if (now - l->t_start > HELLO_TIMEOUT_MS)
-			qkid_link_drop(p, l->state == QL_CONNECTING ? "connect timeout"
-								    : "handshake timeout");
+			qkid_link_drop(p, l->state == QL_CONNECTING ? "connect timeout" :
+				       p->role == QKI_ROLE_SLAVE && !l->hello_sent ?
+				       "handshake timeout: no challenge from the master (a qkid older "
+				       "than link protocol version 2 sends none)" : "handshake timeout");
 		return;
 	}
 	if (now - l->t_rx > (int64_t)p->d->conf->peer_timeout_s * 1000) {

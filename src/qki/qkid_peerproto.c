@@ -33,6 +33,7 @@ const char *qkp_type_name(int type)
 		[QKP_HELLO1] = "HELLO1", [QKP_HELLO2] = "HELLO2", [QKP_READY] = "READY",
 		[QKP_ASSIGN] = "ASSIGN", [QKP_ACK] = "ACK", [QKP_NEED] = "NEED",
 		[QKP_STALE] = "STALE", [QKP_PING] = "PING", [QKP_PONG] = "PONG",
+		[QKP_CHALLENGE] = "CHALLENGE",
 	};
 	return type > 0 && type < QKP_TYPE_MAX ? names[type] : "?";
 }
@@ -69,8 +70,10 @@ size_t qkp_seal(struct qki_msg *m, const uint8_t key[QKP_KEY_LEN])
 
 int qkp_hdr_parse(const uint8_t *buf, struct qkp_hdr *h)
 {
-	if (qki_get16(buf) != QKP_MAGIC || buf[2] != QKP_VERSION)
+	if (qki_get16(buf) != QKP_MAGIC)
 		return -1;
+	if (buf[2] != QKP_VERSION)
+		return -2;
 	h->type = buf[3];
 	h->length = qki_get32(buf + 4);
 	h->seq = qki_get64(buf + 8);
@@ -108,9 +111,12 @@ void qkp_hmac(const uint8_t *key, size_t key_len, const void *const parts[], con
 	OPENSSL_cleanse(buf, sizeof(buf));
 }
 
+/* The challenge carries only a public nonce; its tag is a checksum, not an authenticator. */
+const uint8_t qkp_challenge_key[QKP_KEY_LEN];
+
 void qkp_hello_key(const uint8_t *psk, size_t psk_len, uint8_t out[QKP_KEY_LEN])
 {
-	static const char label[] = "qkid v1 hello";
+	static const char label[] = "qkid v2 hello";
 	const void *parts[] = { label };
 	size_t lens[] = { sizeof(label) - 1 };
 	qkp_hmac(psk, psk_len, parts, lens, 1, out);
@@ -121,7 +127,7 @@ void qkp_session_keys(const uint8_t *psk, size_t psk_len, const uint8_t ns[QKP_N
 		      const uint8_t bm[QKP_BOOT_LEN], uint8_t s2m[QKP_KEY_LEN],
 		      uint8_t m2s[QKP_KEY_LEN])
 {
-	static const char label[] = "qkid v1 session", l1[] = "slave to master",
+	static const char label[] = "qkid v2 session", l1[] = "slave to master",
 			  l2[] = "master to slave";
 	uint8_t s[32];
 	const void *parts[] = { label, ns, nm, bs, bm };

@@ -3,29 +3,19 @@
 
 void qkid_replay_reset(struct qkid_replay *w)
 {
-	w->top = 0;
-	w->seen = 0;
+	w->last = 0;
 }
 
-int qkid_replay_check(const struct qkid_replay *w, uint64_t seq)
+enum qkid_seq_verdict qkid_replay_check(const struct qkid_replay *w, uint64_t seq)
 {
-	if (seq == 0)
-		return 0;
-	if (seq > w->top)
-		return 1;
-	if (w->top - seq >= QKID_REPLAY_WINDOW)
-		return 0;
-	return !(w->seen >> (w->top - seq) & 1);
+	if (seq == 0 || seq <= w->last)
+		return QKID_SEQ_OLD;
+	if (seq != w->last + 1)
+		return QKID_SEQ_GAP;
+	return QKID_SEQ_NEXT;
 }
 
 void qkid_replay_update(struct qkid_replay *w, uint64_t seq)
 {
-	if (seq > w->top) {
-		uint64_t shift = seq - w->top;
-		w->seen = shift >= QKID_REPLAY_WINDOW ? 0 : w->seen << shift;
-		w->seen |= 1;
-		w->top = seq;
-	} else if (w->top - seq < QKID_REPLAY_WINDOW) {
-		w->seen |= (uint64_t)1 << (w->top - seq);
-	}
+	w->last = seq;
 }

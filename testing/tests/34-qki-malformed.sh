@@ -89,11 +89,17 @@ drops0=$(qctl a status | sed -n 's/.*peer messages dropped: \([0-9]*\).*/\1/p')
 nsb python3 "$top/src/qki/tests/peer_corpus.py" 198.51.100.1 7800 "$QDIR/peer-auth.key" SAE_B SAE_A handshake \
 	> "$out/peer-handshake.txt" 2>&1
 cat "$out/peer-handshake.txt"
-for c in garbage oversized-length forged-hello1 unknown-sae role-conflict truncated-hello1; do
+check "peer: the master speaks first, a fresh challenge" grep -q 'case challenge-first: nonce' "$out/peer-handshake.txt"
+for c in garbage oversized-length forged-hello1 unknown-sae role-conflict truncated-hello1 old-version-hello1; do
 	check "peer: $c -> connection closed" grep -q "case $c: closed" "$out/peer-handshake.txt"
 done
-check "peer: a recorded HELLO1 replayed cannot complete a session (bad READY closed)" \
-	grep -q 'case replayed-hello1: hello2, bad READY closed' "$out/peer-handshake.txt"
+check "peer: a genuine HELLO1 without the session key cannot complete a session" \
+	grep -q 'case valid-hello1-no-ready: hello2, bad READY closed' "$out/peer-handshake.txt"
+check "peer: a recorded HELLO1 replayed on another connection gets no HELLO2" \
+	grep -q 'case replayed-hello1: none, bad READY closed' "$out/peer-handshake.txt"
+check "peer: replayed HELLO1 logged" grep -q 'replayed HELLO1' "$QDIR/qkid-a.log"
+check "peer: an old link protocol version is named in the log" \
+	grep -q 'speaks link protocol version 1, this one version 2' "$QDIR/qkid-a.log"
 check "peer: forged HELLO1 logged" grep -q 'forged HELLO1' "$QDIR/qkid-a.log"
 check "peer: role conflict logged" grep -q 'role conflict' "$QDIR/qkid-a.log"
 check "peer: the genuine session survived all of it" link_up
@@ -112,6 +118,9 @@ check "peer: malformed message logged and dropped" grep -q 'malformed NEED messa
 check "peer: unexpected message type logged and dropped" grep -q 'unexpected ASSIGN message' "$QDIR/qkid-a.log"
 check "peer: the session stays up after bad messages (PING answered)" \
 	grep -q 'case session-alive-after-bad-messages: pong' "$out/peer-session.txt"
+check "peer: a sequence gap (a lost message) closes the session" \
+	grep -q 'case sequence-gap: closed' "$out/peer-session.txt"
+check "peer: the gap is logged" grep -q 'messages were lost, re-establishing the link' "$QDIR/qkid-a.log"
 drops1=$(qctl a status | sed -n 's/.*peer messages dropped: \([0-9]*\).*/\1/p')
 echo "# peer messages dropped by A: $drops0 before, $drops1 after"
 check "peer: qkictl counts the dropped messages (>= 6 more)" test "$drops1" -ge $((drops0 + 6))

@@ -23,32 +23,31 @@ START_TEST(test_replay_in_order)
 {
 	struct qkid_replay w;
 	qkid_replay_reset(&w);
-	ck_assert(!qkid_replay_check(&w, 0));
+	ck_assert_int_eq(qkid_replay_check(&w, 0), QKID_SEQ_OLD);
 	for (uint64_t s = 1; s <= 1000; s++) {
-		ck_assert(qkid_replay_check(&w, s));
+		ck_assert_int_eq(qkid_replay_check(&w, s), QKID_SEQ_NEXT);
 		qkid_replay_update(&w, s);
-		ck_assert(!qkid_replay_check(&w, s));
-		ck_assert(s == 1 || !qkid_replay_check(&w, s - 1));
+		ck_assert_int_eq(qkid_replay_check(&w, s), QKID_SEQ_OLD);
+		ck_assert_int_eq(qkid_replay_check(&w, s - 1), QKID_SEQ_OLD);
 	}
 }
 END_TEST
 
-START_TEST(test_replay_window)
+/* TCP loses nothing and reorders nothing: any skipped number means lost messages (L1) */
+START_TEST(test_replay_gap)
 {
 	struct qkid_replay w;
 	qkid_replay_reset(&w);
-	qkid_replay_update(&w, 100);
-	ck_assert(qkid_replay_check(&w, 99));           /* late but inside the window */
-	ck_assert(qkid_replay_check(&w, 100 - QKID_REPLAY_WINDOW + 1));
-	ck_assert(!qkid_replay_check(&w, 100 - QKID_REPLAY_WINDOW)); /* too old */
-	qkid_replay_update(&w, 99);
-	ck_assert(!qkid_replay_check(&w, 99));          /* replay of the late one */
-	ck_assert(qkid_replay_check(&w, 98));
-	qkid_replay_update(&w, 100 + 1000);             /* big jump clears the bitmap */
-	ck_assert(!qkid_replay_check(&w, 1100));
-	ck_assert(!qkid_replay_check(&w, 100));
-	ck_assert(qkid_replay_check(&w, 1099));
-	ck_assert(qkid_replay_check(&w, UINT64_MAX));
+	ck_assert_int_eq(qkid_replay_check(&w, 2), QKID_SEQ_GAP);       /* the first was lost */
+	qkid_replay_update(&w, 1);
+	ck_assert_int_eq(qkid_replay_check(&w, 3), QKID_SEQ_GAP);
+	ck_assert_int_eq(qkid_replay_check(&w, UINT64_MAX), QKID_SEQ_GAP);
+	qkid_replay_update(&w, 2);
+	ck_assert_int_eq(qkid_replay_check(&w, 3), QKID_SEQ_NEXT);
+	ck_assert_int_eq(qkid_replay_check(&w, 1), QKID_SEQ_OLD);
+	qkid_replay_update(&w, UINT64_MAX);     /* nothing can follow the last number */
+	ck_assert_int_eq(qkid_replay_check(&w, UINT64_MAX), QKID_SEQ_OLD);
+	ck_assert_int_eq(qkid_replay_check(&w, 0), QKID_SEQ_OLD);
 }
 END_TEST
 
@@ -246,7 +245,14 @@ START_TEST(test_peer_seal_verify)
 		ck_assert(qkp_hdr_parse(buf, &h) || !qkp_verify(buf, &h, key));
 		buf[i] ^= 0x20;
 	}
+	buf[2] = QKP_VERSION - 1;       /* an older peer: told apart from garbage */
+	ck_assert_int_eq(qkp_hdr_parse(buf, &h), -2);
+	buf[2] = QKP_VERSION;
 	buf[3] = 0;             /* type 0 */
+	ck_assert_int_eq(qkp_hdr_parse(buf, &h), -1);
+	buf[3] = QKP_CHALLENGE;
+	ck_assert_int_eq(qkp_hdr_parse(buf, &h), 0);
+	buf[0] = 0;             /* no magic, no version check */
 	ck_assert_int_eq(qkp_hdr_parse(buf, &h), -1);
 }
 END_TEST
@@ -405,7 +411,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tr, test_replay_in_order);
-	tcase_add_test(tr, test_replay_window);
+	tcase_add_test(tr, test_replay_gap);
 	tcase_add_test(tf, test_fair_burst_does_not_starve);
 	tcase_add_test(tf, test_fair_trickle_supply);
 	tcase_add_test(tf, test_fair_equal_demand_equal_share);
