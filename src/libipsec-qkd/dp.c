@@ -140,56 +140,6 @@ static void tx_unreserve(struct iq_dp *dp, size_t esp_len)
 		dp->tx_n--;
 }
 
-static bool addr_is_any(const iq_addr_t *a)
-{
-	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-
-	if (a->sa.sa_family == AF_INET)
-		return a->in4.sin_addr.s_addr == INADDR_ANY;
-	if (a->sa.sa_family == AF_INET6)
-		return !memcmp(&a->in6.sin6_addr, &any6, 16);
-	return true;
-}
-
-/* control messages: source address (pktinfo) and, for batches, UDP_SEGMENT */
-static size_t build_cmsg(uint8_t *cbuf, size_t cap, const iq_addr_t *src, uint16_t gso)
-{
-	struct msghdr mh = { .msg_control = cbuf, .msg_controllen = cap };
-	struct cmsghdr *c;
-	size_t used = 0;
-
-	memset(cbuf, 0, cap);
-	c = CMSG_FIRSTHDR(&mh);
-	if (gso) {
-		c->cmsg_level = SOL_UDP;
-		c->cmsg_type = UDP_SEGMENT;
-		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		memcpy(CMSG_DATA(c), &gso, sizeof(gso));
-		used += CMSG_SPACE(sizeof(uint16_t));
-		c = (struct cmsghdr *)(cbuf + used);
-	}
-	if (src && !addr_is_any(src)) {
-		if (src->sa.sa_family == AF_INET) {
-			struct in_pktinfo pi = { 0 };
-			pi.ipi_spec_dst = src->in4.sin_addr;
-			c->cmsg_level = IPPROTO_IP;
-			c->cmsg_type = IP_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			used += CMSG_SPACE(sizeof(pi));
-		} else {
-			struct in6_pktinfo pi = { 0 };
-			pi.ipi6_addr = src->in6.sin6_addr;
-			c->cmsg_level = IPPROTO_IPV6;
-			c->cmsg_type = IPV6_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			used += CMSG_SPACE(sizeof(pi));
-		}
-	}
-	return used;
-}
-
 static void build_msg(struct iq_dp *dp, int i)
 {
 	struct tx_msg *m = &dp->txm[i];
@@ -203,7 +153,7 @@ static void build_msg(struct iq_dp *dp, int i)
 	h->msg_iov = &dp->tx_iov[i];
 	h->msg_iovlen = 1;
 	h->msg_control = dp->tx_cmsg[i];
-	h->msg_controllen = build_cmsg(dp->tx_cmsg[i], sizeof(dp->tx_cmsg[i]), &m->src,
+	h->msg_controllen = iq_udp_cmsg(dp->tx_cmsg[i], sizeof(dp->tx_cmsg[i]), &m->src,
 								   m->nseg > 1 ? m->seg_size : 0);
 	if (!h->msg_controllen)
 		h->msg_control = NULL;
@@ -220,7 +170,7 @@ static void tx_send_split(struct iq_dp *dp, struct tx_msg *m)
 		struct iovec iov = { dp->txbuf + m->off + o, l };
 		struct msghdr h = { .msg_name = &m->dst, .msg_namelen = iq_addr_len(&m->dst),
 							.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf };
-		h.msg_controllen = build_cmsg(cbuf, sizeof(cbuf), &m->src, 0);
+		h.msg_controllen = iq_udp_cmsg(cbuf, sizeof(cbuf), &m->src, 0);
 		if (!h.msg_controllen)
 			h.msg_control = NULL;
 		if (sendmsg(dp->udp[m->sock], &h, MSG_DONTWAIT) < 0)
@@ -1394,51 +1344,4 @@ int iq_dp_get_stats(iq_dp_t *dp, struct iq_dp_stats *st, iq_err_t *err)
 {
 	struct iq_cmd c = { .type = CMD_STATS, .dp_stats = st, .err = err };
 	return call(dp, &c);
-}
-
-/* Send one datagram of iovecs on the NAT-T socket of dst's family, from src (port 0: the
- * socket's). sendmsg is atomic per datagram, no lock with the loop needed; if ESP fills the
- * socket buffer, wait a little for room rather than dropping IKE or a keepalive. */
-static int natt_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, struct iovec *iov,
-					 size_t iovlen, const char *what, iq_err_t *err)
-{
-	int s = dst->sa.sa_family == AF_INET6 ? 1 : 0, tries;
-	uint8_t cbuf[64];
-	struct msghdr h = { .msg_name = (void *)dst, .msg_namelen = iq_addr_len(dst),
-						.msg_iov = iov, .msg_iovlen = iovlen, .msg_control = cbuf };
-
-	if (dp->udp[s] < 0) {
-		iq_seterr(err, "no %s socket for %s", s ? "IPv6" : "IPv4", what);
-		return -EAFNOSUPPORT;
-	}
-	h.msg_controllen = build_cmsg(cbuf, sizeof(cbuf), src, 0);
-	if (!h.msg_controllen)
-		h.msg_control = NULL;
-	for (tries = 0; tries < 20; tries++) {
-		struct pollfd p = { .fd = dp->udp[s], .events = POLLOUT };
-		if (sendmsg(dp->udp[s], &h, MSG_DONTWAIT) >= 0)
-			return 0;
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
-			break;
-		poll(&p, 1, 5);
-	}
-	iq_seterr(err, "sending %s: %s", what, strerror(errno));
-	return -errno;
-}
-
-int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
-				size_t len, iq_err_t *err)
-{
-	static const uint8_t marker[4] = { 0, 0, 0, 0 };
-	struct iovec iov[2] = { { (void *)marker, 4 }, { (void *)data, len } };
-
-	return natt_send(dp, src, dst, iov, 2, "IKE", err);
-}
-
-int iq_keepalive_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, iq_err_t *err)
-{
-	static const uint8_t keepalive[1] = { 0xff };
-	struct iovec iov[1] = { { (void *)keepalive, 1 } };
-
-	return natt_send(dp, src, dst, iov, 1, "NAT-T keepalive", err);
 }

@@ -180,5 +180,8 @@ socklen_t iq_addr_len(const iq_addr_t *a);
 int iq_tun_open(const char *name, int mtu, bool vnet, unsigned *tunf, char *ifname,
 				size_t ifnamelen, iq_err_t *err);
 int iq_udp_open(const iq_addr_t *bind, int bufsize, bool gro, bool *gro_ok, iq_err_t *err);
+/* control messages for a send from src (none for the wildcard) with UDP_SEGMENT gso (0: none);
+ * returns the bytes used of cbuf */
+size_t iq_udp_cmsg(uint8_t *cbuf, size_t cap, const iq_addr_t *src, uint16_t gso);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* udp.c - the ESP-in-UDP socket (RFC 3948). */
+/* udp.c - the ESP-in-UDP socket (RFC 3948): opening it, source address and GSO control
+ * messages, and the non-ESP sends on it (IKE with the non-ESP marker, NAT-T keepalives). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +12,10 @@
 #include <sys/socket.h>
 
 #include "dp.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 int iq_udp_open(const iq_addr_t *bind_addr, int bufsize, bool gro, bool *gro_ok, iq_err_t *err)
 {
@@ -46,4 +52,101 @@ int iq_udp_open(const iq_addr_t *bind_addr, int bufsize, bool gro, bool *gro_ok,
 	if (gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0)
 		*gro_ok = true;
 	return fd;
+}
+
+static bool addr_is_any(const iq_addr_t *a)
+{
+	static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == INADDR_ANY;
+	if (a->sa.sa_family == AF_INET6)
+		return !memcmp(&a->in6.sin6_addr, &any6, 16);
+	return true;
+}
+
+/* control messages: source address (pktinfo) and, for batches, UDP_SEGMENT */
+size_t iq_udp_cmsg(uint8_t *cbuf, size_t cap, const iq_addr_t *src, uint16_t gso)
+{
+	struct msghdr mh = { .msg_control = cbuf, .msg_controllen = cap };
+	struct cmsghdr *c;
+	size_t used = 0;
+
+	memset(cbuf, 0, cap);
+	c = CMSG_FIRSTHDR(&mh);
+	if (gso) {
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+		used += CMSG_SPACE(sizeof(uint16_t));
+		c = (struct cmsghdr *)(cbuf + used);
+	}
+	if (src && !addr_is_any(src)) {
+		if (src->sa.sa_family == AF_INET) {
+			struct in_pktinfo pi = { 0 };
+			pi.ipi_spec_dst = src->in4.sin_addr;
+			c->cmsg_level = IPPROTO_IP;
+			c->cmsg_type = IP_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		} else {
+			struct in6_pktinfo pi = { 0 };
+			pi.ipi6_addr = src->in6.sin6_addr;
+			c->cmsg_level = IPPROTO_IPV6;
+			c->cmsg_type = IPV6_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		}
+	}
+	return used;
+}
+
+/* Send one datagram of iovecs on the NAT-T socket of dst's family, from src (port 0: the
+ * socket's). sendmsg is atomic per datagram, no lock with the loop needed; if ESP fills the
+ * socket buffer, wait a little for room rather than dropping IKE or a keepalive. */
+static int natt_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, struct iovec *iov,
+					 size_t iovlen, const char *what, iq_err_t *err)
+{
+	int s = dst->sa.sa_family == AF_INET6 ? 1 : 0, tries;
+	uint8_t cbuf[64];
+	struct msghdr h = { .msg_name = (void *)dst, .msg_namelen = iq_addr_len(dst),
+						.msg_iov = iov, .msg_iovlen = iovlen, .msg_control = cbuf };
+
+	if (dp->udp[s] < 0) {
+		iq_seterr(err, "no %s socket for %s", s ? "IPv6" : "IPv4", what);
+		return -EAFNOSUPPORT;
+	}
+	h.msg_controllen = iq_udp_cmsg(cbuf, sizeof(cbuf), src, 0);
+	if (!h.msg_controllen)
+		h.msg_control = NULL;
+	for (tries = 0; tries < 20; tries++) {
+		struct pollfd p = { .fd = dp->udp[s], .events = POLLOUT };
+		if (sendmsg(dp->udp[s], &h, MSG_DONTWAIT) >= 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
+			break;
+		poll(&p, 1, 5);
+	}
+	iq_seterr(err, "sending %s: %s", what, strerror(errno));
+	return -errno;
+}
+
+int iq_ike_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, const void *data,
+				size_t len, iq_err_t *err)
+{
+	static const uint8_t marker[4] = { 0, 0, 0, 0 };
+	struct iovec iov[2] = { { (void *)marker, 4 }, { (void *)data, len } };
+
+	return natt_send(dp, src, dst, iov, 2, "IKE", err);
+}
+
+int iq_keepalive_send(iq_dp_t *dp, const iq_addr_t *src, const iq_addr_t *dst, iq_err_t *err)
+{
+	static const uint8_t keepalive[1] = { 0xff };
+	struct iovec iov[1] = { { (void *)keepalive, 1 } };
+
+	return natt_send(dp, src, dst, iov, 1, "NAT-T keepalive", err);
 }
