@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "dp.h"
+#include "keys.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -79,7 +80,6 @@ static bool off(const struct iq_dp *dp, unsigned bit)
 /* ---- TX: TUN -> ESP -> UDP ---- */
 
 static void tx_flush(struct iq_dp *dp);
-static void keys_between_packets(struct iq_dp *dp);
 
 static bool tx_room(struct iq_dp *dp)
 {
@@ -370,7 +370,7 @@ static void tx_drain(struct iq_dp *dp)
 		if (n == 0)
 			break;
 		tx_packet(dp, dp->rbuf, n);
-		keys_between_packets(dp);
+		iq_keys_between_packets(dp);
 	}
 	tx_flush(dp);
 }
@@ -552,7 +552,7 @@ static void rx_drain(struct iq_dp *dp, int s)
 			break;
 		for (k = 0; k < n; k++) {
 			rx_datagram(dp, k, &local);
-			keys_between_packets(dp);
+			iq_keys_between_packets(dp);
 		}
 		if (n < slots)
 			break;
@@ -560,138 +560,7 @@ static void rx_drain(struct iq_dp *dp, int s)
 	iq_gro_flush(&dp->gro);
 }
 
-/* ---- keys: prefetch and delivery ---- */
-
-static void kp_fill(struct iq_kp_req *rq, enum iq_kp_type type, const struct iq_sa *sa)
-{
-	memset(rq, 0, sizeof(*rq));
-	rq->type = type;
-	rq->uid = sa->uid;
-	rq->sa.spi = sa->spi;
-	rq->sa.inbound = sa->inbound;
-	rq->sa.rpk_min = sa->rot.rpk_min;
-	rq->sa.rpk_max = sa->rot.rpk_max;
-	snprintf(rq->peer, sizeof(rq->peer), "%s", sa->peer);
-}
-
-static void keys_prefetch(struct iq_dp *dp)
-{
-	struct iq_sa *sa;
-
-	if (!dp->kp)
-		return;
-	dp->keys_check = false;
-	for (sa = dp->sas; sa; sa = sa->next) {
-		struct iq_kp_req rq;
-		uint32_t first, count;
-		bool posted;
-
-		if (!sa->rot.enabled)
-			continue;
-		count = iq_rot_want(&sa->rot, dp->now_ms, &first);
-		if (!count)
-			continue;
-		kp_fill(&rq, KP_GET, sa);
-		rq.first = first;
-		rq.count = count;
-		memcpy(rq.salt, sa->rot.hkdf_salt, sa->rot.hkdf_salt_len);
-		rq.salt_len = sa->rot.hkdf_salt_len;
-		rq.key_len = sa->rot.key_len;
-		rq.have_end = first + iq_rot_held(&sa->rot, first);
-		posted = iq_kp_post(dp->kp, &rq);
-		OPENSSL_cleanse(rq.salt, sizeof(rq.salt));
-		if (!posted) {
-			/* ring full: ask again on the next round */
-			sa->rot.requested_end = first;
-			sa->rot.key_requests--;
-			dp->keys_check = true;
-		}
-	}
-}
-
-static void keys_take(struct iq_dp *dp, bool ack)
-{
-	struct iq_kp_done d;
-
-	if (ack)
-		iq_kp_ack(dp->kp);
-	while (iq_kp_take(dp->kp, &d)) {
-		struct iq_sa *sa = iq_sad_by_uid(dp, d.uid);
-
-		if (!sa || !sa->rot.enabled) {
-			OPENSSL_cleanse(&d, sizeof(d));
-			continue;
-		}
-		switch (d.type) {
-		case KP_GET:
-			if (d.status == 0) {
-				dp->st.keys_delivered++;
-				if (d.key_len == sa->rot.key_len)
-					iq_rot_store(&sa->rot, d.epoch, d.key);
-			} else if (d.partial) {
-				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms, true);
-			} else {
-				dp->st.key_failures++;
-				iq_rot_failed(&sa->rot, d.epoch, d.count, dp->now_ms, false);
-				if (sa->rot.key_failures == 1 || sa->rot.key_failures % 100 == 0)
-					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
-						   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",
-						   d.epoch, d.msg, (unsigned long long)sa->rot.key_failures);
-				/* The provider lost these epochs for good (qkid restarted and wiped them):
-				 * no retry brings them back, so ask for a rekey, which starts the SA
-				 * afresh at epoch 0 of new SPIs. Until then the exhaustion policy holds. */
-				if (d.status == -ESTALE && !sa->soft_fired && dp->cfg.expire) {
-					sa->soft_fired = true;
-					iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys are gone at the key "
-						   "provider; asking for a rekey of the SA", sa->spi,
-						   sa->inbound ? "in" : "out");
-					dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
-				}
-			}
-			break;
-		case KP_ADVICE:
-			if (d.status == 0 && d.rpk && !sa->inbound) {
-				uint32_t rpk = d.rpk;
-				if (rpk < sa->rot.rpk_min)
-					rpk = sa->rot.rpk_min;
-				if (rpk > sa->rot.rpk_max)
-					rpk = sa->rot.rpk_max;
-				sa->rot.rpk = rpk;
-			}
-			break;
-		case KP_OPEN:
-			iq_log(dp, IQ_LOG_ERROR, "SA %08x: key provider refused the SA: %s", sa->spi,
-				   d.msg);
-			break;
-		default:
-			break;
-		}
-		OPENSSL_cleanse(&d, sizeof(d));
-	}
-}
-
-/* A drain can run through dozens of windows (64 TUN reads of up to 48 segments each): ask for
- * keys as soon as a window moves and take what arrived, without leaving the batch. Both are
- * cheap when there is nothing to do (a flag, one atomic load). */
-static void keys_between_packets(struct iq_dp *dp)
-{
-	if (!dp->kp)
-		return;
-	if (dp->keys_check)
-		keys_prefetch(dp);
-	keys_take(dp, false);
-}
-
 /* ---- periodic: lifetimes, packet rates, rpk advice ---- */
-
-static void sa_gone(struct iq_dp *dp, struct iq_sa *sa)
-{
-	if (dp->kp && sa->rot.enabled) {
-		struct iq_kp_req rq;
-		kp_fill(&rq, KP_CLOSE, sa);
-		iq_kp_post(dp->kp, &rq);
-	}
-}
 
 static void maintain(struct iq_dp *dp)
 {
@@ -715,7 +584,7 @@ static void maintain(struct iq_dp *dp)
 				(sa->lt.soft_time || sa->lt.soft_packets || sa->lt.soft_bytes))
 				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, false);
 			iq_sad_unlink(dp, sa);
-			sa_gone(dp, sa);
+			iq_keys_close(dp, sa);
 			iq_sa_free(sa);
 			if (dp->cfg.expire)
 				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, true);
@@ -732,14 +601,7 @@ static void maintain(struct iq_dp *dp)
 		if (rate) {
 			sa->pps = sa->packets - sa->rate_packets;
 			sa->rate_packets = sa->packets;
-			if (dp->kp && sa->rot.enabled) {
-				struct iq_kp_req rq;
-				kp_fill(&rq, KP_ADVICE, sa);
-				rq.pps = sa->pps;
-				rq.sa.packets = sa->packets;
-				rq.sa.bytes = sa->bytes;
-				iq_kp_post(dp->kp, &rq);
-			}
+			iq_keys_advise(dp, sa);
 		}
 	}
 }
@@ -791,11 +653,7 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		c->sa->installed_ms = dp->now_ms ? dp->now_ms : iq_now_ms();
 		iq_sad_link(dp, c->sa);
 		dp->keys_check = true;
-		if (c->sa->rot.enabled) {
-			struct iq_kp_req rq;
-			kp_fill(&rq, KP_OPEN, c->sa);
-			iq_kp_post(dp->kp, &rq);
-		}
+		iq_keys_open(dp, c->sa);
 		iq_log(dp, IQ_LOG_INFO, "SA %08x %s reqid %u installed%s", c->sa->spi,
 			   c->sa->inbound ? "in" : "out", c->sa->reqid,
 			   c->sa->rot.enabled ? " with key rotation" : "");
@@ -831,13 +689,13 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		if (!(sa = find_sa(dp, c)))
 			break;
 		iq_sad_unlink(dp, sa);
-		sa_gone(dp, sa);
+		iq_keys_close(dp, sa);
 		c->freelist = sa;
 		break;
 	case CMD_SA_FLUSH:
 		while ((sa = dp->sas)) {
 			iq_sad_unlink(dp, sa);
-			sa_gone(dp, sa);
+			iq_keys_close(dp, sa);
 			sa->next = c->freelist;
 			c->freelist = sa;
 		}
@@ -986,7 +844,7 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 			if (pfd[P_CTL].revents)
 				ctl_run(dp);
 			if (pfd[P_KEYS].revents)
-				keys_take(dp, true);
+				iq_keys_take(dp, true);
 			if (dp->tx_blocked &&
 				((pfd[P_UDP4].revents & POLLOUT) || (pfd[P_UDP6].revents & POLLOUT)))
 				tx_flush(dp);
@@ -998,10 +856,10 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 		}
 		/* prefetch when a window moved; every 100 ms anyway (retries after failures) */
 		if (dp->now_ms - dp->last_maint_ms >= 100) {
-			keys_prefetch(dp);
+			iq_keys_prefetch(dp);
 			maintain(dp);
 		} else if (dp->keys_check) {
-			keys_prefetch(dp);
+			iq_keys_prefetch(dp);
 		}
 	}
 	pthread_mutex_lock(&dp->ctl_lock);

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * keys.c - window keys of rotating SAs, between the loop and the key provider helper: prefetch
+ * (ask for the windows an SA will need before it needs them), delivery into the SA's key ring,
+ * and the SA's open / rate advice / close notices. Runs on the loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "dp.h"
+#include "keys.h"
+
+static void kp_fill(struct iq_kp_req *rq, enum iq_kp_type type, const struct iq_sa *sa)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->type = type;
+	rq->uid = sa->uid;
+	rq->sa.spi = sa->spi;
+	rq->sa.inbound = sa->inbound;
+	rq->sa.rpk_min = sa->rot.rpk_min;
+	rq->sa.rpk_max = sa->rot.rpk_max;
+	snprintf(rq->peer, sizeof(rq->peer), "%s", sa->peer);
+}
+
+void iq_keys_prefetch(struct iq_dp *dp)
+{
+	struct iq_sa *sa;
+
+	if (!dp->kp)
+		return;
+	dp->keys_check = false;
+	for (sa = dp->sas; sa; sa = sa->next) {
+		struct iq_kp_req rq;
+		uint32_t first, count;
+		bool posted;
+
+		if (!sa->rot.enabled)
+			continue;
+		count = iq_rot_want(&sa->rot, dp->now_ms, &first);
+		if (!count)
+			continue;
+		kp_fill(&rq, KP_GET, sa);
+		rq.first = first;
+		rq.count = count;
+		memcpy(rq.salt, sa->rot.hkdf_salt, sa->rot.hkdf_salt_len);
+		rq.salt_len = sa->rot.hkdf_salt_len;
+		rq.key_len = sa->rot.key_len;
+		rq.have_end = first + iq_rot_held(&sa->rot, first);
+		posted = iq_kp_post(dp->kp, &rq);
+		OPENSSL_cleanse(rq.salt, sizeof(rq.salt));
+		if (!posted) {
+			/* ring full: ask again on the next round */
+			sa->rot.requested_end = first;
+			sa->rot.key_requests--;
+			dp->keys_check = true;
+		}
+	}
+}
+
+/* A KP_GET answer: window keys from d->epoch, or why they are not there. */
+static void take_window_keys(struct iq_dp *dp, struct iq_sa *sa, const struct iq_kp_done *d)
+{
+	if (d->status == 0) {
+		dp->st.keys_delivered++;
+		if (d->key_len == sa->rot.key_len)
+			iq_rot_store(&sa->rot, d->epoch, d->key);
+		return;
+	}
+	if (d->partial) {
+		iq_rot_failed(&sa->rot, d->epoch, d->count, dp->now_ms, true);
+		return;
+	}
+	dp->st.key_failures++;
+	iq_rot_failed(&sa->rot, d->epoch, d->count, dp->now_ms, false);
+	if (sa->rot.key_failures == 1 || sa->rot.key_failures % 100 == 0)
+		iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
+			   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",
+			   d->epoch, d->msg, (unsigned long long)sa->rot.key_failures);
+	/* The provider lost these epochs for good (qkid restarted and wiped them):
+	 * no retry brings them back, so ask for a rekey, which starts the SA
+	 * afresh at epoch 0 of new SPIs. Until then the exhaustion policy holds. */
+	if (d->status == -ESTALE && !sa->soft_fired && dp->cfg.expire) {
+		sa->soft_fired = true;
+		iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys are gone at the key "
+			   "provider; asking for a rekey of the SA", sa->spi,
+			   sa->inbound ? "in" : "out");
+		dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
+	}
+}
+
+/* A KP_ADVICE answer: the packets per key the provider advises for an outbound SA, kept within
+ * the SA's rpk_min..rpk_max. */
+static void take_advice(struct iq_sa *sa, const struct iq_kp_done *d)
+{
+	uint32_t rpk = d->rpk;
+
+	if (d->status != 0 || !d->rpk || sa->inbound)
+		return;
+	if (rpk < sa->rot.rpk_min)
+		rpk = sa->rot.rpk_min;
+	if (rpk > sa->rot.rpk_max)
+		rpk = sa->rot.rpk_max;
+	sa->rot.rpk = rpk;
+}
+
+void iq_keys_take(struct iq_dp *dp, bool ack)
+{
+	struct iq_kp_done d;
+
+	if (ack)
+		iq_kp_ack(dp->kp);
+	while (iq_kp_take(dp->kp, &d)) {
+		struct iq_sa *sa = iq_sad_by_uid(dp, d.uid);
+
+		if (!sa || !sa->rot.enabled) {
+			OPENSSL_cleanse(&d, sizeof(d));
+			continue;
+		}
+		switch (d.type) {
+		case KP_GET:
+			take_window_keys(dp, sa, &d);
+			break;
+		case KP_ADVICE:
+			take_advice(sa, &d);
+			break;
+		case KP_OPEN:
+			iq_log(dp, IQ_LOG_ERROR, "SA %08x: key provider refused the SA: %s", sa->spi,
+				   d.msg);
+			break;
+		default:
+			break;
+		}
+		OPENSSL_cleanse(&d, sizeof(d));
+	}
+}
+
+/* A drain can run through dozens of windows (64 TUN reads of up to 48 segments each): ask for
+ * keys as soon as a window moves and take what arrived, without leaving the batch. Both are
+ * cheap when there is nothing to do (a flag, one atomic load). */
+void iq_keys_between_packets(struct iq_dp *dp)
+{
+	if (!dp->kp)
+		return;
+	if (dp->keys_check)
+		iq_keys_prefetch(dp);
+	iq_keys_take(dp, false);
+}
+
+/* an SA notice without payload (KP_OPEN, KP_CLOSE) */
+static void notify(struct iq_dp *dp, struct iq_sa *sa, enum iq_kp_type type)
+{
+	if (dp->kp && sa->rot.enabled) {
+		struct iq_kp_req rq;
+		kp_fill(&rq, type, sa);
+		iq_kp_post(dp->kp, &rq);
+	}
+}
+
+void iq_keys_open(struct iq_dp *dp, struct iq_sa *sa)
+{
+	notify(dp, sa, KP_OPEN);
+}
+
+void iq_keys_close(struct iq_dp *dp, struct iq_sa *sa)
+{
+	notify(dp, sa, KP_CLOSE);
+}
+
+void iq_keys_advise(struct iq_dp *dp, struct iq_sa *sa)
+{
+	if (dp->kp && sa->rot.enabled) {
+		struct iq_kp_req rq;
+		kp_fill(&rq, KP_ADVICE, sa);
+		rq.pps = sa->pps;
+		rq.sa.packets = sa->packets;
+		rq.sa.bytes = sa->bytes;
+		iq_kp_post(dp->kp, &rq);
+	}
+}
