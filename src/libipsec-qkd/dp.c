@@ -30,6 +30,7 @@
 
 #include "dp.h"
 #include "keys.h"
+#include "lifetime.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -246,12 +247,6 @@ static void acquire(struct iq_dp *dp, uint32_t reqid)
 	dp->cfg.acquire(dp->cfg.user, reqid);
 }
 
-static bool hard_limit(const struct iq_sa *sa)
-{
-	return (sa->lt.hard_packets && sa->packets >= sa->lt.hard_packets) ||
-		   (sa->lt.hard_bytes && sa->bytes >= sa->lt.hard_bytes);
-}
-
 static void tx_packet(struct iq_dp *dp, uint8_t *buf, size_t n)
 {
 	struct virtio_net_hdr vh, *vhp = NULL;
@@ -299,7 +294,7 @@ static void tx_packet(struct iq_dp *dp, uint8_t *buf, size_t n)
 		uint8_t iv[8], *e;
 		uint64_t seq;
 
-		if (hard_limit(sa)) {
+		if (iq_sa_hard_limit(sa)) {
 			dp->st.drop_hard_limit++;
 			continue;
 		}
@@ -560,52 +555,6 @@ static void rx_drain(struct iq_dp *dp, int s)
 	iq_gro_flush(&dp->gro);
 }
 
-/* ---- periodic: lifetimes, packet rates, rpk advice ---- */
-
-static void maintain(struct iq_dp *dp)
-{
-	bool rate = dp->now_ms - dp->last_rate_ms >= 1000;
-	struct iq_sa *sa, *next;
-
-	dp->last_maint_ms = dp->now_ms;
-	if (rate)
-		dp->last_rate_ms = dp->now_ms;
-	for (sa = dp->sas; sa; sa = next) {
-		uint64_t age = (dp->now_ms - sa->installed_ms) / 1000;
-		next = sa->next;
-
-		if ((sa->lt.hard_time && age >= sa->lt.hard_time) || hard_limit(sa)) {
-			uint32_t reqid = sa->reqid, spi = sa->spi;
-			iq_addr_t dst = sa->dst;
-
-			iq_log(dp, IQ_LOG_INFO, "SA %08x hard lifetime reached, deleted", spi);
-			/* both limits passed within one period: charon still expects the soft one */
-			if (!sa->soft_fired && dp->cfg.expire &&
-				(sa->lt.soft_time || sa->lt.soft_packets || sa->lt.soft_bytes))
-				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, false);
-			iq_sad_unlink(dp, sa);
-			iq_keys_close(dp, sa);
-			iq_sa_free(sa);
-			if (dp->cfg.expire)
-				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, true);
-			continue;
-		}
-		if (!sa->soft_fired &&
-			((sa->lt.soft_time && age >= sa->lt.soft_time) ||
-			 (sa->lt.soft_packets && sa->packets >= sa->lt.soft_packets) ||
-			 (sa->lt.soft_bytes && sa->bytes >= sa->lt.soft_bytes))) {
-			sa->soft_fired = true;
-			if (dp->cfg.expire)
-				dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
-		}
-		if (rate) {
-			sa->pps = sa->packets - sa->rate_packets;
-			sa->rate_packets = sa->packets;
-			iq_keys_advise(dp, sa);
-		}
-	}
-}
-
 /* ---- control commands ---- */
 
 /* The SA a control command names, or NULL with the command's error set. */
@@ -857,7 +806,7 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 		/* prefetch when a window moved; every 100 ms anyway (retries after failures) */
 		if (dp->now_ms - dp->last_maint_ms >= 100) {
 			iq_keys_prefetch(dp);
-			maintain(dp);
+			iq_lifetime_check(dp);
 		} else if (dp->keys_check) {
 			iq_keys_prefetch(dp);
 		}
