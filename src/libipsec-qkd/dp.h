@@ -152,6 +152,11 @@ struct iq_dp {
 	struct iq_dp_stats st;
 };
 
+static inline bool iq_offload(const struct iq_dp *dp, unsigned bit)
+{
+	return (dp->cfg.offload & bit) != 0;
+}
+
 /* dp.c */
 void iq_log(struct iq_dp *dp, enum iq_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
