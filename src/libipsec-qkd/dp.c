@@ -154,12 +154,9 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		c->freelist = sa;
 		break;
 	case CMD_SA_FLUSH:
-		while ((sa = dp->sas)) {
-			iq_sad_unlink(dp, sa);
+		c->freelist = iq_sad_flush(dp);
+		for (sa = c->freelist; sa; sa = sa->next)
 			iq_keys_close(dp, sa);
-			sa->next = c->freelist;
-			c->freelist = sa;
-		}
 		break;
 	case CMD_SPI_ALLOC: {
 		int tries;
@@ -184,18 +181,9 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 		if (c->ret)
 			iq_seterr(c->err, "policy not found");
 		break;
-	case CMD_POL_FLUSH: {
-		int d;
-		for (d = 0; d < 2; d++) {
-			while (dp->pol[d]) {
-				struct iq_policy *p = dp->pol[d];
-				dp->pol[d] = p->next;
-				p->next = c->polfree;
-				c->polfree = p;
-			}
-		}
+	case CMD_POL_FLUSH:
+		c->polfree = iq_spd_flush(dp);
 		break;
-	}
 	case CMD_STATS:
 		*c->dp_stats = dp->st;
 		c->dp_stats->tun_tx_superpackets = dp->gro.superframes;
@@ -210,8 +198,6 @@ static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
 static int call(struct iq_dp *dp, struct iq_cmd *c)
 {
 	bool on_loop;
-	struct iq_sa *sa, *next;
-	struct iq_policy *p, *pn;
 
 	pthread_mutex_lock(&dp->ctl_lock);
 	on_loop = dp->running && pthread_equal(pthread_self(), dp->loop_tid);
@@ -235,14 +221,8 @@ static int call(struct iq_dp *dp, struct iq_cmd *c)
 		pthread_mutex_unlock(&dp->ctl_lock);
 		pthread_mutex_unlock(&dp->call_lock);
 	}
-	for (sa = c->freelist; sa; sa = next) {
-		next = sa->next;
-		iq_sa_free(sa);
-	}
-	for (p = c->polfree; p; p = pn) {
-		pn = p->next;
-		free(p);
-	}
+	iq_sa_free_list(c->freelist);
+	iq_policy_free_list(c->polfree);
 	free(c->new_pol);          /* unused when an identical policy was only counted */
 	return c->ret;
 }
@@ -501,7 +481,6 @@ fail:
 
 void iq_dp_destroy(iq_dp_t *dp)
 {
-	struct iq_sa *sa, *next;
 	int d;
 
 	if (!dp)
@@ -509,17 +488,8 @@ void iq_dp_destroy(iq_dp_t *dp)
 	if (dp->threaded)
 		iq_dp_stop(dp);
 	iq_kp_destroy(dp->kp);          /* joins the helper before SAs go */
-	for (sa = dp->sas; sa; sa = next) {
-		next = sa->next;
-		iq_sa_free(sa);
-	}
-	for (d = 0; d < 2; d++) {
-		while (dp->pol[d]) {
-			struct iq_policy *p = dp->pol[d];
-			dp->pol[d] = p->next;
-			free(p);
-		}
-	}
+	iq_sa_free_list(iq_sad_flush(dp));
+	iq_policy_free_list(iq_spd_flush(dp));
 	if (dp->own_tun && dp->tun_fd >= 0)
 		close(dp->tun_fd);
 	for (d = 0; d < 2; d++)

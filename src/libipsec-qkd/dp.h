@@ -169,14 +169,20 @@ struct iq_sa *iq_sad_find(struct iq_dp *dp, const struct iq_sa_id *id);
 struct iq_sa *iq_sad_by_uid(struct iq_dp *dp, uint64_t uid);
 void iq_sad_link(struct iq_dp *dp, struct iq_sa *sa);
 void iq_sad_unlink(struct iq_dp *dp, struct iq_sa *sa);
+/* unlink every SA; returns them chained by next, in table order (the caller frees them) */
+struct iq_sa *iq_sad_flush(struct iq_dp *dp);
 struct iq_sa *iq_sa_prepare(const struct iq_sa_cfg *cfg, iq_err_t *err);
 void iq_sa_free(struct iq_sa *sa);
+void iq_sa_free_list(struct iq_sa *sa);
 void iq_sa_fill_stats(const struct iq_sa *sa, struct iq_sa_stats *st);
 struct iq_policy *iq_spd_out(struct iq_dp *dp, const struct iq_flow *f);
 bool iq_spd_in_ok(struct iq_dp *dp, const struct iq_sa *sa, const struct iq_flow *f);
 struct iq_sa *iq_policy_sa(struct iq_dp *dp, struct iq_policy *p);
 int iq_spd_add(struct iq_dp *dp, const struct iq_policy_cfg *cfg, struct iq_policy **spare);
 int iq_spd_del(struct iq_dp *dp, const struct iq_policy_cfg *cfg, struct iq_policy **freed);
+/* remove every policy; returns them chained by next (the caller frees them) */
+struct iq_policy *iq_spd_flush(struct iq_dp *dp);
+void iq_policy_free_list(struct iq_policy *p);
 bool iq_addr_equal(const iq_addr_t *a, const iq_addr_t *b);
 socklen_t iq_addr_len(const iq_addr_t *a);
 

@@ -95,6 +95,18 @@ void iq_sad_unlink(struct iq_dp *dp, struct iq_sa *sa)
 	dp->sa_gen++;
 }
 
+struct iq_sa *iq_sad_flush(struct iq_dp *dp)
+{
+	struct iq_sa *sa, *head = NULL, **tail = &head;
+
+	while ((sa = dp->sas)) {
+		iq_sad_unlink(dp, sa);
+		*tail = sa;
+		tail = &sa->next;
+	}
+	return head;
+}
+
 struct iq_sa *iq_sa_prepare(const struct iq_sa_cfg *cfg, iq_err_t *err)
 {
 	struct iq_sa *sa;
@@ -187,6 +199,16 @@ void iq_sa_free(struct iq_sa *sa)
 		iq_rot_free(&sa->rot);
 	OPENSSL_cleanse(sa, sizeof(*sa));
 	free(sa);
+}
+
+void iq_sa_free_list(struct iq_sa *sa)
+{
+	struct iq_sa *next;
+
+	for (; sa; sa = next) {
+		next = sa->next;
+		iq_sa_free(sa);
+	}
 }
 
 void iq_sa_fill_stats(const struct iq_sa *sa, struct iq_sa_stats *st)
@@ -332,4 +354,29 @@ int iq_spd_del(struct iq_dp *dp, const struct iq_policy_cfg *cfg, struct iq_poli
 	x->next = *freed;
 	*freed = x;
 	return 0;
+}
+
+struct iq_policy *iq_spd_flush(struct iq_dp *dp)
+{
+	struct iq_policy *p, *list = NULL;
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		while ((p = dp->pol[d])) {
+			dp->pol[d] = p->next;
+			p->next = list;
+			list = p;
+		}
+	}
+	return list;
+}
+
+void iq_policy_free_list(struct iq_policy *p)
+{
+	struct iq_policy *next;
+
+	for (; p; p = next) {
+		next = p->next;
+		free(p);
+	}
 }
