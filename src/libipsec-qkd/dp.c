@@ -3,8 +3,9 @@
  * dp.c - the datapath: one run-to-completion loop that moves packets
  *   TUN -> (segment) -> ESP seal -> UDP (GSO batches, sendmmsg)
  *   UDP (GRO, recvmmsg) -> ESP open -> (coalesce) -> TUN
- * and executes control commands between batches.
- * (tx.c and rx.c move the packets, keys.c feeds rotating SAs their window keys.)
+ * and executes control commands between batches; its thread, creation and destruction.
+ * tx.c and rx.c move the packets, keys.c feeds rotating SAs their window keys, lifetime.c
+ * expires SAs, ctl.c runs the control calls; sad.c holds the SA and policy tables.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +17,13 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/udp.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <linux/if_tun.h>
 
 #include <openssl/crypto.h>
 
+#include "ctl.h"
 #include "dp.h"
 #include "keys.h"
 #include "lifetime.h"
@@ -67,183 +67,6 @@ void iq_log(struct iq_dp *dp, enum iq_log_level lvl, const char *fmt, ...)
 		fprintf(stderr, "libipsec-qkd: %s\n", msg);
 }
 
-/* ---- control commands ---- */
-
-/* The SA a control command names, or NULL with the command's error set. */
-static struct iq_sa *find_sa(struct iq_dp *dp, struct iq_cmd *c)
-{
-	struct iq_sa *sa = iq_sad_find(dp, c->id);
-
-	if (!sa) {
-		iq_seterr(c->err, "SA %08x not found", c->id->spi);
-		c->ret = -ENOENT;
-	}
-	return sa;
-}
-
-/* A new outer address; port 0 keeps the old encapsulation port (same offset in IPv4/IPv6). */
-static void move_addr(iq_addr_t *addr, const iq_addr_t *to)
-{
-	uint16_t port = addr->in4.sin_port;
-
-	*addr = *to;
-	if (!addr->in4.sin_port)
-		addr->in4.sin_port = port;
-}
-
-static void exec_cmd(struct iq_dp *dp, struct iq_cmd *c)
-{
-	struct iq_sa *sa;
-
-	c->ret = 0;
-	switch (c->type) {
-	case CMD_SA_ADD: {
-		struct iq_sa_id id = { .dst = c->sa->dst, .spi = c->sa->spi };
-		if (iq_sad_find(dp, &id) || (c->sa->inbound && iq_sad_in(dp, c->sa->spi))) {
-			iq_seterr(c->err, "SA %08x exists", c->sa->spi);
-			c->ret = -EEXIST;
-			c->freelist = c->sa;
-			break;
-		}
-		if (c->sa->rot.enabled && !dp->kp) {
-			iq_seterr(c->err, "SA %08x: rotation needs a key provider", c->sa->spi);
-			c->ret = -EINVAL;
-			c->freelist = c->sa;
-			break;
-		}
-		c->sa->installed_ms = dp->now_ms ? dp->now_ms : iq_now_ms();
-		iq_sad_link(dp, c->sa);
-		dp->keys_check = true;
-		iq_keys_open(dp, c->sa);
-		iq_log(dp, IQ_LOG_INFO, "SA %08x %s reqid %u installed%s", c->sa->spi,
-			   c->sa->inbound ? "in" : "out", c->sa->reqid,
-			   c->sa->rot.enabled ? " with key rotation" : "");
-		break;
-	}
-	case CMD_SA_UPDATE:
-		if (!(sa = find_sa(dp, c)))
-			break;
-		if ((c->new_src && c->new_src->sa.sa_family != AF_INET &&
-			 c->new_src->sa.sa_family != AF_INET6) ||
-			(c->new_dst && c->new_dst->sa.sa_family != AF_INET &&
-			 c->new_dst->sa.sa_family != AF_INET6)) {
-			iq_seterr(c->err, "SA %08x: bad new address", c->id->spi);
-			c->ret = -EINVAL;
-			break;
-		}
-		if (c->new_src)
-			move_addr(&sa->src, c->new_src);
-		if (c->new_dst) {
-			move_addr(&sa->dst, c->new_dst);
-			sa->sock = sa->dst.sa.sa_family == AF_INET6 ? 1 : 0;
-		}
-		if (c->new_reqid)
-			sa->reqid = c->new_reqid;
-		dp->sa_gen++;
-		break;
-	case CMD_SA_QUERY:
-		if (!(sa = find_sa(dp, c)))
-			break;
-		iq_sa_fill_stats(sa, c->sa_stats);
-		break;
-	case CMD_SA_DEL:
-		if (!(sa = find_sa(dp, c)))
-			break;
-		iq_sad_unlink(dp, sa);
-		iq_keys_close(dp, sa);
-		c->freelist = sa;
-		break;
-	case CMD_SA_FLUSH:
-		c->freelist = iq_sad_flush(dp);
-		for (sa = c->freelist; sa; sa = sa->next)
-			iq_keys_close(dp, sa);
-		break;
-	case CMD_SPI_ALLOC: {
-		int tries;
-		for (tries = 0; tries < 100; tries++) {
-			uint32_t spi;
-			if (getrandom(&spi, sizeof(spi), 0) != sizeof(spi))
-				break;
-			if (spi >= 256 && !iq_sad_in(dp, spi)) {
-				*c->spi = spi;
-				return;
-			}
-		}
-		iq_seterr(c->err, "no SPI available");
-		c->ret = -EAGAIN;
-		break;
-	}
-	case CMD_POL_ADD:
-		iq_spd_add(dp, c->pol, &c->new_pol);
-		break;
-	case CMD_POL_DEL:
-		c->ret = iq_spd_del(dp, c->pol, &c->polfree);
-		if (c->ret)
-			iq_seterr(c->err, "policy not found");
-		break;
-	case CMD_POL_FLUSH:
-		c->polfree = iq_spd_flush(dp);
-		break;
-	case CMD_STATS:
-		*c->dp_stats = dp->st;
-		c->dp_stats->tun_tx_superpackets = dp->gro.superframes;
-		break;
-	case CMD_STOP:
-		dp->stop_req = true;
-		break;
-	}
-}
-
-/* Run a command on the loop (or directly when the loop does not run or we are the loop). */
-static int call(struct iq_dp *dp, struct iq_cmd *c)
-{
-	bool on_loop;
-
-	pthread_mutex_lock(&dp->ctl_lock);
-	on_loop = dp->running && pthread_equal(pthread_self(), dp->loop_tid);
-	pthread_mutex_unlock(&dp->ctl_lock);
-	if (on_loop) {
-		exec_cmd(dp, c);
-	} else {
-		pthread_mutex_lock(&dp->call_lock);
-		pthread_mutex_lock(&dp->ctl_lock);
-		if (!dp->running) {
-			exec_cmd(dp, c);
-		} else {
-			uint64_t one = 1;
-			dp->cmd = c;
-			if (write(dp->ctl_efd, &one, sizeof(one)) < 0) {
-				/* counter saturated: the loop is awake */
-			}
-			while (!c->done)
-				pthread_cond_wait(&dp->ctl_cond, &dp->ctl_lock);
-		}
-		pthread_mutex_unlock(&dp->ctl_lock);
-		pthread_mutex_unlock(&dp->call_lock);
-	}
-	iq_sa_free_list(c->freelist);
-	iq_policy_free_list(c->polfree);
-	free(c->new_pol);          /* unused when an identical policy was only counted */
-	return c->ret;
-}
-
-static void ctl_run(struct iq_dp *dp)
-{
-	uint64_t v;
-
-	if (read(dp->ctl_efd, &v, sizeof(v)) < 0) {
-		/* spurious */
-	}
-	pthread_mutex_lock(&dp->ctl_lock);
-	if (dp->cmd) {
-		exec_cmd(dp, dp->cmd);
-		dp->cmd->done = true;
-		dp->cmd = NULL;
-		pthread_cond_broadcast(&dp->ctl_cond);
-	}
-	pthread_mutex_unlock(&dp->ctl_lock);
-}
-
 /* ---- the loop ---- */
 
 int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
@@ -283,7 +106,7 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 		dp->now_s = dp->now_ms / 1000;
 		if (n > 0) {
 			if (pfd[P_CTL].revents)
-				ctl_run(dp);
+				iq_ctl_run(dp);
 			if (pfd[P_KEYS].revents)
 				iq_keys_take(dp, true);
 			if (dp->tx_blocked &&
@@ -304,12 +127,7 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 		}
 	}
 	pthread_mutex_lock(&dp->ctl_lock);
-	if (dp->cmd) {
-		exec_cmd(dp, dp->cmd);
-		dp->cmd->done = true;
-		dp->cmd = NULL;
-		pthread_cond_broadcast(&dp->ctl_cond);
-	}
+	iq_ctl_serve_locked(dp);
 	dp->running = false;
 	pthread_mutex_unlock(&dp->ctl_lock);
 	iq_log(dp, IQ_LOG_INFO, "datapath on %s stopped", dp->tun_name);
@@ -359,7 +177,7 @@ void iq_dp_stop(iq_dp_t *dp)
 {
 	struct iq_cmd c = { .type = CMD_STOP };
 
-	call(dp, &c);
+	iq_ctl_call(dp, &c);
 	if (dp->threaded) {
 		pthread_join(dp->thread, NULL);
 		dp->threaded = false;
@@ -544,94 +362,3 @@ uint16_t iq_dp_udp_port6(iq_dp_t *dp)
 	return ntohs(a.in6.sin6_port);
 }
 
-/* ---- public control calls ---- */
-
-int iq_sa_add(iq_dp_t *dp, const struct iq_sa_cfg *cfg, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SA_ADD, .err = err };
-
-	c.sa = iq_sa_prepare(cfg, err);     /* allocation and key setup outside the loop */
-	if (!c.sa)
-		return -EINVAL;
-	return call(dp, &c);
-}
-
-int iq_sa_update(iq_dp_t *dp, const struct iq_sa_id *id, const iq_addr_t *new_src,
-				 const iq_addr_t *new_dst, uint32_t new_reqid, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SA_UPDATE, .id = id, .new_src = new_src,
-						.new_dst = new_dst, .new_reqid = new_reqid, .err = err };
-	return call(dp, &c);
-}
-
-int iq_sa_query(iq_dp_t *dp, const struct iq_sa_id *id, struct iq_sa_stats *st, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SA_QUERY, .id = id, .sa_stats = st, .err = err };
-	return call(dp, &c);
-}
-
-int iq_sa_del(iq_dp_t *dp, const struct iq_sa_id *id, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SA_DEL, .id = id, .err = err };
-	return call(dp, &c);
-}
-
-int iq_sa_flush(iq_dp_t *dp, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SA_FLUSH, .err = err };
-	return call(dp, &c);
-}
-
-int iq_spi_alloc(iq_dp_t *dp, uint32_t *spi, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_SPI_ALLOC, .spi = spi, .err = err };
-	return call(dp, &c);
-}
-
-static bool ts_valid(const struct iq_ts *ts)
-{
-	size_t alen = ts->family == AF_INET ? 4 : 16;
-
-	return (ts->family == AF_INET || ts->family == AF_INET6) &&
-		   memcmp(ts->from, ts->to, alen) <= 0 && ts->port_from <= ts->port_to;
-}
-
-int iq_policy_add(iq_dp_t *dp, const struct iq_policy_cfg *pol, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_POL_ADD, .pol = pol, .err = err };
-
-	if ((pol->dir != IQ_DIR_IN && pol->dir != IQ_DIR_OUT) || !ts_valid(&pol->src) ||
-		!ts_valid(&pol->dst) || pol->src.family != pol->dst.family) {
-		iq_seterr(err, "invalid policy (direction, family or ranges)");
-		return -EINVAL;
-	}
-	c.new_pol = calloc(1, sizeof(*c.new_pol));
-	if (!c.new_pol) {
-		iq_seterr(err, "out of memory");
-		return -ENOMEM;
-	}
-	return call(dp, &c);
-}
-
-int iq_policy_del(iq_dp_t *dp, const struct iq_policy_cfg *pol, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_POL_DEL, .pol = pol, .err = err };
-
-	if (pol->dir != IQ_DIR_IN && pol->dir != IQ_DIR_OUT) {
-		iq_seterr(err, "invalid policy direction");
-		return -EINVAL;
-	}
-	return call(dp, &c);
-}
-
-int iq_policy_flush(iq_dp_t *dp, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_POL_FLUSH, .err = err };
-	return call(dp, &c);
-}
-
-int iq_dp_get_stats(iq_dp_t *dp, struct iq_dp_stats *st, iq_err_t *err)
-{
-	struct iq_cmd c = { .type = CMD_STATS, .dp_stats = st, .err = err };
-	return call(dp, &c);
-}

@@ -34,6 +34,8 @@
 #define TUN_BUDGET 64           /* TUN reads per wakeup (with IQ_OFF_MMSG) */
 #define RX_BUDGET 4             /* recvmmsg calls per wakeup (with IQ_OFF_MMSG) */
 
+struct iq_cmd;                  /* ctl.h */
+
 struct iq_sa {
 	struct iq_sa *next;         /* all SAs */
 	struct iq_sa *hnext;        /* inbound hash chain (by SPI) */
@@ -69,29 +71,6 @@ struct iq_policy {
 	uint32_t refs;
 	struct iq_sa *sa;           /* outbound: resolved SA for cfg.reqid */
 	uint64_t sa_gen;            /* sad generation sa was resolved at */
-};
-
-enum iq_cmd_type {
-	CMD_SA_ADD, CMD_SA_UPDATE, CMD_SA_QUERY, CMD_SA_DEL, CMD_SA_FLUSH, CMD_SPI_ALLOC,
-	CMD_POL_ADD, CMD_POL_DEL, CMD_POL_FLUSH, CMD_STATS, CMD_STOP,
-};
-
-struct iq_cmd {
-	enum iq_cmd_type type;
-	struct iq_sa *sa;                   /* CMD_SA_ADD: prepared SA; DEL: unlinked SA back */
-	const struct iq_sa_id *id;
-	const iq_addr_t *new_src, *new_dst;
-	uint32_t new_reqid;
-	struct iq_sa_stats *sa_stats;
-	const struct iq_policy_cfg *pol;
-	struct iq_policy *new_pol;
-	struct iq_dp_stats *dp_stats;
-	uint32_t *spi;
-	struct iq_sa *freelist;             /* SAs to free in the caller's thread */
-	struct iq_policy *polfree;
-	int ret;
-	iq_err_t *err;
-	bool done;
 };
 
 struct tx_msg {
