@@ -45,7 +45,9 @@ static bool we_rotate(private_kernel_qkd_agreement_t *this, ike_sa_t *ike_sa)
 	struct iq_rotation rotation;
 	host_t *other = ike_sa->get_other_host(ike_sa);
 
-	return other && this->peers->lookup(this->peers, other, &rotation) && rotation.enabled;
+	return other && this->peers->lookup(this->peers, other, &rotation) &&
+		   this->peers->override(this->peers, kernel_qkd_connection_name(ike_sa), &rotation) &&
+		   rotation.enabled;
 }
 
 /**

@@ -402,6 +402,7 @@ METHOD(kernel_ipsec_t, add_sa, status_t,
 	kernel_ipsec_add_sa_t *data)
 {
 	kernel_qkd_peers_t *peers;
+	const char *connection;
 	struct iq_sa_cfg cfg = {};
 	iq_err_t err = {};
 	sa_entry_t *entry;
@@ -450,6 +451,21 @@ METHOD(kernel_ipsec_t, add_sa, status_t,
 	remote = data->inbound ? id->src : id->dst;
 	peers = this->datapath->get_peers(this->datapath);
 	cfg.peer = peers->lookup(peers, remote, &cfg.rotation);
+	/* SAs are installed by the thread that has their IKE_SA checked out */
+	connection = kernel_qkd_connection_name(charon->bus->get_sa(charon->bus));
+	if (!peers->override(peers, connection, &cfg.rotation))
+	{
+		DBG1(DBG_KNL, "kernel-qkd: SA %.8x refused: invalid settings in "
+			 "charon.plugins.kernel-qkd.connections.%s", cfg.spi, connection);
+		return FAILED;
+	}
+	if (cfg.rotation.enabled && !cfg.peer)
+	{
+		DBG1(DBG_KNL, "kernel-qkd: SA %.8x refused: connection '%s' rotates ESP keys, but no "
+			 "charon.plugins.kernel-qkd.peers section matches %H (window keys need a qkid "
+			 "peer)", cfg.spi, connection, remote);
+		return FAILED;
+	}
 	if (!rotation_agreed(this, &cfg, remote))
 	{
 		return FAILED;

@@ -61,6 +61,16 @@ bool kernel_qkd_parse_exhaust(const char *value, enum iq_exhaust *exhaust)
 	return FALSE;
 }
 
+/*
+ * Described in header
+ */
+const char *kernel_qkd_connection_name(ike_sa_t *ike_sa)
+{
+	peer_cfg_t *peer_cfg = ike_sa ? ike_sa->get_peer_cfg(ike_sa) : NULL;
+
+	return peer_cfg ? peer_cfg->get_name(peer_cfg) : NULL;
+}
+
 static void peer_destroy(peer_t *peer)
 {
 	peer->addrs->destroy_offset(peer->addrs, offsetof(host_t, destroy));
@@ -70,40 +80,50 @@ static void peer_destroy(peer_t *peer)
 
 /**
  * Settings key pattern of a rotation setting: charon.plugins.kernel-qkd.rotation.<key> for the
- * defaults (peer NULL), charon.plugins.kernel-qkd.peers.<peer>.<key> for a peer. Arguments:
- * lib->ns, peer. (strongSwan formats a key pattern per dotted segment, so a section path must
- * not be passed as a single %s argument.)
+ * defaults (section NULL), charon.plugins.kernel-qkd.<section>.<name>.<key> for a peer
+ * ("peers") or a swanctl connection ("connections"). Arguments: lib->ns, name. (strongSwan
+ * formats a key pattern per dotted segment, so a section path must not be passed as a single %s
+ * argument.)
  */
-static char *key_pattern(char *buf, size_t len, const char *peer, const char *key)
+static char *key_pattern(char *buf, size_t len, const char *section, const char *key)
 {
-	snprintf(buf, len, "%%s.plugins.kernel-qkd.%s%s", peer ? "peers.%s." : "rotation.", key);
+	if (section)
+	{
+		snprintf(buf, len, "%%s.plugins.kernel-qkd.%s.%%s.%s", section, key);
+	}
+	else
+	{
+		snprintf(buf, len, "%%s.plugins.kernel-qkd.rotation.%s", key);
+	}
 	return buf;
 }
 
 /**
- * Read rotation settings (global defaults or a peer's), with defaults from def.
+ * Read rotation settings (global defaults, a peer's or a connection's), with defaults from def.
+ * section is NULL (defaults), "peers" or "connections"; name the peer or connection.
  * Returns FALSE (logged) if they are invalid.
  */
-static bool load_rotation(const char *peer, char *label, struct iq_rotation *def,
-						  struct iq_rotation *rot)
+static bool load_rotation(const char *section, const char *name, char *label,
+						  struct iq_rotation *def, struct iq_rotation *rot)
 {
+	const char *peer = name;
 	char key[128], *exhaust;
 
 	rot->enabled = lib->settings->get_bool(lib->settings,
-						key_pattern(key, sizeof(key), peer, peer ? "rotation" : "enabled"),
+						key_pattern(key, sizeof(key), section, section ? "rotation" : "enabled"),
 						def->enabled, lib->ns, peer);
 	rot->rpk_min = lib->settings->get_int(lib->settings,
-						key_pattern(key, sizeof(key), peer, "rpk_min"), def->rpk_min,
+						key_pattern(key, sizeof(key), section, "rpk_min"), def->rpk_min,
 						lib->ns, peer);
 	rot->rpk_max = lib->settings->get_int(lib->settings,
-						key_pattern(key, sizeof(key), peer, "rpk_max"), def->rpk_max,
+						key_pattern(key, sizeof(key), section, "rpk_max"), def->rpk_max,
 						lib->ns, peer);
 	rot->lookahead = lib->settings->get_int(lib->settings,
-						key_pattern(key, sizeof(key), peer, "lookahead"), def->lookahead,
+						key_pattern(key, sizeof(key), section, "lookahead"), def->lookahead,
 						lib->ns, peer);
 	rot->exhaust = def->exhaust;
 	exhaust = lib->settings->get_str(lib->settings,
-						key_pattern(key, sizeof(key), peer, "exhaust"), NULL, lib->ns, peer);
+						key_pattern(key, sizeof(key), section, "exhaust"), NULL, lib->ns, peer);
 	if (exhaust && !kernel_qkd_parse_exhaust(exhaust, &rot->exhaust))
 	{
 		DBG1(DBG_CFG, "kernel-qkd: %s: exhaust = '%s' is neither 'reuse' nor 'stall'",
@@ -182,7 +202,7 @@ static peer_t *load_peer(char *name, struct iq_rotation *def)
 		peer_destroy(peer);
 		return NULL;
 	}
-	if (!load_rotation(name, label, def, &peer->rotation))
+	if (!load_rotation("peers", name, label, def, &peer->rotation))
 	{
 		DBG1(DBG_CFG, "kernel-qkd: peer '%s' ignored: its SAs will not rotate", name);
 		peer_destroy(peer);
@@ -230,17 +250,57 @@ METHOD(kernel_qkd_peers_t, lookup, const char*,
 	return found->name;
 }
 
+/**
+ * Whether charon.plugins.kernel-qkd.connections.<name> holds any setting
+ */
+static bool has_connection_section(const char *name)
+{
+	enumerator_t *enumerator;
+	char *key, *value;
+	bool found;
+
+	enumerator = lib->settings->create_key_value_enumerator(lib->settings,
+							"%s.plugins.kernel-qkd.connections.%s", lib->ns, name);
+	found = enumerator->enumerate(enumerator, &key, &value);
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+METHOD(kernel_qkd_peers_t, override, bool,
+	private_kernel_qkd_peers_t *this, const char *connection, struct iq_rotation *rotation)
+{
+	struct iq_rotation def = *rotation;
+	char label[128];
+
+	if (!connection || !has_connection_section(connection))
+	{
+		return TRUE;
+	}
+	snprintf(label, sizeof(label), "connection '%s'", connection);
+	return load_rotation("connections", connection, label, &def, rotation);
+}
+
 METHOD(kernel_qkd_peers_t, any_rotation, bool,
 	private_kernel_qkd_peers_t *this)
 {
 	enumerator_t *enumerator;
 	peer_t *peer;
+	char *name;
 	bool any = FALSE;
 
 	enumerator = this->peers->create_enumerator(this->peers);
 	while (!any && enumerator->enumerate(enumerator, &peer))
 	{
 		any = peer->rotation.enabled;
+	}
+	enumerator->destroy(enumerator);
+	/* a connection may turn rotation on for a peer whose default is off */
+	enumerator = lib->settings->create_section_enumerator(lib->settings,
+							"%s.plugins.kernel-qkd.connections", lib->ns);
+	while (!any && enumerator->enumerate(enumerator, &name))
+	{
+		any = lib->settings->get_bool(lib->settings,
+							"%s.plugins.kernel-qkd.connections.%s.rotation", FALSE, lib->ns, name);
 	}
 	enumerator->destroy(enumerator);
 	return any;
@@ -273,13 +333,14 @@ kernel_qkd_peers_t *kernel_qkd_peers_create()
 	INIT(this,
 		.public = {
 			.lookup = _lookup,
+			.override = _override,
 			.any_rotation = _any_rotation,
 			.destroy = _destroy,
 		},
 		.peers = linked_list_create(),
 	);
 
-	if (!load_rotation(NULL, "rotation", &builtin, &def))
+	if (!load_rotation(NULL, NULL, "rotation", &builtin, &def))
 	{
 		DBG1(DBG_CFG, "kernel-qkd: invalid rotation defaults, using rpk %u..%u, reuse",
 			 ROTATION_RPK_MIN, ROTATION_RPK_MAX);

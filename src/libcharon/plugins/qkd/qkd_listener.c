@@ -109,7 +109,7 @@ static void check_proposals(private_qkd_listener_t *this, ike_sa_t *ike_sa, mess
 
 	peer = this->peers->find(this->peers, ike_sa);
 	sa = (sa_payload_t*)message->get_payload(message, PLV2_SECURITY_ASSOCIATION);
-	if (!peer || !peer->required || !sa)
+	if (!peer || !qkd_peer_required(peer, ike_sa) || !sa)
 	{
 		return;
 	}
@@ -175,7 +175,7 @@ METHOD(listener_t, authorize, bool,
 		return TRUE;
 	}
 	peer = this->peers->find(this->peers, ike_sa);
-	if (!peer || !peer->required)
+	if (!peer || !qkd_peer_required(peer, ike_sa))
 	{
 		return TRUE;
 	}

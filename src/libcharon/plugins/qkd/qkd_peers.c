@@ -97,6 +97,21 @@ bool qkd_psk_load(char *path, chunk_t *psk)
 	return TRUE;
 }
 
+/*
+ * Described in header
+ */
+bool qkd_peer_required(qkd_peer_t *peer, ike_sa_t *ike_sa)
+{
+	peer_cfg_t *peer_cfg = ike_sa ? ike_sa->get_peer_cfg(ike_sa) : NULL;
+
+	if (!peer_cfg)
+	{
+		return peer->required;
+	}
+	return lib->settings->get_bool(lib->settings, "%s.plugins.qkd.connections.%s.required",
+								   peer->required, lib->ns, peer_cfg->get_name(peer_cfg));
+}
+
 /**
  * Destroy a peer entry
  */

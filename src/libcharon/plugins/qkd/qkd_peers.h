@@ -79,4 +79,15 @@ qkd_peers_t *qkd_peers_create();
  */
 bool qkd_psk_load(char *path, chunk_t *psk);
 
+/**
+ * Whether QKD is required for an IKE_SA with a peer: charon.plugins.qkd.connections.<name>.required
+ * of the IKE_SA's swanctl connection if set, else the peer's required setting. A responder knows
+ * the connection only from IKE_AUTH on; before that the peer's setting applies.
+ *
+ * @param peer		the IKE_SA's QKD peer
+ * @param ike_sa	IKE_SA, NULL for none
+ * @return			TRUE if the IKE_SA must use the QKD key exchange and a quantum PPK
+ */
+bool qkd_peer_required(qkd_peer_t *peer, ike_sa_t *ike_sa);
+
 #endif /** QKD_PEERS_H_ @}*/

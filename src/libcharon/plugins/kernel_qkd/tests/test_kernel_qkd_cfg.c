@@ -117,6 +117,63 @@ START_TEST(test_invalid_refused)
 }
 END_TEST
 
+START_TEST(test_connection_override)
+{
+	kernel_qkd_peers_t *peers = load(
+		"charon { plugins { kernel-qkd {\n"
+		"  rotation { rpk_min = 100\n rpk_max = 5000\n}\n"
+		"  peers { gwB { remote_addrs = 198.51.100.2\n rotation = yes\n}\n"
+		"          gwC { remote_addrs = 198.51.100.3\n}\n}\n"
+		"  connections {\n"
+		"    mgmt { rotation = no\n}\n"
+		"    repl { rpk_max = 300\n exhaust = stall\n}\n"
+		"    toC { rotation = yes\n}\n"
+		"    bad { rpk_min = 0\n}\n"
+		"  }\n"
+		"} }\n}\n");
+	struct iq_rotation rot;
+
+	/* no section: the peer's settings stand */
+	ck_assert_str_eq(lookup(peers, "198.51.100.2", &rot), "gwB");
+	ck_assert(peers->override(peers, NULL, &rot));
+	ck_assert(peers->override(peers, "other", &rot));
+	ck_assert(rot.enabled);
+	ck_assert_int_eq(rot.rpk_max, 5000);
+	/* one connection to gwB does not rotate */
+	ck_assert(peers->override(peers, "mgmt", &rot));
+	ck_assert(!rot.enabled);
+	/* another narrows the bounds, the rest from the peer */
+	lookup(peers, "198.51.100.2", &rot);
+	ck_assert(peers->override(peers, "repl", &rot));
+	ck_assert(rot.enabled);
+	ck_assert_int_eq(rot.rpk_min, 100);
+	ck_assert_int_eq(rot.rpk_max, 300);
+	ck_assert_int_eq(rot.exhaust, IQ_EXHAUST_STALL);
+	/* a connection turns rotation on for a peer whose default is off */
+	ck_assert_str_eq(lookup(peers, "198.51.100.3", &rot), "gwC");
+	ck_assert(!rot.enabled);
+	ck_assert(peers->override(peers, "toC", &rot));
+	ck_assert(rot.enabled);
+	/* invalid settings are refused, not half-applied */
+	ck_assert(!peers->override(peers, "bad", &rot));
+	peers->destroy(peers);
+}
+END_TEST
+
+START_TEST(test_connection_enables_provider)
+{
+	kernel_qkd_peers_t *peers = load(
+		"charon { plugins { kernel-qkd {\n"
+		"  peers { gwB { remote_addrs = 198.51.100.2\n}\n}\n"
+		"  connections { repl { rotation = yes\n}\n}\n"
+		"} }\n}\n");
+
+	/* no peer rotates by default, but one connection does: window keys are needed */
+	ck_assert(peers->any_rotation(peers));
+	peers->destroy(peers);
+}
+END_TEST
+
 START_TEST(test_exhaust_parse)
 {
 	enum iq_exhaust e;
@@ -142,6 +199,8 @@ int main(void)
 	tcase_add_test(tc, test_defaults_and_override);
 	tcase_add_test(tc, test_addresses_from_qkd_plugin);
 	tcase_add_test(tc, test_invalid_refused);
+	tcase_add_test(tc, test_connection_override);
+	tcase_add_test(tc, test_connection_enables_provider);
 	tcase_add_test(tc, test_exhaust_parse);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
