@@ -26,14 +26,14 @@
 #define KMSD_KEY_COUNT_MAX 10000000u
 #define KMSD_PER_REQUEST_MAX 1024
 
-/* --- logging ----------------------------------------------------------------------------------- */
+/* --- logging ---------------------------------------------------------------------------------- */
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* --- configuration (kmsd_config.c) ------------------------------------------------------------- */
+/* --- configuration (kmsd_config.c) ------------------------------------------------------------ */
 
 enum link_mode { LINK_LISTEN, LINK_CONNECT };
 
@@ -72,7 +72,7 @@ double config_effective_rate(const struct kmsd_config *cfg);
 int config_is_local_sae(const struct kmsd_config *cfg, const char *id);
 int config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
 
-/* --- key store (store.c) ----------------------------------------------------------------------- */
+/* --- key store (kmsd_store.c) ----------------------------------------------------------------- */
 
 struct reserved_key {
 	struct reserved_key *hnext;          /* hash chain */
@@ -132,7 +132,7 @@ size_t store_expire(struct store *s, uint64_t now_ms);
 /* Milliseconds on CLOCK_MONOTONIC: reservation lifetimes must not jump with the wall clock. */
 uint64_t store_now_ms(void);
 
-/* --- QKD link (link.c) ------------------------------------------------------------------------- */
+/* --- QKD link (kmsd_link.c) ------------------------------------------------------------------- */
 
 struct kme;
 
@@ -203,7 +203,7 @@ enum link_msg {
 	MSG_CONSUMED = 7,    /* either way: a slave SAE fetched these keys (informational) */
 };
 
-/* --- the KME (api.c, kmsd.c) ------------------------------------------------------------------- */
+/* --- the KME (kmsd_api.c, kmsd.c) ------------------------------------------------------------- */
 
 struct kme {
 	struct kmsd_config *cfg;
@@ -220,7 +220,7 @@ struct kme {
 int api_start(struct kme *kme);
 void api_stop(struct kme *kme);
 
-/* Helpers shared by api.c and link.c. Caller holds the store lock. */
+/* Helpers shared by kmsd_api.c and kmsd_link.c. Caller holds the store lock. */
 size_t blocks_per_key(const struct store *s, unsigned size_bits);
 void make_key_id(uint8_t id[16]);
 int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl);

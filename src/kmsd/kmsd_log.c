@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* log.c - timestamped lines on stderr. Never pass key bytes here: key_IDs only. */
+/* kmsd_log.c - timestamped lines on stderr. Never pass key bytes here: key_IDs only. */
 #include "ipseq_config.h"
 #include "kmsd.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * api.c - the ETSI GS QKD 014 v1.1.1 REST interface of qkd-kmsd (libmicrohttpd + GnuTLS).
+ * kmsd_api.c - the ETSI GS QKD 014 v1.1.1 REST interface of qkd-kmsd (libmicrohttpd + GnuTLS).
  *
  *   GET       /api/v1/keys/{slave_SAE_ID}/status
  *   GET/POST  /api/v1/keys/{slave_SAE_ID}/enc_keys   (number, size; caller is the master SAE)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * store.c - the KME's key store: a FIFO ring of available blocks (identical on both KMEs of a
+ * kmsd_store.c - the KME's key store: a FIFO ring of available blocks (identical on both KMEs of a
  * link) and a table of keys reserved for slave SAEs attached to this KME.
  *
  * Every byte of key material that leaves the store is wiped where it was. All functions except

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * link.c - the simulated QKD link between two qkd-kmsd processes.
+ * kmsd_link.c - the simulated QKD link between two qkd-kmsd processes.
  *
  * Transport: one TCP connection with mutual TLS (GnuTLS), both ends presenting their KME
  * certificate; the peer's certificate must chain to the configured CA and carry peer_kme_id as
