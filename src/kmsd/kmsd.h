@@ -28,10 +28,16 @@
 
 /* --- logging ---------------------------------------------------------------------------------- */
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
-void log_set_level(enum log_level level);
-int log_enabled(enum log_level level);
-void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum kmsd_log_level {
+	KMSD_LOG_ERROR = 0,
+	KMSD_LOG_WARN = 1,
+	KMSD_LOG_INFO = 2,
+	KMSD_LOG_DEBUG = 3,
+};
+void kmsd_log_set_level(enum kmsd_log_level level);
+int kmsd_log_enabled(enum kmsd_log_level level);
+void kmsd_log(enum kmsd_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* --- configuration (kmsd_config.c) ------------------------------------------------------------ */
 
@@ -59,7 +65,7 @@ struct kmsd_config {
 	unsigned reservation_lifetime; /* seconds a reserved key waits for its slave */
 	double fail_rate;              /* probability of a simulated 503 */
 	unsigned max_connections;
-	enum log_level log_level;
+	enum kmsd_log_level log_level;
 	char *config_file;
 };
 

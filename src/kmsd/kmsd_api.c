@@ -85,7 +85,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, co
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	log_msg(LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
+	kmsd_log(KMSD_LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
 	json_object_object_add(o, "message", json_object_new_string(message));
 	json_object_object_add(d, "reason", json_object_new_string(detail));
 	json_object_array_add(details, d);
@@ -516,8 +516,8 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 	s->stats.served_enc_bits += (uint64_t)number * size;
 	pthread_mutex_unlock(&s->lock);
 	format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-	log_msg(LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave, number,
-		size, ids_text);
+	kmsd_log(KMSD_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
+		 number, size, ids_text);
 	ret = out ? reply_keys(c, out, number) : MHD_NO;
 	free(out);
 	etsi014_wipe(bytes, bytes_len);
@@ -738,8 +738,8 @@ static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, co
 	pthread_mutex_unlock(&s->lock);
 	if (ret == MHD_YES) {
 		format_ids(consumed + 2, n, 16, logids, sizeof(logids));
-		log_msg(LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s", caller,
-			master, n, logids);
+		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
+			 caller, master, n, logids);
 		link_send(&k->link, MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
 	}
 	return ret;
@@ -876,7 +876,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
-	log_msg(LOG_DEBUG, "httpd: %s", buf);
+	kmsd_log(KMSD_LOG_DEBUG, "httpd: %s", buf);
 }
 
 static char *read_pem(const char *path)
@@ -886,7 +886,7 @@ static char *read_pem(const char *path)
 	long n;
 
 	if (!f) {
-		log_msg(LOG_ERROR, "cannot open %s", path);
+		kmsd_log(KMSD_LOG_ERROR, "cannot open %s", path);
 		return NULL;
 	}
 	if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
@@ -911,7 +911,7 @@ int api_start(struct kme *k)
 			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
 	if (kmsd_resolve(k->cfg->listen, &ss, &sl) < 0) {
-		log_msg(LOG_ERROR, "listen '%s' is not host:port", k->cfg->listen);
+		kmsd_log(KMSD_LOG_ERROR, "listen '%s' is not host:port", k->cfg->listen);
 		return -1;
 	}
 	if (ss.ss_family == AF_INET6)
@@ -936,8 +936,9 @@ int api_start(struct kme *k)
 		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
 		MHD_OPTION_END);
 	if (!k->httpd) {
-		log_msg(LOG_ERROR, "cannot start HTTPS on %s (address in use or bad certificate)",
-			k->cfg->listen);
+		kmsd_log(KMSD_LOG_ERROR,
+			 "cannot start HTTPS on %s (address in use or bad certificate)",
+			 k->cfg->listen);
 		return -1;
 	}
 	return 0;

@@ -258,14 +258,14 @@ static int write_all(struct link *l, const uint8_t *d, size_t len)
 			struct pollfd p = {.fd = l->fd, .events = POLLOUT | POLLIN};
 			int pr = poll(&p, 1, IO_TIMEOUT_MS);
 			if (pr == 0) {
-				log_msg(LOG_WARN, "QKD link: write timed out");
+				kmsd_log(KMSD_LOG_WARN, "QKD link: write timed out");
 				return -1;
 			}
 			if (pr > 0 && (p.revents & POLLIN) && read_available(l) < 0)
 				return -1;
 			continue;
 		}
-		log_msg(LOG_WARN, "QKD link: send failed: %s", gnutls_strerror((int)n));
+		kmsd_log(KMSD_LOG_WARN, "QKD link: send failed: %s", gnutls_strerror((int)n));
 		return -1;
 	}
 	return 0;
@@ -304,7 +304,7 @@ int link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len)
 	l->qtail = m;
 	pthread_mutex_unlock(&l->qlock);
 	if (write(l->wake[1], "w", 1) < 0 && errno != EAGAIN)
-		log_msg(LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+		kmsd_log(KMSD_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
 	return 0;
 }
 
@@ -437,7 +437,7 @@ static int read_available(struct link *l)
 
 			/* one doubling always makes the room (rcap >= 65536) */
 			if ((l->rcap ? l->rcap * 2 : 65536) > RBUF_MAX) {
-				log_msg(LOG_WARN, "QKD link: receive buffer overflow");
+				kmsd_log(KMSD_LOG_WARN, "QKD link: receive buffer overflow");
 				return -1;
 			}
 			p = etsi014_grow_wiped(l->rbuf, &l->rcap, l->rlen, l->rlen + 16384, 65536);
@@ -453,9 +453,10 @@ static int read_available(struct link *l)
 		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 			return 0;
 		if (n == 0)
-			log_msg(LOG_WARN, "QKD link: peer closed the connection");
+			kmsd_log(KMSD_LOG_WARN, "QKD link: peer closed the connection");
 		else
-			log_msg(LOG_WARN, "QKD link: receive failed: %s", gnutls_strerror((int)n));
+			kmsd_log(KMSD_LOG_WARN, "QKD link: receive failed: %s",
+				 gnutls_strerror((int)n));
 		return -1;
 	}
 }
@@ -478,7 +479,7 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 	r_str(r, slave);
 	if (r->err || number == 0 || number > KMSD_PER_REQUEST_MAX || size == 0 || size % 8 ||
 	    size > ETSI014_KEY_BITS_MAX) {
-		log_msg(LOG_WARN, "QKD link: malformed ALLOC_REQ");
+		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REQ");
 		return -1;
 	}
 	if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master))
@@ -501,11 +502,12 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 				      bytes + i * bpk * s->block_bytes, size / 8,
 				      k->cfg->reservation_lifetime);
 		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		log_msg(LOG_INFO, "reserved %u key(s) of %u bits for %s (master %s at %s): %s",
-			number, size, slave, master, k->cfg->peer_kme_id, ids_text);
+		kmsd_log(KMSD_LOG_INFO,
+			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
+			 slave, master, k->cfg->peer_kme_id, ids_text);
 	} else {
-		log_msg(LOG_INFO, "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)",
-			number, size, master, slave, status);
+		kmsd_log(KMSD_LOG_INFO, "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)",
+			 number, size, master, slave, status);
 	}
 	w_u32(&w, req);
 	w_u16(&w, status);
@@ -540,7 +542,7 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 	int rc = 0;
 
 	if (r->err || (!status && (need == 0 || bpk != blocks_per_key(s, size)))) {
-		log_msg(LOG_WARN, "QKD link: malformed ALLOC_REP");
+		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REP");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -559,8 +561,8 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 			dst = scratch;
 		}
 		if (!dst || store_pop(s, need, ids, NULL, dst) < 0) {
-			log_msg(LOG_ERROR,
-				"QKD link: stores diverged (ALLOC_REP names blocks we do not hold)");
+			kmsd_log(KMSD_LOG_ERROR, "QKD link: stores diverged "
+				 "(ALLOC_REP names blocks we do not hold)");
 			if (p)
 				pending_complete(p, LINK_DESYNC);
 			rc = -1;
@@ -600,18 +602,20 @@ static int on_reserve(struct link *l, struct rbuf *r)
 	r_str(r, slave);
 	ids = r_bytes(r, need * 16);
 	if (r->err || need == 0 || size == 0 || size % 8 || bpk != blocks_per_key(s, size)) {
-		log_msg(LOG_WARN, "QKD link: malformed RESERVE");
+		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed RESERVE");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
 	bytes = malloc(need * s->block_bytes);
 	if (!bytes || store_pop(s, need, ids, NULL, bytes) < 0) {
-		log_msg(LOG_ERROR, "QKD link: stores diverged (RESERVE names blocks we do not hold)");
+		kmsd_log(KMSD_LOG_ERROR,
+			 "QKD link: stores diverged (RESERVE names blocks we do not hold)");
 		rc = -1;
 	} else if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master)) {
 		/* The blocks are consumed on both sides anyway; the keys just never get served. */
-		log_msg(LOG_WARN, "peer reserved keys for %s -> %s, not a registered pair here",
-			master, slave);
+		kmsd_log(KMSD_LOG_WARN,
+			 "peer reserved keys for %s -> %s, not a registered pair here", master,
+			 slave);
 		status = LINK_UNAUTHORIZED;
 	} else {
 		for (i = 0; i < number; i++)
@@ -619,8 +623,9 @@ static int on_reserve(struct link *l, struct rbuf *r)
 				      bytes + i * bpk * s->block_bytes, size / 8,
 				      k->cfg->reservation_lifetime);
 		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		log_msg(LOG_INFO, "reserved %u key(s) of %u bits for %s (master %s at %s): %s",
-			number, size, slave, master, k->cfg->peer_kme_id, ids_text);
+		kmsd_log(KMSD_LOG_INFO,
+			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
+			 slave, master, k->cfg->peer_kme_id, ids_text);
 	}
 	if (rc == 0) {
 		w_u32(&w, req);
@@ -663,7 +668,7 @@ static int on_keys(struct link *l, struct rbuf *r)
 	for (i = 0; i < n && rc == 0; i++) {
 		const uint8_t *id = r_bytes(r, 16), *key = r_bytes(r, s->block_bytes);
 		if (!id || !key || store_push(s, id, key) < 0) {
-			log_msg(LOG_ERROR, "QKD link: KEYS message does not fit the store");
+			kmsd_log(KMSD_LOG_ERROR, "QKD link: KEYS message does not fit the store");
 			rc = -1;
 		}
 	}
@@ -680,7 +685,8 @@ static int on_consumed(struct link *l, struct rbuf *r)
 	if (!ids)
 		return -1;
 	format_ids(ids, n, 16, text, sizeof(text));
-	log_msg(LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n, text);
+	kmsd_log(KMSD_LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n,
+		 text);
 	return 0;
 }
 
@@ -695,7 +701,7 @@ static int process_messages(struct link *l)
 		int rc;
 
 		if (len == 0 || len > MSG_MAX) {
-			log_msg(LOG_WARN, "QKD link: bad message length %u", len);
+			kmsd_log(KMSD_LOG_WARN, "QKD link: bad message length %u", len);
 			return -1;
 		}
 		if (l->rlen < 4 + (size_t)len)
@@ -714,7 +720,8 @@ static int process_messages(struct link *l)
 		default: rc = -1; break;
 		}
 		if (rc < 0) {
-			log_msg(LOG_WARN, "QKD link: cannot handle message type %u", l->rbuf[4]);
+			kmsd_log(KMSD_LOG_WARN, "QKD link: cannot handle message type %u",
+				 l->rbuf[4]);
 			return -1;
 		}
 		memmove(l->rbuf, l->rbuf + 4 + len, l->rlen - 4 - len);
@@ -797,7 +804,8 @@ static int open_listener(struct link *l)
 	int fd, one = 1;
 
 	if (resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
-		log_msg(LOG_ERROR, "link_address '%s' is not host:port", l->kme->cfg->link_address);
+		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
+			 l->kme->cfg->link_address);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -805,8 +813,8 @@ static int open_listener(struct link *l)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4) < 0) {
-		log_msg(LOG_ERROR, "QKD link: cannot listen on %s: %s", l->kme->cfg->link_address,
-			strerror(errno));
+		kmsd_log(KMSD_LOG_ERROR, "QKD link: cannot listen on %s: %s",
+			 l->kme->cfg->link_address, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -842,7 +850,8 @@ static int connect_peer(struct link *l, unsigned *failures)
 	struct pollfd p;
 
 	if (resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
-		log_msg(LOG_ERROR, "link_address '%s' is not host:port", l->kme->cfg->link_address);
+		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
+			 l->kme->cfg->link_address);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -860,8 +869,8 @@ static int connect_peer(struct link *l, unsigned *failures)
 	}
 	if (err) {
 		if ((*failures)++ % 20 == 0)
-			log_msg(LOG_INFO, "QKD link: cannot reach %s: %s (retrying)",
-				l->kme->cfg->link_address, strerror(err));
+			kmsd_log(KMSD_LOG_INFO, "QKD link: cannot reach %s: %s (retrying)",
+				 l->kme->cfg->link_address, strerror(err));
 		close(fd);
 		return -1;
 	}
@@ -881,8 +890,8 @@ static int peer_cn_ok(struct link *l)
 
 	rc = gnutls_certificate_verify_peers2(s, &status);
 	if (rc < 0 || status != 0) {
-		log_msg(LOG_WARN, "QKD link: peer certificate not trusted (%s)",
-			rc < 0 ? gnutls_strerror(rc) : "verification failed");
+		kmsd_log(KMSD_LOG_WARN, "QKD link: peer certificate not trusted (%s)",
+			 rc < 0 ? gnutls_strerror(rc) : "verification failed");
 		return 0;
 	}
 	certs = gnutls_certificate_get_peers(s, &n);
@@ -894,8 +903,9 @@ static int peer_cn_ok(struct link *l)
 						   &cnlen);
 	gnutls_x509_crt_deinit(crt);
 	if (rc < 0 || strcmp(cn, l->kme->cfg->peer_kme_id) != 0) {
-		log_msg(LOG_WARN, "QKD link: peer certificate CN '%s' is not peer_kme_id '%s'",
-			rc < 0 ? "?" : cn, l->kme->cfg->peer_kme_id);
+		kmsd_log(KMSD_LOG_WARN,
+			 "QKD link: peer certificate CN '%s' is not peer_kme_id '%s'",
+			 rc < 0 ? "?" : cn, l->kme->cfg->peer_kme_id);
 		return 0;
 	}
 	return 1;
@@ -973,7 +983,7 @@ static int handshake(struct link *l, int fd)
 		rc = gnutls_handshake(s);
 	} while (rc < 0 && !gnutls_error_is_fatal(rc));
 	if (rc < 0) {
-		log_msg(LOG_WARN, "QKD link: TLS handshake failed: %s", gnutls_strerror(rc));
+		kmsd_log(KMSD_LOG_WARN, "QKD link: TLS handshake failed: %s", gnutls_strerror(rc));
 		return -1;
 	}
 	if (!peer_cn_ok(l))
@@ -999,7 +1009,7 @@ static int handshake(struct link *l, int fd)
 	}
 	w_free(&w);
 	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != MSG_HELLO) {
-		log_msg(LOG_WARN, "QKD link: no HELLO from peer");
+		kmsd_log(KMSD_LOG_WARN, "QKD link: no HELLO from peer");
 		return -1;
 	}
 	r.p = l->rbuf + 5;
@@ -1016,8 +1026,9 @@ static int handshake(struct link *l, int fd)
 	l->rlen -= 5 + r.len;
 	if (r.err || version != LINK_VERSION || role == (k->is_link_master ? 0u : 1u) ||
 	    strcmp(peer_id, k->cfg->peer_kme_id) != 0) {
-		log_msg(LOG_WARN, "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
-			version, role, peer_id);
+		kmsd_log(KMSD_LOG_WARN,
+			 "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
+			 version, role, peer_id);
 		return -1;
 	}
 
@@ -1027,8 +1038,9 @@ static int handshake(struct link *l, int fd)
 		store_flush(&k->store);
 	} else if (store_resize(&k->store, bits, cap) < 0) {
 		pthread_mutex_unlock(&k->store.lock);
-		log_msg(LOG_ERROR, "QKD link: cannot hold the master's store (%u blocks of %u bits)",
-			cap, bits);
+		kmsd_log(KMSD_LOG_ERROR,
+			 "QKD link: cannot hold the master's store (%u blocks of %u bits)", cap,
+			 bits);
 		return -1;
 	}
 	pthread_mutex_lock(&l->qlock);
@@ -1040,12 +1052,13 @@ static int handshake(struct link *l, int fd)
 	l->credit_bits = 0;
 	clock_gettime(CLOCK_MONOTONIC, &l->last_tick);
 	if (k->is_link_master)
-		log_msg(LOG_INFO, "QKD link up: %s is link slave; generating %.0f bit/s in %u-bit "
-				  "blocks, store bound %u", peer_id, k->rate_bps, bits ? bits : 0,
-			(unsigned)k->store.cap);
+		kmsd_log(KMSD_LOG_INFO, "QKD link up: %s is link slave; generating %.0f bit/s in "
+			 "%u-bit blocks, store bound %u",
+			 peer_id, k->rate_bps, bits ? bits : 0, (unsigned)k->store.cap);
 	else
-		log_msg(LOG_INFO, "QKD link up: %s is link master; %u-bit blocks, store bound %u",
-			peer_id, bits, cap);
+		kmsd_log(KMSD_LOG_INFO,
+			 "QKD link up: %s is link master; %u-bit blocks, store bound %u", peer_id,
+			 bits, cap);
 	return 0;
 }
 
@@ -1070,7 +1083,7 @@ static void teardown(struct link *l)
 	pthread_mutex_unlock(&l->plock);
 	close_conn(l);
 	if (was_up)
-		log_msg(LOG_WARN, "QKD link down: available keys flushed on this side");
+		kmsd_log(KMSD_LOG_WARN, "QKD link down: available keys flushed on this side");
 }
 
 static void run(struct link *l)
@@ -1094,7 +1107,8 @@ static void run(struct link *l)
 			while (read(l->wake[0], buf, sizeof(buf)) > 0)
 				;
 		if (nfds == 3 && (p[2].revents & POLLIN)) {
-			log_msg(LOG_WARN, "QKD link: new connection from the peer replaces this one");
+			kmsd_log(KMSD_LOG_WARN,
+				 "QKD link: new connection from the peer replaces this one");
 			return;
 		}
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
@@ -1162,13 +1176,13 @@ int link_start(struct link *l, struct kme *k)
 	rc = gnutls_certificate_set_x509_key_file(creds, k->cfg->cert, k->cfg->key,
 						  GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
-		log_msg(LOG_ERROR, "QKD link: cannot load %s / %s: %s", k->cfg->cert, k->cfg->key,
-			gnutls_strerror(rc));
+		kmsd_log(KMSD_LOG_ERROR, "QKD link: cannot load %s / %s: %s", k->cfg->cert,
+			 k->cfg->key, gnutls_strerror(rc));
 		return -1;
 	}
 	rc = gnutls_certificate_set_x509_trust_file(creds, k->cfg->ca, GNUTLS_X509_FMT_PEM);
 	if (rc <= 0) {
-		log_msg(LOG_ERROR, "QKD link: no CA certificate in %s", k->cfg->ca);
+		kmsd_log(KMSD_LOG_ERROR, "QKD link: no CA certificate in %s", k->cfg->ca);
 		return -1;
 	}
 	if (k->is_link_master && open_listener(l) < 0)
@@ -1184,7 +1198,7 @@ void link_stop(struct link *l)
 	if (l->started) {
 		atomic_store(&l->stop, 1);
 		if (write(l->wake[1], "s", 1) < 0)
-			log_msg(LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+			kmsd_log(KMSD_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
 		pthread_join(l->thread, NULL);
 		l->started = 0;
 	}

@@ -7,19 +7,19 @@
 #include <stdio.h>
 #include <sys/time.h>
 
-static atomic_int current_level = LOG_INFO;
+static atomic_int current_level = KMSD_LOG_INFO;
 
-void log_set_level(enum log_level level)
+void kmsd_log_set_level(enum kmsd_log_level level)
 {
 	atomic_store(&current_level, level);
 }
 
-int log_enabled(enum log_level level)
+int kmsd_log_enabled(enum kmsd_log_level level)
 {
 	return (int)level <= atomic_load(&current_level);
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void kmsd_log(enum kmsd_log_level level, const char *fmt, ...)
 {
 	static const char *names[] = {"error", "warn", "info", "debug"};
 	char line[1024], stamp[32];
@@ -27,7 +27,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 
-	if (!log_enabled(level))
+	if (!kmsd_log_enabled(level))
 		return;
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);

@@ -167,8 +167,8 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 	while (s->n_reserved >= s->max_reserved && s->oldest) {
 		char idtext[ETSI014_KEY_ID_LEN + 1];
 		etsi014_uuid_format(s->oldest->id, idtext);
-		log_msg(LOG_WARN, "reservation table full: dropping key %s reserved for %s",
-			idtext, s->oldest->slave);
+		kmsd_log(KMSD_LOG_WARN, "reservation table full: dropping key %s reserved for %s",
+			 idtext, s->oldest->slave);
 		s->stats.expired_keys++;
 		store_remove_reserved(s, s->oldest);
 	}
@@ -211,8 +211,8 @@ size_t store_expire(struct store *s, uint64_t now_ms)
 	while (s->oldest && s->oldest->expires_ms <= now_ms) {
 		char idtext[ETSI014_KEY_ID_LEN + 1];
 		etsi014_uuid_format(s->oldest->id, idtext);
-		log_msg(LOG_INFO, "key %s reserved for %s expired unfetched", idtext,
-			s->oldest->slave);
+		kmsd_log(KMSD_LOG_INFO, "key %s reserved for %s expired unfetched", idtext,
+			 s->oldest->slave);
 		store_remove_reserved(s, s->oldest);
 		s->stats.expired_keys++;
 		n++;

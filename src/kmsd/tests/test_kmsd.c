@@ -193,7 +193,7 @@ START_TEST(config_file_and_flags)
 	ck_assert_uint_eq(cfg.n_peer_saes, 1);
 	ck_assert_uint_eq(cfg.max_key_count, 77);
 	ck_assert_int_eq(cfg.link_mode, LINK_CONNECT);
-	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+	ck_assert_int_eq(cfg.log_level, KMSD_LOG_DEBUG);
 	ck_assert(fabs(config_effective_rate(&cfg) - 1234.5) < 1e-9);
 	ck_assert_uint_eq(cfg.key_size, 256); /* default */
 	ck_assert(config_is_local_sae(&cfg, "S3"));
@@ -282,7 +282,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	log_set_level(LOG_ERROR);
+	kmsd_log_set_level(KMSD_LOG_ERROR);
 	tcase_add_test(tc, ring_fifo_and_wrap);
 	tcase_add_test(tc, ring_bounds);
 	tcase_add_test(tc, ring_pop_verifies_ids);
