@@ -20,9 +20,9 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int rc, sig, ret = 1;
 
-	rc = config_load(&cfg, argc, argv);
+	rc = kmsd_config_load(&cfg, argc, argv);
 	if (rc != 0) {
-		config_free(&cfg);
+		kmsd_config_free(&cfg);
 		return rc > 0 ? 0 : 2;
 	}
 	kmsd_log_set_level(cfg.log_level);
@@ -38,18 +38,18 @@ int main(int argc, char **argv)
 	memset(&kme, 0, sizeof(kme));
 	kme.cfg = &cfg;
 	kme.is_link_master = cfg.link_mode == LINK_LISTEN;
-	kme.rate_bps = config_effective_rate(&cfg);
+	kme.rate_bps = kmsd_config_effective_rate(&cfg);
 	kme.min_key_size = cfg.min_key_size;
 	kme.max_key_size = cfg.max_key_size;
 	kme.max_key_per_request = cfg.max_key_per_request;
-	if (store_init(&kme.store, cfg.key_size, cfg.max_key_count) < 0) {
+	if (kmsd_store_init(&kme.store, cfg.key_size, cfg.max_key_count) < 0) {
 		kmsd_log(KMSD_LOG_ERROR, "cannot allocate the key store");
-		config_free(&cfg);
+		kmsd_config_free(&cfg);
 		return 1;
 	}
-	if (link_start(&kme.link, &kme) < 0)
+	if (kmsd_link_start(&kme.link, &kme) < 0)
 		goto out;
-	if (api_start(&kme) < 0)
+	if (kmsd_api_start(&kme) < 0)
 		goto out;
 	kmsd_log(KMSD_LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s; QKD link %s %s (%s)",
 		 cfg.kme_id, cfg.listen, kme.is_link_master ? "master listening on" : "slave to",
@@ -75,9 +75,9 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	api_stop(&kme);
-	link_stop(&kme.link);
-	store_destroy(&kme.store);
-	config_free(&cfg);
+	kmsd_api_stop(&kme);
+	kmsd_link_stop(&kme.link);
+	kmsd_store_destroy(&kme.store);
+	kmsd_config_free(&cfg);
 	return ret;
 }

@@ -71,12 +71,12 @@ struct kmsd_config {
 
 /* Parse argv (and the --config file it names). Returns 0, 1 if --help/--version was handled
  * (exit 0), -1 on error (message printed). */
-int config_load(struct kmsd_config *cfg, int argc, char **argv);
-void config_free(struct kmsd_config *cfg);
+int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv);
+void kmsd_config_free(struct kmsd_config *cfg);
 /* The secret key rate in bit/s: key_rate, or the fibre model. */
-double config_effective_rate(const struct kmsd_config *cfg);
-int config_is_local_sae(const struct kmsd_config *cfg, const char *id);
-int config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
+double kmsd_config_effective_rate(const struct kmsd_config *cfg);
+int kmsd_config_is_local_sae(const struct kmsd_config *cfg, const char *id);
+int kmsd_config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
 
 /* --- key store (kmsd_store.c) ----------------------------------------------------------------- */
 
@@ -86,7 +86,7 @@ struct reserved_key {
 	uint8_t id[16];
 	char master[ETSI014_ID_MAX + 1];
 	char slave[ETSI014_ID_MAX + 1];
-	uint64_t expires_ms;                 /* CLOCK_MONOTONIC, see store_now_ms() */
+	uint64_t expires_ms;                 /* CLOCK_MONOTONIC, see kmsd_store_now_ms() */
 	size_t len;
 	uint8_t key[];
 };
@@ -118,25 +118,25 @@ struct store {
 	struct store_stats stats;
 };
 
-int store_init(struct store *s, unsigned block_bits, size_t cap);
-void store_destroy(struct store *s);
+int kmsd_store_init(struct store *s, unsigned block_bits, size_t cap);
+void kmsd_store_destroy(struct store *s);
 /* All below: caller holds s->lock. */
-int store_resize(struct store *s, unsigned block_bits, size_t cap); /* flushes */
-void store_flush(struct store *s);
-int store_push(struct store *s, const uint8_t id[16], const uint8_t *key);
+int kmsd_store_resize(struct store *s, unsigned block_bits, size_t cap); /* flushes */
+void kmsd_store_flush(struct store *s);
+int kmsd_store_push(struct store *s, const uint8_t id[16], const uint8_t *key);
 /* Remove n blocks from the head. ids_out (n*16) receives their IDs; if want_ids is not NULL the
  * head must carry exactly these IDs (else nothing is removed and -1 returned). key_out (n *
  * block_bytes, may be NULL) receives their bytes. */
-int store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
-	      uint8_t *key_out);
-int store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
-		  const uint8_t *key, size_t len, unsigned lifetime_s);
-struct reserved_key *store_find_reserved(struct store *s, const uint8_t id[16]);
-void store_remove_reserved(struct store *s, struct reserved_key *rk); /* wipes and frees */
-/* Drop reservations whose lifetime ended by now_ms (a store_now_ms() value). */
-size_t store_expire(struct store *s, uint64_t now_ms);
+int kmsd_store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
+		   uint8_t *key_out);
+int kmsd_store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
+		       const uint8_t *key, size_t len, unsigned lifetime_s);
+struct reserved_key *kmsd_store_find_reserved(struct store *s, const uint8_t id[16]);
+void kmsd_store_remove_reserved(struct store *s, struct reserved_key *rk); /* wipes and frees */
+/* Drop reservations whose lifetime ended by now_ms (a kmsd_store_now_ms() value). */
+size_t kmsd_store_expire(struct store *s, uint64_t now_ms);
 /* Milliseconds on CLOCK_MONOTONIC: reservation lifetimes must not jump with the wall clock. */
-uint64_t store_now_ms(void);
+uint64_t kmsd_store_now_ms(void);
 
 /* --- QKD link (kmsd_link.c) ------------------------------------------------------------------- */
 
@@ -189,14 +189,15 @@ struct link {
 	struct timespec last_tick;
 };
 
-int link_start(struct link *l, struct kme *kme);
-void link_stop(struct link *l);
+int kmsd_link_start(struct link *l, struct kme *kme);
+void kmsd_link_stop(struct link *l);
 /* Queue a message (caller may hold the store lock: that keeps the stream in store order). */
-int link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len);
+int kmsd_link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len);
 /* Pending registry: register before sending, wait, then release. */
-struct link_pending *link_pending_new(struct link *l);
-enum link_status link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms);
-void link_pending_release(struct link *l, struct link_pending *p);
+struct link_pending *kmsd_link_pending_new(struct link *l);
+enum link_status kmsd_link_pending_wait(struct link *l, struct link_pending *p,
+					unsigned timeout_ms);
+void kmsd_link_pending_release(struct link *l, struct link_pending *p);
 
 /* Message types on the KME-to-KME stream. */
 enum link_msg {
@@ -223,13 +224,13 @@ struct kme {
 	char *pem_cert, *pem_key, *pem_ca; /* kept for MHD's lifetime */
 };
 
-int api_start(struct kme *kme);
-void api_stop(struct kme *kme);
+int kmsd_api_start(struct kme *kme);
+void kmsd_api_stop(struct kme *kme);
 
 /* Helpers shared by kmsd_api.c and kmsd_link.c. Caller holds the store lock. */
-size_t blocks_per_key(const struct store *s, unsigned size_bits);
-void make_key_id(uint8_t id[16]);
+size_t kmsd_blocks_per_key(const struct store *s, unsigned size_bits);
+void kmsd_make_key_id(uint8_t id[16]);
 int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl);
-void format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);
+void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);
 
 #endif

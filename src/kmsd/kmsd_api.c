@@ -403,7 +403,7 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 				   k->cfg->peer_kme_id);
 
 	pthread_mutex_lock(&s->lock);
-	bpk = blocks_per_key(s, size);
+	bpk = kmsd_blocks_per_key(s, size);
 	need = (size_t)number * bpk;
 	bb = s->block_bytes;
 	if (s->count < need) {
@@ -430,8 +430,8 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 		} msg;
 		size_t mlen = 4 + 2 + 4 + 2 + 2 + strlen(master) + strlen(slave) + need * 16, o = 0;
 
-		store_pop(s, need, NULL, ids, bytes);
-		p = link_pending_new(&k->link);
+		kmsd_store_pop(s, need, NULL, ids, bytes);
+		p = kmsd_link_pending_new(&k->link);
 		msg.p = malloc(mlen);
 		msg.len = mlen;
 		if (p && msg.p) {
@@ -445,21 +445,22 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 			m[o++] = strlen(slave);
 			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
 			memcpy(m + o, ids, need * 16);
-			st = link_send(&k->link, MSG_RESERVE, msg.p, mlen) < 0 ? LINK_DOWN : LINK_OK;
+			st = kmsd_link_send(&k->link, MSG_RESERVE, msg.p, mlen) < 0 ? LINK_DOWN
+									     : LINK_OK;
 		} else {
 			st = LINK_DOWN;
 		}
 		free(msg.p);
 		pthread_mutex_unlock(&s->lock);
 		if (st == LINK_OK)
-			st = link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
+			st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 	} else {
 		/* The master allocates: ask it; the link thread fills our buffers. */
 		size_t o = 0;
 		uint8_t m[4 + 2 + 4 + 2 + 2 * (ETSI014_ID_MAX + 1)];
 
 		pthread_mutex_unlock(&s->lock);
-		p = link_pending_new(&k->link);
+		p = kmsd_link_pending_new(&k->link);
 		if (p) {
 			p->nblocks = need;
 			p->ids = ids;
@@ -473,17 +474,17 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 			memcpy(m + o, master, strlen(master)); o += strlen(master);
 			m[o++] = strlen(slave);
 			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
-			if (link_send(&k->link, MSG_ALLOC_REQ, m, o) < 0)
+			if (kmsd_link_send(&k->link, MSG_ALLOC_REQ, m, o) < 0)
 				st = LINK_DOWN;
 			else
-				st = link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
+				st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 		} else {
 			st = LINK_DOWN;
 		}
 	}
 
 	if (st != LINK_OK) {
-		link_pending_release(&k->link, p);
+		kmsd_link_pending_release(&k->link, p);
 		if (bytes)
 			etsi014_wipe(bytes, bytes_len);
 		free(bytes);
@@ -503,7 +504,7 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 		p->bytes = NULL;
 		pthread_mutex_unlock(&k->link.plock);
 	}
-	link_pending_release(&k->link, p);
+	kmsd_link_pending_release(&k->link, p);
 
 	out = calloc(number, sizeof(*out));
 	for (i = 0; out && i < number; i++) {
@@ -515,7 +516,7 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 	s->stats.served_enc_keys += number;
 	s->stats.served_enc_bits += (uint64_t)number * size;
 	pthread_mutex_unlock(&s->lock);
-	format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+	kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
 	kmsd_log(KMSD_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
 		 number, size, ids_text);
 	ret = out ? reply_keys(c, out, number) : MHD_NO;
@@ -703,11 +704,11 @@ static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, co
 	/* All or nothing: check every key before handing out any. A reservation past its lifetime
 	 * is gone now, not at the link thread's next once-a-second sweep. */
 	pthread_mutex_lock(&s->lock);
-	store_expire(s, store_now_ms());
+	kmsd_store_expire(s, kmsd_store_now_ms());
 	for (i = 0; i < n; i++) {
 		char t[ETSI014_KEY_ID_LEN + 1];
 
-		rks[i] = store_find_reserved(s, ids[i]);
+		rks[i] = kmsd_store_find_reserved(s, ids[i]);
 		etsi014_uuid_format(ids[i], t);
 		if (!rks[i]) {
 			pthread_mutex_unlock(&s->lock);
@@ -732,15 +733,15 @@ static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, co
 			memcpy(consumed + 2 + i * 16, ids[i], 16);
 			s->stats.served_dec_keys++;
 			s->stats.served_dec_bits += rks[i]->len * 8;
-			store_remove_reserved(s, rks[i]);
+			kmsd_store_remove_reserved(s, rks[i]);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret == MHD_YES) {
-		format_ids(consumed + 2, n, 16, logids, sizeof(logids));
+		kmsd_format_ids(consumed + 2, n, 16, logids, sizeof(logids));
 		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
 			 caller, master, n, logids);
-		link_send(&k->link, MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
+		kmsd_link_send(&k->link, MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
 	}
 	return ret;
 }
@@ -827,10 +828,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated failure");
 
 	/* Only registered pairs: the caller attached here, the other SAE at the peer KME. */
-	if (!config_is_local_sae(k->cfg, cc->sae))
+	if (!kmsd_config_is_local_sae(k->cfg, cc->sae))
 		return reply_error(c, cc->sae, op, 401, "unauthorized",
 				   "SAE %s is not registered at %s", cc->sae, k->cfg->kme_id);
-	if (!config_is_peer_sae(k->cfg, id))
+	if (!kmsd_config_is_peer_sae(k->cfg, id))
 		return reply_error(c, cc->sae, op, 401, "unauthorized",
 				   "SAE %s is not registered at %s", id, k->cfg->peer_kme_id);
 	if (rq->too_large)
@@ -903,7 +904,7 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
-int api_start(struct kme *k)
+int kmsd_api_start(struct kme *k)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -944,7 +945,7 @@ int api_start(struct kme *k)
 	return 0;
 }
 
-void api_stop(struct kme *k)
+void kmsd_api_stop(struct kme *k)
 {
 	if (k->httpd)
 		MHD_stop_daemon(k->httpd);

@@ -289,7 +289,7 @@ static void print_help(void)
 	       "SIGTERM/SIGINT stop cleanly (all key material is wiped).\n");
 }
 
-int config_load(struct kmsd_config *cfg, int argc, char **argv)
+int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv)
 {
 	size_t i;
 	int a;
@@ -406,7 +406,7 @@ int config_load(struct kmsd_config *cfg, int argc, char **argv)
 	return 0;
 }
 
-void config_free(struct kmsd_config *cfg)
+void kmsd_config_free(struct kmsd_config *cfg)
 {
 	size_t i;
 
@@ -423,7 +423,7 @@ void config_free(struct kmsd_config *cfg)
 	cfg->config_file = NULL;
 }
 
-double config_effective_rate(const struct kmsd_config *cfg)
+double kmsd_config_effective_rate(const struct kmsd_config *cfg)
 {
 	if (cfg->key_rate > 0)
 		return cfg->key_rate;
@@ -431,7 +431,7 @@ double config_effective_rate(const struct kmsd_config *cfg)
 	       pow(10.0, -cfg->attenuation_db_per_km * cfg->fibre_length_km / 10.0);
 }
 
-int config_is_local_sae(const struct kmsd_config *cfg, const char *id)
+int kmsd_config_is_local_sae(const struct kmsd_config *cfg, const char *id)
 {
 	unsigned i;
 
@@ -441,7 +441,7 @@ int config_is_local_sae(const struct kmsd_config *cfg, const char *id)
 	return 0;
 }
 
-int config_is_peer_sae(const struct kmsd_config *cfg, const char *id)
+int kmsd_config_is_peer_sae(const struct kmsd_config *cfg, const char *id)
 {
 	unsigned i;
 

@@ -155,7 +155,7 @@ static void r_str(struct rbuf *r, char out[ETSI014_ID_MAX + 1])
 
 /* --- helpers ----------------------------------------------------------------------------------- */
 
-void make_key_id(uint8_t id[16])
+void kmsd_make_key_id(uint8_t id[16])
 {
 	gnutls_rnd(GNUTLS_RND_NONCE, id, 16);
 	id[6] = (id[6] & 0x0f) | 0x40; /* UUID version 4 */
@@ -271,7 +271,7 @@ static int write_all(struct link *l, const uint8_t *d, size_t len)
 	return 0;
 }
 
-int link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len)
+int kmsd_link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len)
 {
 	struct out_msg *m;
 	uint32_t total = (uint32_t)len + 1;
@@ -339,7 +339,7 @@ static int flush_queue(struct link *l)
 
 /* --- pending requests -------------------------------------------------------------------------- */
 
-struct link_pending *link_pending_new(struct link *l)
+struct link_pending *kmsd_link_pending_new(struct link *l)
 {
 	struct link_pending *p = calloc(1, sizeof(*p));
 	pthread_condattr_t ca;
@@ -360,7 +360,7 @@ struct link_pending *link_pending_new(struct link *l)
 	return p;
 }
 
-enum link_status link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms)
+enum link_status kmsd_link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms)
 {
 	struct timespec until;
 	enum link_status st;
@@ -382,7 +382,7 @@ enum link_status link_pending_wait(struct link *l, struct link_pending *p, unsig
 	return st;
 }
 
-void link_pending_release(struct link *l, struct link_pending *p)
+void kmsd_link_pending_release(struct link *l, struct link_pending *p)
 {
 	struct link_pending **pp;
 
@@ -482,26 +482,26 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REQ");
 		return -1;
 	}
-	if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master))
+	if (!kmsd_config_is_local_sae(k->cfg, slave) || !kmsd_config_is_peer_sae(k->cfg, master))
 		status = LINK_UNAUTHORIZED;
 
 	pthread_mutex_lock(&s->lock);
-	bpk = blocks_per_key(s, size);
+	bpk = kmsd_blocks_per_key(s, size);
 	need = number * bpk;
 	if (!status && s->count < need)
 		status = LINK_UNAVAILABLE;
 	if (!status) {
 		ids = malloc(need * 16);
 		bytes = malloc(need * s->block_bytes);
-		if (!ids || !bytes || store_pop(s, need, NULL, ids, bytes) < 0)
+		if (!ids || !bytes || kmsd_store_pop(s, need, NULL, ids, bytes) < 0)
 			status = LINK_UNAVAILABLE;
 	}
 	if (!status) {
 		for (i = 0; i < number; i++)
-			store_reserve(s, ids + i * bpk * 16, master, slave,
-				      bytes + i * bpk * s->block_bytes, size / 8,
-				      k->cfg->reservation_lifetime);
-		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+			kmsd_store_reserve(s, ids + i * bpk * 16, master, slave,
+					   bytes + i * bpk * s->block_bytes, size / 8,
+					   k->cfg->reservation_lifetime);
+		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
 		kmsd_log(KMSD_LOG_INFO,
 			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
 			 slave, master, k->cfg->peer_kme_id, ids_text);
@@ -516,7 +516,7 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 	w_u16(&w, (uint16_t)bpk);
 	if (!status)
 		w_bytes(&w, ids, need * 16);
-	if (w.err || link_send(l, MSG_ALLOC_REP, w.p, w.len) < 0)
+	if (w.err || kmsd_link_send(l, MSG_ALLOC_REP, w.p, w.len) < 0)
 		rc = -1;
 	pthread_mutex_unlock(&s->lock);
 	if (bytes) {
@@ -541,7 +541,7 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 	uint8_t *scratch = NULL;
 	int rc = 0;
 
-	if (r->err || (!status && (need == 0 || bpk != blocks_per_key(s, size)))) {
+	if (r->err || (!status && (need == 0 || bpk != kmsd_blocks_per_key(s, size)))) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REP");
 		return -1;
 	}
@@ -560,7 +560,7 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 			scratch = malloc(need * s->block_bytes);
 			dst = scratch;
 		}
-		if (!dst || store_pop(s, need, ids, NULL, dst) < 0) {
+		if (!dst || kmsd_store_pop(s, need, ids, NULL, dst) < 0) {
 			kmsd_log(KMSD_LOG_ERROR, "QKD link: stores diverged "
 				 "(ALLOC_REP names blocks we do not hold)");
 			if (p)
@@ -601,17 +601,18 @@ static int on_reserve(struct link *l, struct rbuf *r)
 	r_str(r, master);
 	r_str(r, slave);
 	ids = r_bytes(r, need * 16);
-	if (r->err || need == 0 || size == 0 || size % 8 || bpk != blocks_per_key(s, size)) {
+	if (r->err || need == 0 || size == 0 || size % 8 || bpk != kmsd_blocks_per_key(s, size)) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed RESERVE");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
 	bytes = malloc(need * s->block_bytes);
-	if (!bytes || store_pop(s, need, ids, NULL, bytes) < 0) {
+	if (!bytes || kmsd_store_pop(s, need, ids, NULL, bytes) < 0) {
 		kmsd_log(KMSD_LOG_ERROR,
 			 "QKD link: stores diverged (RESERVE names blocks we do not hold)");
 		rc = -1;
-	} else if (!config_is_local_sae(k->cfg, slave) || !config_is_peer_sae(k->cfg, master)) {
+	} else if (!kmsd_config_is_local_sae(k->cfg, slave) ||
+		   !kmsd_config_is_peer_sae(k->cfg, master)) {
 		/* The blocks are consumed on both sides anyway; the keys just never get served. */
 		kmsd_log(KMSD_LOG_WARN,
 			 "peer reserved keys for %s -> %s, not a registered pair here", master,
@@ -619,10 +620,10 @@ static int on_reserve(struct link *l, struct rbuf *r)
 		status = LINK_UNAUTHORIZED;
 	} else {
 		for (i = 0; i < number; i++)
-			store_reserve(s, ids + i * bpk * 16, master, slave,
-				      bytes + i * bpk * s->block_bytes, size / 8,
-				      k->cfg->reservation_lifetime);
-		format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
+			kmsd_store_reserve(s, ids + i * bpk * 16, master, slave,
+					   bytes + i * bpk * s->block_bytes, size / 8,
+					   k->cfg->reservation_lifetime);
+		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
 		kmsd_log(KMSD_LOG_INFO,
 			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
 			 slave, master, k->cfg->peer_kme_id, ids_text);
@@ -630,7 +631,7 @@ static int on_reserve(struct link *l, struct rbuf *r)
 	if (rc == 0) {
 		w_u32(&w, req);
 		w_u16(&w, status);
-		if (w.err || link_send(l, MSG_RESERVE_ACK, w.p, w.len) < 0)
+		if (w.err || kmsd_link_send(l, MSG_RESERVE_ACK, w.p, w.len) < 0)
 			rc = -1;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -667,7 +668,7 @@ static int on_keys(struct link *l, struct rbuf *r)
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n && rc == 0; i++) {
 		const uint8_t *id = r_bytes(r, 16), *key = r_bytes(r, s->block_bytes);
-		if (!id || !key || store_push(s, id, key) < 0) {
+		if (!id || !key || kmsd_store_push(s, id, key) < 0) {
 			kmsd_log(KMSD_LOG_ERROR, "QKD link: KEYS message does not fit the store");
 			rc = -1;
 		}
@@ -684,7 +685,7 @@ static int on_consumed(struct link *l, struct rbuf *r)
 
 	if (!ids)
 		return -1;
-	format_ids(ids, n, 16, text, sizeof(text));
+	kmsd_format_ids(ids, n, 16, text, sizeof(text));
 	kmsd_log(KMSD_LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n,
 		 text);
 	return 0;
@@ -774,7 +775,7 @@ static int generate(struct link *l)
 			break;
 		for (i = 0; i < batch; i++) {
 			uint8_t *p = w.p + w.len;
-			make_key_id(p);
+			kmsd_make_key_id(p);
 			gnutls_rnd(GNUTLS_RND_KEY, p + 16, bytes);
 			w.len += 16 + bytes;
 		}
@@ -782,10 +783,10 @@ static int generate(struct link *l)
 		pthread_mutex_lock(&s->lock);
 		for (i = 0; i < batch; i++) {
 			const uint8_t *p = w.p + 2 + i * (16 + bytes);
-			if (store_push(s, p, p + 16) < 0)
+			if (kmsd_store_push(s, p, p + 16) < 0)
 				break;
 		}
-		if (i != batch || link_send(l, MSG_KEYS, w.p, w.len) < 0)
+		if (i != batch || kmsd_link_send(l, MSG_KEYS, w.p, w.len) < 0)
 			rc = -1;
 		pthread_mutex_unlock(&s->lock);
 		etsi014_wipe(w.p, w.len);
@@ -1035,8 +1036,8 @@ static int handshake(struct link *l, int fd)
 	/* Bring up: empty store on both sides (the only resync), then accept traffic. */
 	pthread_mutex_lock(&k->store.lock);
 	if (k->is_link_master) {
-		store_flush(&k->store);
-	} else if (store_resize(&k->store, bits, cap) < 0) {
+		kmsd_store_flush(&k->store);
+	} else if (kmsd_store_resize(&k->store, bits, cap) < 0) {
 		pthread_mutex_unlock(&k->store.lock);
 		kmsd_log(KMSD_LOG_ERROR,
 			 "QKD link: cannot hold the master's store (%u blocks of %u bits)", cap,
@@ -1074,7 +1075,7 @@ static void teardown(struct link *l)
 	free_msgs(l->qhead);
 	l->qhead = l->qtail = NULL;
 	pthread_mutex_unlock(&l->qlock);
-	store_flush(&k->store);
+	kmsd_store_flush(&k->store);
 	pthread_mutex_unlock(&k->store.lock);
 	pthread_mutex_lock(&l->plock);
 	for (p = l->pending; p; p = p->next)
@@ -1124,7 +1125,7 @@ static void run(struct link *l)
 			return;
 		if (mono_now() >= next_expire) {
 			pthread_mutex_lock(&k->store.lock);
-			store_expire(&k->store, store_now_ms());
+			kmsd_store_expire(&k->store, kmsd_store_now_ms());
 			pthread_mutex_unlock(&k->store.lock);
 			next_expire = mono_now() + 1;
 		}
@@ -1144,7 +1145,7 @@ static void *link_main(void *arg)
 				nap(l, (int)l->kme->cfg->link_retry_ms);
 			/* the reservation clock runs while the link is down, too */
 			pthread_mutex_lock(&l->kme->store.lock);
-			store_expire(&l->kme->store, store_now_ms());
+			kmsd_store_expire(&l->kme->store, kmsd_store_now_ms());
 			pthread_mutex_unlock(&l->kme->store.lock);
 			continue;
 		}
@@ -1157,7 +1158,7 @@ static void *link_main(void *arg)
 	return NULL;
 }
 
-int link_start(struct link *l, struct kme *k)
+int kmsd_link_start(struct link *l, struct kme *k)
 {
 	gnutls_certificate_credentials_t creds;
 	int rc;
@@ -1193,7 +1194,7 @@ int link_start(struct link *l, struct kme *k)
 	return 0;
 }
 
-void link_stop(struct link *l)
+void kmsd_link_stop(struct link *l)
 {
 	if (l->started) {
 		atomic_store(&l->stop, 1);

@@ -16,13 +16,13 @@
 
 #include "etsi014_codec.h"
 
-int store_init(struct store *s, unsigned block_bits, size_t cap)
+int kmsd_store_init(struct store *s, unsigned block_bits, size_t cap)
 {
 	memset(s, 0, sizeof(*s));
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
 		return -1;
 	s->max_reserved = cap;
-	return store_resize(s, block_bits, cap);
+	return kmsd_store_resize(s, block_bits, cap);
 }
 
 static void free_ring(struct store *s)
@@ -37,13 +37,13 @@ static void free_ring(struct store *s)
 	s->cap = s->head = s->count = 0;
 }
 
-int store_resize(struct store *s, unsigned block_bits, size_t cap)
+int kmsd_store_resize(struct store *s, unsigned block_bits, size_t cap)
 {
 	if (block_bits == 0 || block_bits % 8 || block_bits > KMSD_BLOCK_BITS_MAX || cap == 0 ||
 	    cap > KMSD_KEY_COUNT_MAX)
 		return -1;
 	if (s->keys && s->block_bits == block_bits && s->cap == cap) {
-		store_flush(s);
+		kmsd_store_flush(s);
 		return 0;
 	}
 	s->stats.flushed_blocks += s->count;
@@ -64,7 +64,7 @@ int store_resize(struct store *s, unsigned block_bits, size_t cap)
 	return 0;
 }
 
-void store_flush(struct store *s)
+void kmsd_store_flush(struct store *s)
 {
 	size_t n;
 
@@ -76,7 +76,7 @@ void store_flush(struct store *s)
 	s->head = s->count = 0;
 }
 
-int store_push(struct store *s, const uint8_t id[16], const uint8_t *key)
+int kmsd_store_push(struct store *s, const uint8_t id[16], const uint8_t *key)
 {
 	size_t slot;
 
@@ -90,8 +90,8 @@ int store_push(struct store *s, const uint8_t id[16], const uint8_t *key)
 	return 0;
 }
 
-int store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
-	      uint8_t *key_out)
+int kmsd_store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
+		   uint8_t *key_out)
 {
 	size_t i;
 
@@ -124,7 +124,7 @@ static size_t bucket_of(const uint8_t id[16])
 	return ((size_t)id[0] << 8 | id[1]) % STORE_BUCKETS;
 }
 
-struct reserved_key *store_find_reserved(struct store *s, const uint8_t id[16])
+struct reserved_key *kmsd_store_find_reserved(struct store *s, const uint8_t id[16])
 {
 	struct reserved_key *rk;
 
@@ -134,7 +134,7 @@ struct reserved_key *store_find_reserved(struct store *s, const uint8_t id[16])
 	return NULL;
 }
 
-void store_remove_reserved(struct store *s, struct reserved_key *rk)
+void kmsd_store_remove_reserved(struct store *s, struct reserved_key *rk)
 {
 	struct reserved_key **pp = &s->buckets[bucket_of(rk->id)];
 
@@ -155,13 +155,13 @@ void store_remove_reserved(struct store *s, struct reserved_key *rk)
 	free(rk);
 }
 
-int store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
-		  const uint8_t *key, size_t len, unsigned lifetime_s)
+int kmsd_store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
+		       const uint8_t *key, size_t len, unsigned lifetime_s)
 {
 	struct reserved_key *rk;
 	size_t b;
 
-	if (store_find_reserved(s, id))
+	if (kmsd_store_find_reserved(s, id))
 		return -1;
 	/* Bounded: the oldest reservation makes room (its slave evidently is not coming). */
 	while (s->n_reserved >= s->max_reserved && s->oldest) {
@@ -170,7 +170,7 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 		kmsd_log(KMSD_LOG_WARN, "reservation table full: dropping key %s reserved for %s",
 			 idtext, s->oldest->slave);
 		s->stats.expired_keys++;
-		store_remove_reserved(s, s->oldest);
+		kmsd_store_remove_reserved(s, s->oldest);
 	}
 	rk = calloc(1, sizeof(*rk) + len);
 	if (!rk)
@@ -178,7 +178,7 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 	memcpy(rk->id, id, 16);
 	snprintf(rk->master, sizeof(rk->master), "%s", master);
 	snprintf(rk->slave, sizeof(rk->slave), "%s", slave);
-	rk->expires_ms = store_now_ms() + (uint64_t)lifetime_s * 1000;
+	rk->expires_ms = kmsd_store_now_ms() + (uint64_t)lifetime_s * 1000;
 	rk->len = len;
 	memcpy(rk->key, key, len);
 	b = bucket_of(id);
@@ -195,7 +195,7 @@ int store_reserve(struct store *s, const uint8_t id[16], const char *master, con
 	return 0;
 }
 
-uint64_t store_now_ms(void)
+uint64_t kmsd_store_now_ms(void)
 {
 	struct timespec ts;
 
@@ -203,7 +203,7 @@ uint64_t store_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-size_t store_expire(struct store *s, uint64_t now_ms)
+size_t kmsd_store_expire(struct store *s, uint64_t now_ms)
 {
 	size_t n = 0;
 
@@ -213,27 +213,27 @@ size_t store_expire(struct store *s, uint64_t now_ms)
 		etsi014_uuid_format(s->oldest->id, idtext);
 		kmsd_log(KMSD_LOG_INFO, "key %s reserved for %s expired unfetched", idtext,
 			 s->oldest->slave);
-		store_remove_reserved(s, s->oldest);
+		kmsd_store_remove_reserved(s, s->oldest);
 		s->stats.expired_keys++;
 		n++;
 	}
 	return n;
 }
 
-void store_destroy(struct store *s)
+void kmsd_store_destroy(struct store *s)
 {
 	while (s->oldest)
-		store_remove_reserved(s, s->oldest);
+		kmsd_store_remove_reserved(s, s->oldest);
 	free_ring(s);
 	pthread_mutex_destroy(&s->lock);
 }
 
-size_t blocks_per_key(const struct store *s, unsigned size_bits)
+size_t kmsd_blocks_per_key(const struct store *s, unsigned size_bits)
 {
 	return (size_bits + s->block_bits - 1) / s->block_bits;
 }
 
-void format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap)
+void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap)
 {
 	size_t i, o = 0;
 

@@ -25,15 +25,15 @@ START_TEST(ring_fifo_and_wrap)
 	uint8_t id[16], key[4], ids[3 * 16], keys[3 * 4];
 	unsigned i, round;
 
-	ck_assert_int_eq(store_init(&s, 32, 5), 0);
+	ck_assert_int_eq(kmsd_store_init(&s, 32, 5), 0);
 	for (round = 0; round < 4; round++) { /* wraps around the 5-slot ring several times */
 		for (i = 0; i < 3; i++) {
 			id_of(id, round * 10 + i);
 			memset(key, (int)(round * 10 + i), sizeof(key));
-			ck_assert_int_eq(store_push(&s, id, key), 0);
+			ck_assert_int_eq(kmsd_store_push(&s, id, key), 0);
 		}
 		ck_assert_uint_eq(s.count, 3);
-		ck_assert_int_eq(store_pop(&s, 3, NULL, ids, keys), 0);
+		ck_assert_int_eq(kmsd_store_pop(&s, 3, NULL, ids, keys), 0);
 		for (i = 0; i < 3; i++) {
 			id_of(id, round * 10 + i);
 			ck_assert(memcmp(ids + i * 16, id, 16) == 0);
@@ -42,7 +42,7 @@ START_TEST(ring_fifo_and_wrap)
 	}
 	ck_assert_uint_eq(s.stats.generated_blocks, 12);
 	ck_assert_uint_eq(s.stats.consumed_blocks, 12);
-	store_destroy(&s);
+	kmsd_store_destroy(&s);
 }
 END_TEST
 
@@ -52,23 +52,23 @@ START_TEST(ring_bounds)
 	uint8_t id[16], key[32] = {1};
 	unsigned i;
 
-	ck_assert_int_eq(store_init(&s, 256, 4), 0);
+	ck_assert_int_eq(kmsd_store_init(&s, 256, 4), 0);
 	for (i = 0; i < 4; i++) {
 		id_of(id, i);
-		ck_assert_int_eq(store_push(&s, id, key), 0);
+		ck_assert_int_eq(kmsd_store_push(&s, id, key), 0);
 	}
 	id_of(id, 99);
-	ck_assert_int_eq(store_push(&s, id, key), -1); /* max_key_count holds */
+	ck_assert_int_eq(kmsd_store_push(&s, id, key), -1); /* max_key_count holds */
 	ck_assert_uint_eq(s.count, 4);
-	ck_assert_int_eq(store_pop(&s, 5, NULL, NULL, NULL), -1); /* not enough */
+	ck_assert_int_eq(kmsd_store_pop(&s, 5, NULL, NULL, NULL), -1); /* not enough */
 	ck_assert_uint_eq(s.count, 4);
-	store_flush(&s);
+	kmsd_store_flush(&s);
 	ck_assert_uint_eq(s.count, 0);
 	ck_assert_uint_eq(s.stats.flushed_blocks, 4);
-	ck_assert_int_eq(store_resize(&s, 12, 4), -1); /* not a multiple of 8 */
-	ck_assert_int_eq(store_resize(&s, 512, 8), 0);
+	ck_assert_int_eq(kmsd_store_resize(&s, 12, 4), -1); /* not a multiple of 8 */
+	ck_assert_int_eq(kmsd_store_resize(&s, 512, 8), 0);
 	ck_assert_uint_eq(s.block_bytes, 64);
-	store_destroy(&s);
+	kmsd_store_destroy(&s);
 }
 END_TEST
 
@@ -77,19 +77,19 @@ START_TEST(ring_pop_verifies_ids)
 	struct store s;
 	uint8_t id[16], key[8] = {0}, want[2 * 16];
 
-	ck_assert_int_eq(store_init(&s, 64, 8), 0);
+	ck_assert_int_eq(kmsd_store_init(&s, 64, 8), 0);
 	id_of(id, 1);
-	store_push(&s, id, key);
+	kmsd_store_push(&s, id, key);
 	id_of(id, 2);
-	store_push(&s, id, key);
+	kmsd_store_push(&s, id, key);
 	id_of(want, 1);
 	id_of(want + 16, 3); /* the head holds 1, 2: a mirror that diverged */
-	ck_assert_int_eq(store_pop(&s, 2, want, NULL, NULL), -1);
+	ck_assert_int_eq(kmsd_store_pop(&s, 2, want, NULL, NULL), -1);
 	ck_assert_uint_eq(s.count, 2); /* nothing removed */
 	id_of(want + 16, 2);
-	ck_assert_int_eq(store_pop(&s, 2, want, NULL, NULL), 0);
+	ck_assert_int_eq(kmsd_store_pop(&s, 2, want, NULL, NULL), 0);
 	ck_assert_uint_eq(s.count, 0);
-	store_destroy(&s);
+	kmsd_store_destroy(&s);
 }
 END_TEST
 
@@ -100,15 +100,16 @@ START_TEST(reservations)
 	struct reserved_key *rk;
 	unsigned i;
 
-	ck_assert_int_eq(store_init(&s, 256, 3), 0); /* at most 3 reservations */
+	ck_assert_int_eq(kmsd_store_init(&s, 256, 3), 0); /* at most 3 reservations */
 	memset(key, 0xab, sizeof(key));
 	for (i = 0; i < 3; i++) {
 		id_of(id, i);
-		ck_assert_int_eq(store_reserve(&s, id, "SAE_A", "SAE_B", key, 32, 100), 0);
+		ck_assert_int_eq(kmsd_store_reserve(&s, id, "SAE_A", "SAE_B", key, 32, 100), 0);
 	}
 	id_of(id, 1);
-	ck_assert_int_eq(store_reserve(&s, id, "SAE_A", "SAE_B", key, 32, 100), -1); /* duplicate */
-	rk = store_find_reserved(&s, id);
+	/* duplicate */
+	ck_assert_int_eq(kmsd_store_reserve(&s, id, "SAE_A", "SAE_B", key, 32, 100), -1);
+	rk = kmsd_store_find_reserved(&s, id);
 	ck_assert_ptr_nonnull(rk);
 	ck_assert_str_eq(rk->master, "SAE_A");
 	ck_assert_str_eq(rk->slave, "SAE_B");
@@ -116,23 +117,23 @@ START_TEST(reservations)
 	ck_assert_uint_eq(rk->key[31], 0xab);
 	/* a fourth evicts the oldest (id 0) */
 	id_of(id, 3);
-	ck_assert_int_eq(store_reserve(&s, id, "SAE_A", "SAE_B", key, 16, 100), 0);
+	ck_assert_int_eq(kmsd_store_reserve(&s, id, "SAE_A", "SAE_B", key, 16, 100), 0);
 	ck_assert_uint_eq(s.n_reserved, 3);
 	id_of(id, 0);
-	ck_assert_ptr_null(store_find_reserved(&s, id));
+	ck_assert_ptr_null(kmsd_store_find_reserved(&s, id));
 	ck_assert_uint_eq(s.stats.expired_keys, 1);
 	/* remove from the middle keeps the age list sound */
 	id_of(id, 2);
-	store_remove_reserved(&s, store_find_reserved(&s, id));
+	kmsd_store_remove_reserved(&s, kmsd_store_find_reserved(&s, id));
 	ck_assert_uint_eq(s.n_reserved, 2);
-	ck_assert_uint_eq(store_expire(&s, store_now_ms()), 0);
+	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms()), 0);
 	/* a 100 s lifetime still holds at 99 s, and is over at 100 s */
-	ck_assert_uint_eq(store_expire(&s, store_now_ms() + 99 * 1000), 0);
-	ck_assert_uint_eq(store_expire(&s, store_now_ms() + 100 * 1000 + 1), 2);
+	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms() + 99 * 1000), 0);
+	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms() + 100 * 1000 + 1), 2);
 	ck_assert_uint_eq(s.n_reserved, 0);
 	ck_assert_ptr_null(s.oldest);
 	ck_assert_ptr_null(s.newest);
-	store_destroy(&s);
+	kmsd_store_destroy(&s);
 }
 END_TEST
 
@@ -140,12 +141,12 @@ START_TEST(blocks_per_key_math)
 {
 	struct store s;
 
-	ck_assert_int_eq(store_init(&s, 256, 1), 0);
-	ck_assert_uint_eq(blocks_per_key(&s, 64), 1);
-	ck_assert_uint_eq(blocks_per_key(&s, 256), 1);
-	ck_assert_uint_eq(blocks_per_key(&s, 264), 2);
-	ck_assert_uint_eq(blocks_per_key(&s, 8192), 32);
-	store_destroy(&s);
+	ck_assert_int_eq(kmsd_store_init(&s, 256, 1), 0);
+	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 64), 1);
+	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 256), 1);
+	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 264), 2);
+	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 8192), 32);
+	kmsd_store_destroy(&s);
 }
 END_TEST
 
@@ -170,7 +171,7 @@ static int load(struct kmsd_config *cfg, int argc, const char **argv)
 	int rc;
 
 	stderr = fopen("/dev/null", "w"); /* the error messages are expected */
-	rc = config_load(cfg, argc, (char **)argv);
+	rc = kmsd_config_load(cfg, argc, (char **)argv);
 	fclose(stderr);
 	stderr = saved;
 	return rc;
@@ -194,12 +195,12 @@ START_TEST(config_file_and_flags)
 	ck_assert_uint_eq(cfg.max_key_count, 77);
 	ck_assert_int_eq(cfg.link_mode, LINK_CONNECT);
 	ck_assert_int_eq(cfg.log_level, KMSD_LOG_DEBUG);
-	ck_assert(fabs(config_effective_rate(&cfg) - 1234.5) < 1e-9);
+	ck_assert(fabs(kmsd_config_effective_rate(&cfg) - 1234.5) < 1e-9);
 	ck_assert_uint_eq(cfg.key_size, 256); /* default */
-	ck_assert(config_is_local_sae(&cfg, "S3"));
-	ck_assert(!config_is_local_sae(&cfg, "S1"));
-	ck_assert(config_is_peer_sae(&cfg, "P1"));
-	config_free(&cfg);
+	ck_assert(kmsd_config_is_local_sae(&cfg, "S3"));
+	ck_assert(!kmsd_config_is_local_sae(&cfg, "S1"));
+	ck_assert(kmsd_config_is_peer_sae(&cfg, "P1"));
+	kmsd_config_free(&cfg);
 	unlink(path);
 }
 END_TEST
@@ -212,8 +213,8 @@ START_TEST(config_fibre_model)
 
 	ck_assert_int_eq(load(&cfg, 15, argv), 0);
 	/* 50 km * 0.2 dB/km = 10 dB -> a tenth */
-	ck_assert(fabs(config_effective_rate(&cfg) - 1e5) < 1e-3);
-	config_free(&cfg);
+	ck_assert(fabs(kmsd_config_effective_rate(&cfg) - 1e5) < 1e-3);
+	kmsd_config_free(&cfg);
 }
 END_TEST
 
@@ -243,7 +244,7 @@ START_TEST(config_rejects)
 
 	ck_assert_msg(load(&cfg, 13, argv) == -1, "accepted %s %s", bad_flags[_i][0],
 		      bad_flags[_i][1]);
-	config_free(&cfg);
+	kmsd_config_free(&cfg);
 }
 END_TEST
 
@@ -260,7 +261,7 @@ START_TEST(config_rejects_files)
 	const char *argv[] = {"qkd-kmsd", "--config", path};
 
 	ck_assert_int_eq(load(&cfg, 3, argv), -1);
-	config_free(&cfg);
+	kmsd_config_free(&cfg);
 	unlink(path);
 }
 END_TEST
@@ -271,7 +272,7 @@ START_TEST(config_missing_file)
 	const char *argv[] = {"qkd-kmsd", "--config", "/nonexistent/kmsd.conf"};
 
 	ck_assert_int_eq(load(&cfg, 3, argv), -1);
-	config_free(&cfg);
+	kmsd_config_free(&cfg);
 }
 END_TEST
 
