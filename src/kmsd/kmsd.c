@@ -16,7 +16,7 @@
 int main(int argc, char **argv)
 {
 	struct kmsd_config cfg;
-	struct kme kme;
+	struct kmsd_kme kme;
 	sigset_t set;
 	int rc, sig, ret = 1;
 
@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 
 	memset(&kme, 0, sizeof(kme));
 	kme.cfg = &cfg;
-	kme.is_link_master = cfg.link_mode == LINK_LISTEN;
+	kme.is_link_master = cfg.link_mode == KMSD_LINK_LISTEN;
 	kme.rate_bps = kmsd_config_effective_rate(&cfg);
 	kme.min_key_size = cfg.min_key_size;
 	kme.max_key_size = cfg.max_key_size;

@@ -41,7 +41,7 @@ void kmsd_log(enum kmsd_log_level level, const char *fmt, ...)
 
 /* --- configuration (kmsd_config.c) ------------------------------------------------------------ */
 
-enum link_mode { LINK_LISTEN, LINK_CONNECT };
+enum kmsd_link_mode { KMSD_LINK_LISTEN, KMSD_LINK_CONNECT };
 
 struct kmsd_config {
 	char *kme_id;
@@ -52,7 +52,7 @@ struct kmsd_config {
 	unsigned n_saes;
 	char *peer_saes[KMSD_MAX_SAES]; /* SAEs attached to the peer KME */
 	unsigned n_peer_saes;
-	enum link_mode link_mode;
+	enum kmsd_link_mode link_mode;
 	char *link_address;
 	unsigned link_timeout_ms;
 	unsigned link_retry_ms;
@@ -80,9 +80,9 @@ int kmsd_config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
 
 /* --- key store (kmsd_store.c) ----------------------------------------------------------------- */
 
-struct reserved_key {
-	struct reserved_key *hnext;          /* hash chain */
-	struct reserved_key *older, *newer;  /* age list, oldest first */
+struct kmsd_reserved_key {
+	struct kmsd_reserved_key *hnext;     /* hash chain */
+	struct kmsd_reserved_key *older, *newer; /* age list, oldest first */
 	uint8_t id[16];
 	char master[ETSI014_ID_MAX + 1];
 	char slave[ETSI014_ID_MAX + 1];
@@ -91,9 +91,9 @@ struct reserved_key {
 	uint8_t key[];
 };
 
-#define STORE_BUCKETS 4096
+#define KMSD_STORE_BUCKETS 4096
 
-struct store_stats {
+struct kmsd_store_stats {
 	uint64_t generated_blocks;   /* master: made; slave: received */
 	uint64_t consumed_blocks;    /* blocks taken out of the store for any key */
 	uint64_t served_enc_keys, served_enc_bits; /* handed to master SAEs here */
@@ -103,7 +103,7 @@ struct store_stats {
 	uint64_t flushed_blocks;     /* dropped on link loss or resync */
 };
 
-struct store {
+struct kmsd_store {
 	pthread_mutex_t lock;        /* guards everything below */
 	/* available blocks, a FIFO ring identical on both KMEs */
 	unsigned block_bits;
@@ -112,51 +112,52 @@ struct store {
 	uint8_t (*ids)[16];
 	uint8_t *keys;               /* cap * block_bytes, wiped on every removal */
 	/* keys reserved for a slave SAE at this KME */
-	struct reserved_key *buckets[STORE_BUCKETS];
-	struct reserved_key *oldest, *newest;
+	struct kmsd_reserved_key *buckets[KMSD_STORE_BUCKETS];
+	struct kmsd_reserved_key *oldest, *newest;
 	size_t n_reserved, max_reserved;
-	struct store_stats stats;
+	struct kmsd_store_stats stats;
 };
 
-int kmsd_store_init(struct store *s, unsigned block_bits, size_t cap);
-void kmsd_store_destroy(struct store *s);
+int kmsd_store_init(struct kmsd_store *s, unsigned block_bits, size_t cap);
+void kmsd_store_destroy(struct kmsd_store *s);
 /* All below: caller holds s->lock. */
-int kmsd_store_resize(struct store *s, unsigned block_bits, size_t cap); /* flushes */
-void kmsd_store_flush(struct store *s);
-int kmsd_store_push(struct store *s, const uint8_t id[16], const uint8_t *key);
+int kmsd_store_resize(struct kmsd_store *s, unsigned block_bits, size_t cap); /* flushes */
+void kmsd_store_flush(struct kmsd_store *s);
+int kmsd_store_push(struct kmsd_store *s, const uint8_t id[16], const uint8_t *key);
 /* Remove n blocks from the head. ids_out (n*16) receives their IDs; if want_ids is not NULL the
  * head must carry exactly these IDs (else nothing is removed and -1 returned). key_out (n *
  * block_bytes, may be NULL) receives their bytes. */
-int kmsd_store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
+int kmsd_store_pop(struct kmsd_store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
 		   uint8_t *key_out);
-int kmsd_store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
-		       const uint8_t *key, size_t len, unsigned lifetime_s);
-struct reserved_key *kmsd_store_find_reserved(struct store *s, const uint8_t id[16]);
-void kmsd_store_remove_reserved(struct store *s, struct reserved_key *rk); /* wipes and frees */
+int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *master,
+		       const char *slave, const uint8_t *key, size_t len, unsigned lifetime_s);
+struct kmsd_reserved_key *kmsd_store_find_reserved(struct kmsd_store *s, const uint8_t id[16]);
+/* Wipes and frees rk. */
+void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *rk);
 /* Drop reservations whose lifetime ended by now_ms (a kmsd_store_now_ms() value). */
-size_t kmsd_store_expire(struct store *s, uint64_t now_ms);
+size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms);
 /* Milliseconds on CLOCK_MONOTONIC: reservation lifetimes must not jump with the wall clock. */
 uint64_t kmsd_store_now_ms(void);
 
 /* --- QKD link (kmsd_link.c) ------------------------------------------------------------------- */
 
-struct kme;
+struct kmsd_kme;
 
-enum link_status {
-	LINK_OK = 0,
-	LINK_UNAVAILABLE = 503,  /* not enough key */
-	LINK_UNAUTHORIZED = 401, /* peer refused the SAE pair */
-	LINK_DOWN = 1,
-	LINK_TIMEOUT = 2,
-	LINK_DESYNC = 3,
+enum kmsd_link_status {
+	KMSD_LINK_OK = 0,
+	KMSD_LINK_UNAVAILABLE = 503,  /* not enough key */
+	KMSD_LINK_UNAUTHORIZED = 401, /* peer refused the SAE pair */
+	KMSD_LINK_DOWN = 1,
+	KMSD_LINK_TIMEOUT = 2,
+	KMSD_LINK_DESYNC = 3,
 };
 
 /* A request from an HTTP thread waiting for the link: filled by the link thread. */
-struct link_pending {
-	struct link_pending *next;
+struct kmsd_link_pending {
+	struct kmsd_link_pending *next;
 	uint32_t id;
 	int done;
-	enum link_status status;
+	enum kmsd_link_status status;
 	/* ALLOC at the link slave: where the link thread puts blocks (number*bpk ids and bytes) */
 	size_t nblocks;
 	uint8_t *ids;
@@ -165,8 +166,8 @@ struct link_pending {
 	pthread_cond_t cond;
 };
 
-struct link {
-	struct kme *kme;
+struct kmsd_link {
+	struct kmsd_kme *kme;
 	pthread_t thread;
 	int started;
 	int wake[2];                 /* pipe: HTTP threads wake the link thread */
@@ -174,10 +175,10 @@ struct link {
 	atomic_int up;
 	/* outgoing messages, written by the link thread only */
 	pthread_mutex_t qlock;
-	struct out_msg *qhead, *qtail;
+	struct kmsd_out_msg *qhead, *qtail;
 	/* requests waiting for an answer */
 	pthread_mutex_t plock;
-	struct link_pending *pending;
+	struct kmsd_link_pending *pending;
 	uint32_t next_id;
 	/* link thread private */
 	int listen_fd, fd;
@@ -189,33 +190,33 @@ struct link {
 	struct timespec last_tick;
 };
 
-int kmsd_link_start(struct link *l, struct kme *kme);
-void kmsd_link_stop(struct link *l);
+int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *kme);
+void kmsd_link_stop(struct kmsd_link *l);
 /* Queue a message (caller may hold the store lock: that keeps the stream in store order). */
-int kmsd_link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len);
+int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, size_t len);
 /* Pending registry: register before sending, wait, then release. */
-struct link_pending *kmsd_link_pending_new(struct link *l);
-enum link_status kmsd_link_pending_wait(struct link *l, struct link_pending *p,
-					unsigned timeout_ms);
-void kmsd_link_pending_release(struct link *l, struct link_pending *p);
+struct kmsd_link_pending *kmsd_link_pending_new(struct kmsd_link *l);
+enum kmsd_link_status kmsd_link_pending_wait(struct kmsd_link *l, struct kmsd_link_pending *p,
+					     unsigned timeout_ms);
+void kmsd_link_pending_release(struct kmsd_link *l, struct kmsd_link_pending *p);
 
 /* Message types on the KME-to-KME stream. */
-enum link_msg {
-	MSG_HELLO = 1,
-	MSG_KEYS = 2,        /* master -> slave: new blocks */
-	MSG_ALLOC_REQ = 3,   /* slave -> master: a master SAE at the slave wants keys */
-	MSG_ALLOC_REP = 4,   /* master -> slave: the blocks chosen (or a refusal) */
-	MSG_RESERVE = 5,     /* master -> slave: keys handed to a master SAE at the master */
-	MSG_RESERVE_ACK = 6, /* slave -> master */
-	MSG_CONSUMED = 7,    /* either way: a slave SAE fetched these keys (informational) */
+enum kmsd_link_msg {
+	KMSD_MSG_HELLO = 1,
+	KMSD_MSG_KEYS = 2,        /* master -> slave: new blocks */
+	KMSD_MSG_ALLOC_REQ = 3,   /* slave -> master: a master SAE at the slave wants keys */
+	KMSD_MSG_ALLOC_REP = 4,   /* master -> slave: the blocks chosen (or a refusal) */
+	KMSD_MSG_RESERVE = 5,     /* master -> slave: keys handed to a master SAE at the master */
+	KMSD_MSG_RESERVE_ACK = 6, /* slave -> master */
+	KMSD_MSG_CONSUMED = 7,    /* either way: a slave SAE fetched these keys (informational) */
 };
 
 /* --- the KME (kmsd_api.c, kmsd.c) ------------------------------------------------------------- */
 
-struct kme {
+struct kmsd_kme {
 	struct kmsd_config *cfg;
-	struct store store;
-	struct link link;
+	struct kmsd_store store;
+	struct kmsd_link link;
 	int is_link_master;
 	double rate_bps;
 	unsigned min_key_size, max_key_size, max_key_per_request; /* local limits */
@@ -224,11 +225,11 @@ struct kme {
 	char *pem_cert, *pem_key, *pem_ca; /* kept for MHD's lifetime */
 };
 
-int kmsd_api_start(struct kme *kme);
-void kmsd_api_stop(struct kme *kme);
+int kmsd_api_start(struct kmsd_kme *kme);
+void kmsd_api_stop(struct kmsd_kme *kme);
 
 /* Helpers shared by kmsd_api.c and kmsd_link.c. Caller holds the store lock. */
-size_t kmsd_blocks_per_key(const struct store *s, unsigned size_bits);
+size_t kmsd_blocks_per_key(const struct kmsd_store *s, unsigned size_bits);
 void kmsd_make_key_id(uint8_t id[16]);
 int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl);
 void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);

@@ -311,22 +311,22 @@ static int json_uint(struct json_object *o, const char *name, unsigned *out, int
 
 /* --- endpoints --------------------------------------------------------------------------------- */
 
-static unsigned eff_min_size(const struct kme *k, unsigned block_bits)
+static unsigned eff_min_size(const struct kmsd_kme *k, unsigned block_bits)
 {
 	return k->min_key_size < block_bits ? k->min_key_size : block_bits;
 }
 
-static unsigned eff_max_size(const struct kme *k, unsigned block_bits)
+static unsigned eff_max_size(const struct kmsd_kme *k, unsigned block_bits)
 {
 	return k->max_key_size > block_bits ? k->max_key_size : block_bits;
 }
 
-static enum MHD_Result do_status(struct kme *k, struct MHD_Connection *c, const char *caller,
+static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, const char *caller,
 				 const char *slave)
 {
 	struct json_object *o = json_object_new_object(), *x = json_object_new_object();
-	struct store *s = &k->store;
-	struct store_stats st;
+	struct kmsd_store *s = &k->store;
+	struct kmsd_store_stats st;
 	unsigned bits;
 	size_t count, cap, reserved;
 
@@ -370,29 +370,29 @@ static enum MHD_Result do_status(struct kme *k, struct MHD_Connection *c, const 
 	return reply_json(c, MHD_HTTP_OK, o);
 }
 
-static const char *link_reason(enum link_status st)
+static const char *link_reason(enum kmsd_link_status st)
 {
 	switch (st) {
-	case LINK_OK: return "ok";
-	case LINK_UNAVAILABLE: return "not enough key material on the link";
-	case LINK_UNAUTHORIZED: return "peer KME refused the SAE pair";
-	case LINK_DOWN: return "QKD link went down";
-	case LINK_TIMEOUT: return "peer KME did not answer in time";
-	case LINK_DESYNC: return "key stores diverged; link resynchronising";
+	case KMSD_LINK_OK: return "ok";
+	case KMSD_LINK_UNAVAILABLE: return "not enough key material on the link";
+	case KMSD_LINK_UNAUTHORIZED: return "peer KME refused the SAE pair";
+	case KMSD_LINK_DOWN: return "QKD link went down";
+	case KMSD_LINK_TIMEOUT: return "peer KME did not answer in time";
+	case KMSD_LINK_DESYNC: return "key stores diverged; link resynchronising";
 	}
 	return "link error";
 }
 
 /* Take number keys of size bits for master -> slave. On success fills ids/bytes (caller frees
  * and wipes), nblocks per key in *bpk_out. */
-static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const char *master,
+static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, const char *master,
 				 const char *slave, unsigned number, unsigned size)
 {
-	struct store *s = &k->store;
-	struct link_pending *p = NULL;
+	struct kmsd_store *s = &k->store;
+	struct kmsd_link_pending *p = NULL;
 	uint8_t *ids = NULL, *bytes = NULL;
 	size_t bpk, need, bb = 0, i, bytes_len = 0;
-	enum link_status st;
+	enum kmsd_link_status st;
 	enum MHD_Result ret;
 	struct key_out *out;
 	char ids_text[512];
@@ -445,14 +445,15 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 			m[o++] = strlen(slave);
 			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
 			memcpy(m + o, ids, need * 16);
-			st = kmsd_link_send(&k->link, MSG_RESERVE, msg.p, mlen) < 0 ? LINK_DOWN
-									     : LINK_OK;
+			st = kmsd_link_send(&k->link, KMSD_MSG_RESERVE, msg.p, mlen) < 0
+				     ? KMSD_LINK_DOWN
+				     : KMSD_LINK_OK;
 		} else {
-			st = LINK_DOWN;
+			st = KMSD_LINK_DOWN;
 		}
 		free(msg.p);
 		pthread_mutex_unlock(&s->lock);
-		if (st == LINK_OK)
+		if (st == KMSD_LINK_OK)
 			st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 	} else {
 		/* The master allocates: ask it; the link thread fills our buffers. */
@@ -474,25 +475,26 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 			memcpy(m + o, master, strlen(master)); o += strlen(master);
 			m[o++] = strlen(slave);
 			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
-			if (kmsd_link_send(&k->link, MSG_ALLOC_REQ, m, o) < 0)
-				st = LINK_DOWN;
+			if (kmsd_link_send(&k->link, KMSD_MSG_ALLOC_REQ, m, o) < 0)
+				st = KMSD_LINK_DOWN;
 			else
 				st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 		} else {
-			st = LINK_DOWN;
+			st = KMSD_LINK_DOWN;
 		}
 	}
 
-	if (st != LINK_OK) {
+	if (st != KMSD_LINK_OK) {
 		kmsd_link_pending_release(&k->link, p);
 		if (bytes)
 			etsi014_wipe(bytes, bytes_len);
 		free(bytes);
 		free(ids);
-		return reply_error(c, master, "enc_keys", st == LINK_UNAUTHORIZED ? 401 : 503,
-				   st == LINK_UNAVAILABLE ? "not enough key material"
-				   : st == LINK_UNAUTHORIZED ? "SAE pair not registered at peer KME"
-							     : "peer KME unavailable",
+		return reply_error(c, master, "enc_keys", st == KMSD_LINK_UNAUTHORIZED ? 401 : 503,
+				   st == KMSD_LINK_UNAVAILABLE ? "not enough key material"
+				   : st == KMSD_LINK_UNAUTHORIZED
+				   ? "SAE pair not registered at peer KME"
+				   : "peer KME unavailable",
 				   "%s", link_reason(st));
 	}
 	if (!ids) {
@@ -527,7 +529,7 @@ static enum MHD_Result serve_enc(struct kme *k, struct MHD_Connection *c, const 
 	return ret;
 }
 
-static enum MHD_Result do_enc_keys(struct kme *k, struct MHD_Connection *c, const char *method,
+static enum MHD_Result do_enc_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
 				   const struct req_ctx *rq, const char *caller, const char *slave)
 {
 	unsigned number = 1, size, bits;
@@ -595,16 +597,16 @@ static enum MHD_Result do_enc_keys(struct kme *k, struct MHD_Connection *c, cons
 struct dec_work {
 	const char *ids_text[KMSD_PER_REQUEST_MAX];
 	uint8_t ids[KMSD_PER_REQUEST_MAX][16];
-	struct reserved_key *rks[KMSD_PER_REQUEST_MAX];
+	struct kmsd_reserved_key *rks[KMSD_PER_REQUEST_MAX];
 	struct key_out out[KMSD_PER_REQUEST_MAX];
 	uint8_t consumed[2 + KMSD_PER_REQUEST_MAX * 16];
 };
 
-static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, const char *method,
-				     const struct req_ctx *rq, const char *caller,
-				     const char *master, struct dec_work *w);
+static enum MHD_Result dec_keys_work(struct kmsd_kme *k, struct MHD_Connection *c,
+				     const char *method, const struct req_ctx *rq,
+				     const char *caller, const char *master, struct dec_work *w);
 
-static enum MHD_Result do_dec_keys(struct kme *k, struct MHD_Connection *c, const char *method,
+static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
 				   const struct req_ctx *rq, const char *caller, const char *master)
 {
 	struct dec_work *w = calloc(1, sizeof(*w));
@@ -617,17 +619,17 @@ static enum MHD_Result do_dec_keys(struct kme *k, struct MHD_Connection *c, cons
 	return ret;
 }
 
-static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, const char *method,
-				     const struct req_ctx *rq, const char *caller,
-				     const char *master, struct dec_work *w)
+static enum MHD_Result dec_keys_work(struct kmsd_kme *k, struct MHD_Connection *c,
+				     const char *method, const struct req_ctx *rq,
+				     const char *caller, const char *master, struct dec_work *w)
 {
 	const char **ids_text = w->ids_text;
 	uint8_t (*ids)[16] = w->ids;
-	struct reserved_key **rks = w->rks;
+	struct kmsd_reserved_key **rks = w->rks;
 	struct key_out *out = w->out;
 	uint8_t *consumed = w->consumed;
 	struct json_object *o = NULL;
-	struct store *s = &k->store;
+	struct kmsd_store *s = &k->store;
 	size_t n = 0, i, j;
 	enum MHD_Result ret;
 	const char *why = NULL;
@@ -741,7 +743,7 @@ static enum MHD_Result dec_keys_work(struct kme *k, struct MHD_Connection *c, co
 		kmsd_format_ids(consumed + 2, n, 16, logids, sizeof(logids));
 		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
 			 caller, master, n, logids);
-		kmsd_link_send(&k->link, MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
+		kmsd_link_send(&k->link, KMSD_MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
 	}
 	return ret;
 }
@@ -760,7 +762,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
 {
-	struct kme *k = cls;
+	struct kmsd_kme *k = cls;
 	struct req_ctx *rq = *req_cls;
 	const union MHD_ConnectionInfo *ci;
 	struct conn_ctx *cc;
@@ -904,7 +906,7 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
-int kmsd_api_start(struct kme *k)
+int kmsd_api_start(struct kmsd_kme *k)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -945,7 +947,7 @@ int kmsd_api_start(struct kme *k)
 	return 0;
 }
 
-void kmsd_api_stop(struct kme *k)
+void kmsd_api_stop(struct kmsd_kme *k)
 {
 	if (k->httpd)
 		MHD_stop_daemon(k->httpd);

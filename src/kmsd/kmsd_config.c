@@ -176,9 +176,9 @@ static int set_opt(struct kmsd_config *cfg, const struct opt *o, const char *val
 	}
 	case OPT_LINK_MODE:
 		if (strcmp(value, "listen") == 0)
-			*(enum link_mode *)field = LINK_LISTEN;
+			*(enum kmsd_link_mode *)field = KMSD_LINK_LISTEN;
 		else if (strcmp(value, "connect") == 0)
-			*(enum link_mode *)field = LINK_CONNECT;
+			*(enum kmsd_link_mode *)field = KMSD_LINK_CONNECT;
 		else {
 			fprintf(stderr, "qkd-kmsd: %s: link_mode must be listen or connect\n", where);
 			return -1;

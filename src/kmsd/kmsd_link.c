@@ -44,8 +44,8 @@
 #define IO_TIMEOUT_MS 5000
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
-struct out_msg {
-	struct out_msg *next;
+struct kmsd_out_msg {
+	struct kmsd_out_msg *next;
 	size_t len;
 	uint8_t data[];
 };
@@ -227,7 +227,7 @@ static void tune_socket(int fd)
 }
 
 /* Sleep up to ms, returning early if woken (stop). */
-static void nap(struct link *l, int ms)
+static void nap(struct kmsd_link *l, int ms)
 {
 	struct pollfd p = {.fd = l->wake[0], .events = POLLIN};
 	char buf[64];
@@ -239,9 +239,9 @@ static void nap(struct link *l, int ms)
 
 /* --- sending ----------------------------------------------------------------------------------- */
 
-static int read_available(struct link *l);
+static int read_available(struct kmsd_link *l);
 
-static int write_all(struct link *l, const uint8_t *d, size_t len)
+static int write_all(struct kmsd_link *l, const uint8_t *d, size_t len)
 {
 	gnutls_session_t s = l->tls;
 	size_t off = 0;
@@ -271,9 +271,9 @@ static int write_all(struct link *l, const uint8_t *d, size_t len)
 	return 0;
 }
 
-int kmsd_link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t len)
+int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, size_t len)
 {
-	struct out_msg *m;
+	struct kmsd_out_msg *m;
 	uint32_t total = (uint32_t)len + 1;
 
 	if (len + 1 > MSG_MAX)
@@ -308,19 +308,19 @@ int kmsd_link_send(struct link *l, uint8_t type, const uint8_t *payload, size_t 
 	return 0;
 }
 
-static void free_msgs(struct out_msg *m)
+static void free_msgs(struct kmsd_out_msg *m)
 {
 	while (m) {
-		struct out_msg *next = m->next;
+		struct kmsd_out_msg *next = m->next;
 		etsi014_wipe(m->data, m->len);
 		free(m);
 		m = next;
 	}
 }
 
-static int flush_queue(struct link *l)
+static int flush_queue(struct kmsd_link *l)
 {
-	struct out_msg *m, *next;
+	struct kmsd_out_msg *m, *next;
 	int rc = 0;
 
 	pthread_mutex_lock(&l->qlock);
@@ -339,9 +339,9 @@ static int flush_queue(struct link *l)
 
 /* --- pending requests -------------------------------------------------------------------------- */
 
-struct link_pending *kmsd_link_pending_new(struct link *l)
+struct kmsd_link_pending *kmsd_link_pending_new(struct kmsd_link *l)
 {
-	struct link_pending *p = calloc(1, sizeof(*p));
+	struct kmsd_link_pending *p = calloc(1, sizeof(*p));
 	pthread_condattr_t ca;
 
 	if (!p)
@@ -360,10 +360,11 @@ struct link_pending *kmsd_link_pending_new(struct link *l)
 	return p;
 }
 
-enum link_status kmsd_link_pending_wait(struct link *l, struct link_pending *p, unsigned timeout_ms)
+enum kmsd_link_status kmsd_link_pending_wait(struct kmsd_link *l, struct kmsd_link_pending *p,
+					     unsigned timeout_ms)
 {
 	struct timespec until;
-	enum link_status st;
+	enum kmsd_link_status st;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += timeout_ms / 1000;
@@ -377,14 +378,14 @@ enum link_status kmsd_link_pending_wait(struct link *l, struct link_pending *p, 
 		if (pthread_cond_timedwait(&p->cond, &l->plock, &until) == ETIMEDOUT)
 			break;
 	}
-	st = p->done ? p->status : LINK_TIMEOUT;
+	st = p->done ? p->status : KMSD_LINK_TIMEOUT;
 	pthread_mutex_unlock(&l->plock);
 	return st;
 }
 
-void kmsd_link_pending_release(struct link *l, struct link_pending *p)
+void kmsd_link_pending_release(struct kmsd_link *l, struct kmsd_link_pending *p)
 {
-	struct link_pending **pp;
+	struct kmsd_link_pending **pp;
 
 	if (!p)
 		return;
@@ -406,9 +407,9 @@ void kmsd_link_pending_release(struct link *l, struct link_pending *p)
 }
 
 /* Caller holds plock. */
-static struct link_pending *pending_find(struct link *l, uint32_t id)
+static struct kmsd_link_pending *pending_find(struct kmsd_link *l, uint32_t id)
 {
-	struct link_pending *p;
+	struct kmsd_link_pending *p;
 
 	for (p = l->pending; p; p = p->next)
 		if (p->id == id && !p->done)
@@ -416,7 +417,7 @@ static struct link_pending *pending_find(struct link *l, uint32_t id)
 	return NULL;
 }
 
-static void pending_complete(struct link_pending *p, enum link_status st)
+static void pending_complete(struct kmsd_link_pending *p, enum kmsd_link_status st)
 {
 	p->status = st;
 	p->done = 1;
@@ -425,7 +426,7 @@ static void pending_complete(struct link_pending *p, enum link_status st)
 
 /* --- receiving --------------------------------------------------------------------------------- */
 
-static int read_available(struct link *l)
+static int read_available(struct kmsd_link *l)
 {
 	gnutls_session_t s = l->tls;
 
@@ -462,10 +463,10 @@ static int read_available(struct link *l)
 }
 
 /* Master: a master SAE at the slave KME wants keys. Choose blocks, reserve for our slave SAE. */
-static int on_alloc_req(struct link *l, struct rbuf *r)
+static int on_alloc_req(struct kmsd_link *l, struct rbuf *r)
 {
-	struct kme *k = l->kme;
-	struct store *s = &k->store;
+	struct kmsd_kme *k = l->kme;
+	struct kmsd_store *s = &k->store;
 	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
 	uint32_t req = r_u32(r);
 	unsigned number = r_u16(r), size = r_u32(r);
@@ -483,18 +484,18 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 		return -1;
 	}
 	if (!kmsd_config_is_local_sae(k->cfg, slave) || !kmsd_config_is_peer_sae(k->cfg, master))
-		status = LINK_UNAUTHORIZED;
+		status = KMSD_LINK_UNAUTHORIZED;
 
 	pthread_mutex_lock(&s->lock);
 	bpk = kmsd_blocks_per_key(s, size);
 	need = number * bpk;
 	if (!status && s->count < need)
-		status = LINK_UNAVAILABLE;
+		status = KMSD_LINK_UNAVAILABLE;
 	if (!status) {
 		ids = malloc(need * 16);
 		bytes = malloc(need * s->block_bytes);
 		if (!ids || !bytes || kmsd_store_pop(s, need, NULL, ids, bytes) < 0)
-			status = LINK_UNAVAILABLE;
+			status = KMSD_LINK_UNAVAILABLE;
 	}
 	if (!status) {
 		for (i = 0; i < number; i++)
@@ -516,7 +517,7 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 	w_u16(&w, (uint16_t)bpk);
 	if (!status)
 		w_bytes(&w, ids, need * 16);
-	if (w.err || kmsd_link_send(l, MSG_ALLOC_REP, w.p, w.len) < 0)
+	if (w.err || kmsd_link_send(l, KMSD_MSG_ALLOC_REP, w.p, w.len) < 0)
 		rc = -1;
 	pthread_mutex_unlock(&s->lock);
 	if (bytes) {
@@ -529,15 +530,15 @@ static int on_alloc_req(struct link *l, struct rbuf *r)
 }
 
 /* Slave: the master's answer to our ALLOC_REQ. Remove exactly the named blocks. */
-static int on_alloc_rep(struct link *l, struct rbuf *r)
+static int on_alloc_rep(struct kmsd_link *l, struct rbuf *r)
 {
-	struct store *s = &l->kme->store;
+	struct kmsd_store *s = &l->kme->store;
 	uint32_t req = r_u32(r);
 	uint16_t status = r_u16(r);
 	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
 	size_t need = (size_t)number * bpk;
 	const uint8_t *ids = status ? NULL : r_bytes(r, need * 16);
-	struct link_pending *p;
+	struct kmsd_link_pending *p;
 	uint8_t *scratch = NULL;
 	int rc = 0;
 
@@ -550,7 +551,7 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 	p = pending_find(l, req);
 	if (status) {
 		if (p)
-			pending_complete(p, (enum link_status)status);
+			pending_complete(p, (enum kmsd_link_status)status);
 	} else {
 		uint8_t *dst;
 
@@ -564,13 +565,13 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 			kmsd_log(KMSD_LOG_ERROR, "QKD link: stores diverged "
 				 "(ALLOC_REP names blocks we do not hold)");
 			if (p)
-				pending_complete(p, LINK_DESYNC);
+				pending_complete(p, KMSD_LINK_DESYNC);
 			rc = -1;
 		} else if (p && dst == p->bytes) {
 			memcpy(p->ids, ids, need * 16);
-			pending_complete(p, LINK_OK);
+			pending_complete(p, KMSD_LINK_OK);
 		} else if (p) {
-			pending_complete(p, LINK_DESYNC);
+			pending_complete(p, KMSD_LINK_DESYNC);
 		}
 		/* else: the requester gave up; the blocks are gone on both sides, as they must be */
 	}
@@ -584,10 +585,10 @@ static int on_alloc_rep(struct link *l, struct rbuf *r)
 }
 
 /* Slave: keys the master handed to a master SAE there; reserve them for our slave SAE. */
-static int on_reserve(struct link *l, struct rbuf *r)
+static int on_reserve(struct kmsd_link *l, struct rbuf *r)
 {
-	struct kme *k = l->kme;
-	struct store *s = &k->store;
+	struct kmsd_kme *k = l->kme;
+	struct kmsd_store *s = &k->store;
 	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
 	uint32_t req = r_u32(r);
 	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
@@ -617,7 +618,7 @@ static int on_reserve(struct link *l, struct rbuf *r)
 		kmsd_log(KMSD_LOG_WARN,
 			 "peer reserved keys for %s -> %s, not a registered pair here", master,
 			 slave);
-		status = LINK_UNAUTHORIZED;
+		status = KMSD_LINK_UNAUTHORIZED;
 	} else {
 		for (i = 0; i < number; i++)
 			kmsd_store_reserve(s, ids + i * bpk * 16, master, slave,
@@ -631,7 +632,7 @@ static int on_reserve(struct link *l, struct rbuf *r)
 	if (rc == 0) {
 		w_u32(&w, req);
 		w_u16(&w, status);
-		if (w.err || kmsd_link_send(l, MSG_RESERVE_ACK, w.p, w.len) < 0)
+		if (w.err || kmsd_link_send(l, KMSD_MSG_RESERVE_ACK, w.p, w.len) < 0)
 			rc = -1;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -643,25 +644,25 @@ static int on_reserve(struct link *l, struct rbuf *r)
 	return rc;
 }
 
-static int on_reserve_ack(struct link *l, struct rbuf *r)
+static int on_reserve_ack(struct kmsd_link *l, struct rbuf *r)
 {
 	uint32_t req = r_u32(r);
 	uint16_t status = r_u16(r);
-	struct link_pending *p;
+	struct kmsd_link_pending *p;
 
 	if (r->err)
 		return -1;
 	pthread_mutex_lock(&l->plock);
 	p = pending_find(l, req);
 	if (p)
-		pending_complete(p, status ? (enum link_status)status : LINK_OK);
+		pending_complete(p, status ? (enum kmsd_link_status)status : KMSD_LINK_OK);
 	pthread_mutex_unlock(&l->plock);
 	return 0;
 }
 
-static int on_keys(struct link *l, struct rbuf *r)
+static int on_keys(struct kmsd_link *l, struct rbuf *r)
 {
-	struct store *s = &l->kme->store;
+	struct kmsd_store *s = &l->kme->store;
 	unsigned n = r_u16(r), i;
 	int rc = 0;
 
@@ -677,7 +678,7 @@ static int on_keys(struct link *l, struct rbuf *r)
 	return rc;
 }
 
-static int on_consumed(struct link *l, struct rbuf *r)
+static int on_consumed(struct kmsd_link *l, struct rbuf *r)
 {
 	unsigned n = r_u16(r);
 	const uint8_t *ids = r_bytes(r, (size_t)n * 16);
@@ -691,7 +692,7 @@ static int on_consumed(struct link *l, struct rbuf *r)
 	return 0;
 }
 
-static int process_messages(struct link *l)
+static int process_messages(struct kmsd_link *l)
 {
 	int master = l->kme->is_link_master;
 
@@ -712,12 +713,12 @@ static int process_messages(struct link *l)
 		r.off = 0;
 		r.err = 0;
 		switch (l->rbuf[4]) {
-		case MSG_KEYS: rc = master ? -1 : on_keys(l, &r); break;
-		case MSG_ALLOC_REQ: rc = master ? on_alloc_req(l, &r) : -1; break;
-		case MSG_ALLOC_REP: rc = master ? -1 : on_alloc_rep(l, &r); break;
-		case MSG_RESERVE: rc = master ? -1 : on_reserve(l, &r); break;
-		case MSG_RESERVE_ACK: rc = master ? on_reserve_ack(l, &r) : -1; break;
-		case MSG_CONSUMED: rc = on_consumed(l, &r); break;
+		case KMSD_MSG_KEYS: rc = master ? -1 : on_keys(l, &r); break;
+		case KMSD_MSG_ALLOC_REQ: rc = master ? on_alloc_req(l, &r) : -1; break;
+		case KMSD_MSG_ALLOC_REP: rc = master ? -1 : on_alloc_rep(l, &r); break;
+		case KMSD_MSG_RESERVE: rc = master ? -1 : on_reserve(l, &r); break;
+		case KMSD_MSG_RESERVE_ACK: rc = master ? on_reserve_ack(l, &r) : -1; break;
+		case KMSD_MSG_CONSUMED: rc = on_consumed(l, &r); break;
 		default: rc = -1; break;
 		}
 		if (rc < 0) {
@@ -734,10 +735,10 @@ static int process_messages(struct link *l)
 
 /* --- key generation (link master) -------------------------------------------------------------- */
 
-static int generate(struct link *l)
+static int generate(struct kmsd_link *l)
 {
-	struct kme *k = l->kme;
-	struct store *s = &k->store;
+	struct kmsd_kme *k = l->kme;
+	struct kmsd_store *s = &k->store;
 	double now = mono_now(), dt;
 	size_t want, room, n, i, per_msg, bytes;
 	struct wbuf w = {0};
@@ -786,7 +787,7 @@ static int generate(struct link *l)
 			if (kmsd_store_push(s, p, p + 16) < 0)
 				break;
 		}
-		if (i != batch || kmsd_link_send(l, MSG_KEYS, w.p, w.len) < 0)
+		if (i != batch || kmsd_link_send(l, KMSD_MSG_KEYS, w.p, w.len) < 0)
 			rc = -1;
 		pthread_mutex_unlock(&s->lock);
 		etsi014_wipe(w.p, w.len);
@@ -798,7 +799,7 @@ static int generate(struct link *l)
 
 /* --- connection lifecycle ---------------------------------------------------------------------- */
 
-static int open_listener(struct link *l)
+static int open_listener(struct kmsd_link *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -824,7 +825,7 @@ static int open_listener(struct link *l)
 	return 0;
 }
 
-static int accept_peer(struct link *l)
+static int accept_peer(struct kmsd_link *l)
 {
 	struct pollfd p[2] = {{.fd = l->listen_fd, .events = POLLIN},
 			      {.fd = l->wake[0], .events = POLLIN}};
@@ -842,7 +843,7 @@ static int accept_peer(struct link *l)
 	return fd;
 }
 
-static int connect_peer(struct link *l, unsigned *failures)
+static int connect_peer(struct kmsd_link *l, unsigned *failures)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -879,7 +880,7 @@ static int connect_peer(struct link *l, unsigned *failures)
 	return fd;
 }
 
-static int peer_cn_ok(struct link *l)
+static int peer_cn_ok(struct kmsd_link *l)
 {
 	gnutls_session_t s = l->tls;
 	const gnutls_datum_t *certs;
@@ -912,7 +913,7 @@ static int peer_cn_ok(struct link *l)
 	return 1;
 }
 
-static void close_conn(struct link *l)
+static void close_conn(struct kmsd_link *l)
 {
 	if (l->tls && atomic_load(&l->stop))
 		gnutls_bye(l->tls, GNUTLS_SHUT_WR); /* orderly goodbye; non-blocking, best effort */
@@ -933,7 +934,7 @@ static void close_conn(struct link *l)
 }
 
 /* Read until one full message is buffered (handshake phase only). */
-static int read_one(struct link *l, unsigned timeout_ms)
+static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 {
 	double end = mono_now() + timeout_ms / 1000.0;
 
@@ -957,9 +958,9 @@ static int read_one(struct link *l, unsigned timeout_ms)
 	}
 }
 
-static int handshake(struct link *l, int fd)
+static int handshake(struct kmsd_link *l, int fd)
 {
-	struct kme *k = l->kme;
+	struct kmsd_kme *k = l->kme;
 	struct wbuf w = {0};
 	struct rbuf r;
 	char peer_id[ETSI014_ID_MAX + 1];
@@ -1005,11 +1006,11 @@ static int handshake(struct link *l, int fd)
 		hdr[1] = total >> 16;
 		hdr[2] = total >> 8;
 		hdr[3] = total;
-		hdr[4] = MSG_HELLO;
+		hdr[4] = KMSD_MSG_HELLO;
 		rc = w.err || write_all(l, hdr, 5) < 0 || write_all(l, w.p, w.len) < 0 ? -1 : 0;
 	}
 	w_free(&w);
-	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != MSG_HELLO) {
+	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != KMSD_MSG_HELLO) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: no HELLO from peer");
 		return -1;
 	}
@@ -1063,10 +1064,10 @@ static int handshake(struct link *l, int fd)
 	return 0;
 }
 
-static void teardown(struct link *l)
+static void teardown(struct kmsd_link *l)
 {
-	struct kme *k = l->kme;
-	struct link_pending *p;
+	struct kmsd_kme *k = l->kme;
+	struct kmsd_link_pending *p;
 	int was_up;
 
 	pthread_mutex_lock(&k->store.lock);
@@ -1080,16 +1081,16 @@ static void teardown(struct link *l)
 	pthread_mutex_lock(&l->plock);
 	for (p = l->pending; p; p = p->next)
 		if (!p->done)
-			pending_complete(p, LINK_DOWN);
+			pending_complete(p, KMSD_LINK_DOWN);
 	pthread_mutex_unlock(&l->plock);
 	close_conn(l);
 	if (was_up)
 		kmsd_log(KMSD_LOG_WARN, "QKD link down: available keys flushed on this side");
 }
 
-static void run(struct link *l)
+static void run(struct kmsd_link *l)
 {
-	struct kme *k = l->kme;
+	struct kmsd_kme *k = l->kme;
 	double next_expire = 0;
 	char buf[256];
 
@@ -1134,7 +1135,7 @@ static void run(struct link *l)
 
 static void *link_main(void *arg)
 {
-	struct link *l = arg;
+	struct kmsd_link *l = arg;
 	unsigned failures = 0;
 
 	while (!atomic_load(&l->stop)) {
@@ -1158,7 +1159,7 @@ static void *link_main(void *arg)
 	return NULL;
 }
 
-int kmsd_link_start(struct link *l, struct kme *k)
+int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *k)
 {
 	gnutls_certificate_credentials_t creds;
 	int rc;
@@ -1194,7 +1195,7 @@ int kmsd_link_start(struct link *l, struct kme *k)
 	return 0;
 }
 
-void kmsd_link_stop(struct link *l)
+void kmsd_link_stop(struct kmsd_link *l)
 {
 	if (l->started) {
 		atomic_store(&l->stop, 1);

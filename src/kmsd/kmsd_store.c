@@ -16,7 +16,7 @@
 
 #include "etsi014_codec.h"
 
-int kmsd_store_init(struct store *s, unsigned block_bits, size_t cap)
+int kmsd_store_init(struct kmsd_store *s, unsigned block_bits, size_t cap)
 {
 	memset(s, 0, sizeof(*s));
 	if (pthread_mutex_init(&s->lock, NULL) != 0)
@@ -25,7 +25,7 @@ int kmsd_store_init(struct store *s, unsigned block_bits, size_t cap)
 	return kmsd_store_resize(s, block_bits, cap);
 }
 
-static void free_ring(struct store *s)
+static void free_ring(struct kmsd_store *s)
 {
 	if (s->keys) {
 		etsi014_wipe(s->keys, s->cap * s->block_bytes);
@@ -37,7 +37,7 @@ static void free_ring(struct store *s)
 	s->cap = s->head = s->count = 0;
 }
 
-int kmsd_store_resize(struct store *s, unsigned block_bits, size_t cap)
+int kmsd_store_resize(struct kmsd_store *s, unsigned block_bits, size_t cap)
 {
 	if (block_bits == 0 || block_bits % 8 || block_bits > KMSD_BLOCK_BITS_MAX || cap == 0 ||
 	    cap > KMSD_KEY_COUNT_MAX)
@@ -64,7 +64,7 @@ int kmsd_store_resize(struct store *s, unsigned block_bits, size_t cap)
 	return 0;
 }
 
-void kmsd_store_flush(struct store *s)
+void kmsd_store_flush(struct kmsd_store *s)
 {
 	size_t n;
 
@@ -76,7 +76,7 @@ void kmsd_store_flush(struct store *s)
 	s->head = s->count = 0;
 }
 
-int kmsd_store_push(struct store *s, const uint8_t id[16], const uint8_t *key)
+int kmsd_store_push(struct kmsd_store *s, const uint8_t id[16], const uint8_t *key)
 {
 	size_t slot;
 
@@ -90,7 +90,7 @@ int kmsd_store_push(struct store *s, const uint8_t id[16], const uint8_t *key)
 	return 0;
 }
 
-int kmsd_store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
+int kmsd_store_pop(struct kmsd_store *s, size_t n, const uint8_t *want_ids, uint8_t *ids_out,
 		   uint8_t *key_out)
 {
 	size_t i;
@@ -121,12 +121,12 @@ int kmsd_store_pop(struct store *s, size_t n, const uint8_t *want_ids, uint8_t *
 static size_t bucket_of(const uint8_t id[16])
 {
 	/* IDs are random: their first bytes are a fine hash. */
-	return ((size_t)id[0] << 8 | id[1]) % STORE_BUCKETS;
+	return ((size_t)id[0] << 8 | id[1]) % KMSD_STORE_BUCKETS;
 }
 
-struct reserved_key *kmsd_store_find_reserved(struct store *s, const uint8_t id[16])
+struct kmsd_reserved_key *kmsd_store_find_reserved(struct kmsd_store *s, const uint8_t id[16])
 {
-	struct reserved_key *rk;
+	struct kmsd_reserved_key *rk;
 
 	for (rk = s->buckets[bucket_of(id)]; rk; rk = rk->hnext)
 		if (memcmp(rk->id, id, 16) == 0)
@@ -134,9 +134,9 @@ struct reserved_key *kmsd_store_find_reserved(struct store *s, const uint8_t id[
 	return NULL;
 }
 
-void kmsd_store_remove_reserved(struct store *s, struct reserved_key *rk)
+void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *rk)
 {
-	struct reserved_key **pp = &s->buckets[bucket_of(rk->id)];
+	struct kmsd_reserved_key **pp = &s->buckets[bucket_of(rk->id)];
 
 	while (*pp && *pp != rk)
 		pp = &(*pp)->hnext;
@@ -155,10 +155,10 @@ void kmsd_store_remove_reserved(struct store *s, struct reserved_key *rk)
 	free(rk);
 }
 
-int kmsd_store_reserve(struct store *s, const uint8_t id[16], const char *master, const char *slave,
-		       const uint8_t *key, size_t len, unsigned lifetime_s)
+int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *master,
+		       const char *slave, const uint8_t *key, size_t len, unsigned lifetime_s)
 {
-	struct reserved_key *rk;
+	struct kmsd_reserved_key *rk;
 	size_t b;
 
 	if (kmsd_store_find_reserved(s, id))
@@ -203,7 +203,7 @@ uint64_t kmsd_store_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-size_t kmsd_store_expire(struct store *s, uint64_t now_ms)
+size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms)
 {
 	size_t n = 0;
 
@@ -220,7 +220,7 @@ size_t kmsd_store_expire(struct store *s, uint64_t now_ms)
 	return n;
 }
 
-void kmsd_store_destroy(struct store *s)
+void kmsd_store_destroy(struct kmsd_store *s)
 {
 	while (s->oldest)
 		kmsd_store_remove_reserved(s, s->oldest);
@@ -228,7 +228,7 @@ void kmsd_store_destroy(struct store *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
-size_t kmsd_blocks_per_key(const struct store *s, unsigned size_bits)
+size_t kmsd_blocks_per_key(const struct kmsd_store *s, unsigned size_bits)
 {
 	return (size_bits + s->block_bits - 1) / s->block_bits;
 }

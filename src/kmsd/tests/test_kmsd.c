@@ -21,7 +21,7 @@ static void id_of(uint8_t id[16], unsigned n)
 
 START_TEST(ring_fifo_and_wrap)
 {
-	struct store s;
+	struct kmsd_store s;
 	uint8_t id[16], key[4], ids[3 * 16], keys[3 * 4];
 	unsigned i, round;
 
@@ -48,7 +48,7 @@ END_TEST
 
 START_TEST(ring_bounds)
 {
-	struct store s;
+	struct kmsd_store s;
 	uint8_t id[16], key[32] = {1};
 	unsigned i;
 
@@ -74,7 +74,7 @@ END_TEST
 
 START_TEST(ring_pop_verifies_ids)
 {
-	struct store s;
+	struct kmsd_store s;
 	uint8_t id[16], key[8] = {0}, want[2 * 16];
 
 	ck_assert_int_eq(kmsd_store_init(&s, 64, 8), 0);
@@ -95,9 +95,9 @@ END_TEST
 
 START_TEST(reservations)
 {
-	struct store s;
+	struct kmsd_store s;
 	uint8_t id[16], key[32];
-	struct reserved_key *rk;
+	struct kmsd_reserved_key *rk;
 	unsigned i;
 
 	ck_assert_int_eq(kmsd_store_init(&s, 256, 3), 0); /* at most 3 reservations */
@@ -139,7 +139,7 @@ END_TEST
 
 START_TEST(blocks_per_key_math)
 {
-	struct store s;
+	struct kmsd_store s;
 
 	ck_assert_int_eq(kmsd_store_init(&s, 256, 1), 0);
 	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 64), 1);
@@ -193,7 +193,7 @@ START_TEST(config_file_and_flags)
 	ck_assert_str_eq(cfg.saes[0], "S3");
 	ck_assert_uint_eq(cfg.n_peer_saes, 1);
 	ck_assert_uint_eq(cfg.max_key_count, 77);
-	ck_assert_int_eq(cfg.link_mode, LINK_CONNECT);
+	ck_assert_int_eq(cfg.link_mode, KMSD_LINK_CONNECT);
 	ck_assert_int_eq(cfg.log_level, KMSD_LOG_DEBUG);
 	ck_assert(fabs(kmsd_config_effective_rate(&cfg) - 1234.5) < 1e-9);
 	ck_assert_uint_eq(cfg.key_size, 256); /* default */
