@@ -36,6 +36,7 @@
 #include <gnutls/x509.h>
 
 #include "etsi014_codec.h"
+#include "kmsd_link_codec.h"
 
 #define LINK_VERSION 1
 #define MSG_MAX (1u << 20)
@@ -49,109 +50,6 @@ struct kmsd_out_msg {
 	size_t len;
 	uint8_t data[];
 };
-
-/* --- byte buffers ------------------------------------------------------------------------------ */
-
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap;
-	int err;
-};
-
-static void w_reserve(struct wbuf *w, size_t n)
-{
-	uint8_t *p;
-
-	if (w->err)
-		return;
-	p = etsi014_grow_wiped(w->p, &w->cap, w->len, w->len + n, 256);
-	if (!p)
-		w->err = 1;
-	else
-		w->p = p;
-}
-
-static void w_bytes(struct wbuf *w, const void *d, size_t n)
-{
-	w_reserve(w, n);
-	if (w->err)
-		return;
-	memcpy(w->p + w->len, d, n);
-	w->len += n;
-}
-
-static void w_u8(struct wbuf *w, uint8_t v) { w_bytes(w, &v, 1); }
-static void w_u16(struct wbuf *w, uint16_t v)
-{
-	uint8_t b[2] = {v >> 8, v};
-	w_bytes(w, b, 2);
-}
-static void w_u32(struct wbuf *w, uint32_t v)
-{
-	uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
-	w_bytes(w, b, 4);
-}
-static void w_str(struct wbuf *w, const char *s)
-{
-	size_t n = strlen(s);
-	w_u8(w, (uint8_t)n);
-	w_bytes(w, s, n);
-}
-static void w_free(struct wbuf *w)
-{
-	if (w->p) {
-		etsi014_wipe(w->p, w->cap);
-		free(w->p);
-	}
-	memset(w, 0, sizeof(*w));
-}
-
-struct rbuf {
-	const uint8_t *p;
-	size_t len, off;
-	int err;
-};
-
-static const uint8_t *r_bytes(struct rbuf *r, size_t n)
-{
-	const uint8_t *p;
-
-	if (r->err || r->len - r->off < n) {
-		r->err = 1;
-		return NULL;
-	}
-	p = r->p + r->off;
-	r->off += n;
-	return p;
-}
-static uint8_t r_u8(struct rbuf *r)
-{
-	const uint8_t *p = r_bytes(r, 1);
-	return p ? p[0] : 0;
-}
-static uint16_t r_u16(struct rbuf *r)
-{
-	const uint8_t *p = r_bytes(r, 2);
-	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
-}
-static uint32_t r_u32(struct rbuf *r)
-{
-	const uint8_t *p = r_bytes(r, 4);
-	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
-}
-static void r_str(struct rbuf *r, char out[ETSI014_ID_MAX + 1])
-{
-	size_t n = r_u8(r);
-	const uint8_t *p = r_bytes(r, n);
-
-	out[0] = '\0';
-	if (!p || n > ETSI014_ID_MAX || !etsi014_sae_id_valid((const char *)p, n)) {
-		r->err = 1;
-		return;
-	}
-	memcpy(out, p, n);
-	out[n] = '\0';
-}
 
 /* --- helpers ----------------------------------------------------------------------------------- */
 
@@ -463,21 +361,21 @@ static int read_available(struct kmsd_link *l)
 }
 
 /* Master: a master SAE at the slave KME wants keys. Choose blocks, reserve for our slave SAE. */
-static int on_alloc_req(struct kmsd_link *l, struct rbuf *r)
+static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_kme *k = l->kme;
 	struct kmsd_store *s = &k->store;
 	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
-	uint32_t req = r_u32(r);
-	unsigned number = r_u16(r), size = r_u32(r);
+	uint32_t req = kmsd_r_u32(r);
+	unsigned number = kmsd_r_u16(r), size = kmsd_r_u32(r);
 	uint16_t status = 0;
-	struct wbuf w = {0};
+	struct kmsd_wbuf w = {0};
 	uint8_t *ids = NULL, *bytes = NULL;
 	size_t bpk = 0, need = 0, i;
 	int rc = 0;
 
-	r_str(r, master);
-	r_str(r, slave);
+	kmsd_r_str(r, master);
+	kmsd_r_str(r, slave);
 	if (r->err || number == 0 || number > KMSD_PER_REQUEST_MAX || size == 0 || size % 8 ||
 	    size > ETSI014_KEY_BITS_MAX) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REQ");
@@ -510,13 +408,13 @@ static int on_alloc_req(struct kmsd_link *l, struct rbuf *r)
 		kmsd_log(KMSD_LOG_INFO, "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)",
 			 number, size, master, slave, status);
 	}
-	w_u32(&w, req);
-	w_u16(&w, status);
-	w_u16(&w, (uint16_t)number);
-	w_u32(&w, size);
-	w_u16(&w, (uint16_t)bpk);
+	kmsd_w_u32(&w, req);
+	kmsd_w_u16(&w, status);
+	kmsd_w_u16(&w, (uint16_t)number);
+	kmsd_w_u32(&w, size);
+	kmsd_w_u16(&w, (uint16_t)bpk);
 	if (!status)
-		w_bytes(&w, ids, need * 16);
+		kmsd_w_bytes(&w, ids, need * 16);
 	if (w.err || kmsd_link_send(l, KMSD_MSG_ALLOC_REP, w.p, w.len) < 0)
 		rc = -1;
 	pthread_mutex_unlock(&s->lock);
@@ -525,19 +423,19 @@ static int on_alloc_req(struct kmsd_link *l, struct rbuf *r)
 		free(bytes);
 	}
 	free(ids);
-	w_free(&w);
+	kmsd_w_free(&w);
 	return rc;
 }
 
 /* Slave: the master's answer to our ALLOC_REQ. Remove exactly the named blocks. */
-static int on_alloc_rep(struct kmsd_link *l, struct rbuf *r)
+static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_store *s = &l->kme->store;
-	uint32_t req = r_u32(r);
-	uint16_t status = r_u16(r);
-	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
+	uint32_t req = kmsd_r_u32(r);
+	uint16_t status = kmsd_r_u16(r);
+	unsigned number = kmsd_r_u16(r), size = kmsd_r_u32(r), bpk = kmsd_r_u16(r);
 	size_t need = (size_t)number * bpk;
-	const uint8_t *ids = status ? NULL : r_bytes(r, need * 16);
+	const uint8_t *ids = status ? NULL : kmsd_r_bytes(r, need * 16);
 	struct kmsd_link_pending *p;
 	uint8_t *scratch = NULL;
 	int rc = 0;
@@ -585,23 +483,23 @@ static int on_alloc_rep(struct kmsd_link *l, struct rbuf *r)
 }
 
 /* Slave: keys the master handed to a master SAE there; reserve them for our slave SAE. */
-static int on_reserve(struct kmsd_link *l, struct rbuf *r)
+static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_kme *k = l->kme;
 	struct kmsd_store *s = &k->store;
 	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
-	uint32_t req = r_u32(r);
-	unsigned number = r_u16(r), size = r_u32(r), bpk = r_u16(r);
+	uint32_t req = kmsd_r_u32(r);
+	unsigned number = kmsd_r_u16(r), size = kmsd_r_u32(r), bpk = kmsd_r_u16(r);
 	size_t need = (size_t)number * bpk, i;
 	const uint8_t *ids;
 	uint8_t *bytes = NULL;
 	uint16_t status = 0;
-	struct wbuf w = {0};
+	struct kmsd_wbuf w = {0};
 	int rc = 0;
 
-	r_str(r, master);
-	r_str(r, slave);
-	ids = r_bytes(r, need * 16);
+	kmsd_r_str(r, master);
+	kmsd_r_str(r, slave);
+	ids = kmsd_r_bytes(r, need * 16);
 	if (r->err || need == 0 || size == 0 || size % 8 || bpk != kmsd_blocks_per_key(s, size)) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed RESERVE");
 		return -1;
@@ -630,8 +528,8 @@ static int on_reserve(struct kmsd_link *l, struct rbuf *r)
 			 slave, master, k->cfg->peer_kme_id, ids_text);
 	}
 	if (rc == 0) {
-		w_u32(&w, req);
-		w_u16(&w, status);
+		kmsd_w_u32(&w, req);
+		kmsd_w_u16(&w, status);
 		if (w.err || kmsd_link_send(l, KMSD_MSG_RESERVE_ACK, w.p, w.len) < 0)
 			rc = -1;
 	}
@@ -640,14 +538,14 @@ static int on_reserve(struct kmsd_link *l, struct rbuf *r)
 		etsi014_wipe(bytes, need * s->block_bytes);
 		free(bytes);
 	}
-	w_free(&w);
+	kmsd_w_free(&w);
 	return rc;
 }
 
-static int on_reserve_ack(struct kmsd_link *l, struct rbuf *r)
+static int on_reserve_ack(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
-	uint32_t req = r_u32(r);
-	uint16_t status = r_u16(r);
+	uint32_t req = kmsd_r_u32(r);
+	uint16_t status = kmsd_r_u16(r);
 	struct kmsd_link_pending *p;
 
 	if (r->err)
@@ -660,15 +558,15 @@ static int on_reserve_ack(struct kmsd_link *l, struct rbuf *r)
 	return 0;
 }
 
-static int on_keys(struct kmsd_link *l, struct rbuf *r)
+static int on_keys(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_store *s = &l->kme->store;
-	unsigned n = r_u16(r), i;
+	unsigned n = kmsd_r_u16(r), i;
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n && rc == 0; i++) {
-		const uint8_t *id = r_bytes(r, 16), *key = r_bytes(r, s->block_bytes);
+		const uint8_t *id = kmsd_r_bytes(r, 16), *key = kmsd_r_bytes(r, s->block_bytes);
 		if (!id || !key || kmsd_store_push(s, id, key) < 0) {
 			kmsd_log(KMSD_LOG_ERROR, "QKD link: KEYS message does not fit the store");
 			rc = -1;
@@ -678,10 +576,10 @@ static int on_keys(struct kmsd_link *l, struct rbuf *r)
 	return rc;
 }
 
-static int on_consumed(struct kmsd_link *l, struct rbuf *r)
+static int on_consumed(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
-	unsigned n = r_u16(r);
-	const uint8_t *ids = r_bytes(r, (size_t)n * 16);
+	unsigned n = kmsd_r_u16(r);
+	const uint8_t *ids = kmsd_r_bytes(r, (size_t)n * 16);
 	char text[512];
 
 	if (!ids)
@@ -699,7 +597,7 @@ static int process_messages(struct kmsd_link *l)
 	while (l->rlen >= 4) {
 		uint32_t len = (uint32_t)l->rbuf[0] << 24 | (uint32_t)l->rbuf[1] << 16 |
 			       (uint32_t)l->rbuf[2] << 8 | l->rbuf[3];
-		struct rbuf r;
+		struct kmsd_rbuf r;
 		int rc;
 
 		if (len == 0 || len > MSG_MAX) {
@@ -741,7 +639,7 @@ static int generate(struct kmsd_link *l)
 	struct kmsd_store *s = &k->store;
 	double now = mono_now(), dt;
 	size_t want, room, n, i, per_msg, bytes;
-	struct wbuf w = {0};
+	struct kmsd_wbuf w = {0};
 	int rc = 0;
 
 	dt = now - (l->last_tick.tv_sec + l->last_tick.tv_nsec / 1e9);
@@ -770,8 +668,8 @@ static int generate(struct kmsd_link *l)
 		size_t batch = n < per_msg ? n : per_msg;
 
 		w.len = 0;
-		w_u16(&w, (uint16_t)batch);
-		w_reserve(&w, batch * (16 + bytes));
+		kmsd_w_u16(&w, (uint16_t)batch);
+		kmsd_w_reserve(&w, batch * (16 + bytes));
 		if (w.err)
 			break;
 		for (i = 0; i < batch; i++) {
@@ -793,7 +691,7 @@ static int generate(struct kmsd_link *l)
 		etsi014_wipe(w.p, w.len);
 		n -= batch;
 	}
-	w_free(&w);
+	kmsd_w_free(&w);
 	return rc;
 }
 
@@ -961,8 +859,8 @@ static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 static int handshake(struct kmsd_link *l, int fd)
 {
 	struct kmsd_kme *k = l->kme;
-	struct wbuf w = {0};
-	struct rbuf r;
+	struct kmsd_wbuf w = {0};
+	struct kmsd_rbuf r;
 	char peer_id[ETSI014_ID_MAX + 1];
 	unsigned version, role, bits, cap;
 	gnutls_session_t s;
@@ -993,12 +891,12 @@ static int handshake(struct kmsd_link *l, int fd)
 	set_nonblock(fd, 1);
 
 	pthread_mutex_lock(&k->store.lock);
-	w_u8(&w, LINK_VERSION);
-	w_u8(&w, k->is_link_master ? 0 : 1);
-	w_u32(&w, k->store.block_bits);
-	w_u32(&w, (uint32_t)k->store.cap);
+	kmsd_w_u8(&w, LINK_VERSION);
+	kmsd_w_u8(&w, k->is_link_master ? 0 : 1);
+	kmsd_w_u32(&w, k->store.block_bits);
+	kmsd_w_u32(&w, (uint32_t)k->store.cap);
 	pthread_mutex_unlock(&k->store.lock);
-	w_str(&w, k->cfg->kme_id);
+	kmsd_w_str(&w, k->cfg->kme_id);
 	{
 		uint8_t hdr[5];
 		uint32_t total = (uint32_t)w.len + 1;
@@ -1009,7 +907,7 @@ static int handshake(struct kmsd_link *l, int fd)
 		hdr[4] = KMSD_MSG_HELLO;
 		rc = w.err || write_all(l, hdr, 5) < 0 || write_all(l, w.p, w.len) < 0 ? -1 : 0;
 	}
-	w_free(&w);
+	kmsd_w_free(&w);
 	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != KMSD_MSG_HELLO) {
 		kmsd_log(KMSD_LOG_WARN, "QKD link: no HELLO from peer");
 		return -1;
@@ -1019,11 +917,11 @@ static int handshake(struct kmsd_link *l, int fd)
 		 l->rbuf[3]) - 1;
 	r.off = 0;
 	r.err = 0;
-	version = r_u8(&r);
-	role = r_u8(&r);
-	bits = r_u32(&r);
-	cap = r_u32(&r);
-	r_str(&r, peer_id);
+	version = kmsd_r_u8(&r);
+	role = kmsd_r_u8(&r);
+	bits = kmsd_r_u32(&r);
+	cap = kmsd_r_u32(&r);
+	kmsd_r_str(&r, peer_id);
 	memmove(l->rbuf, l->rbuf + 5 + r.len, l->rlen - 5 - r.len);
 	l->rlen -= 5 + r.len;
 	if (r.err || version != LINK_VERSION || role == (k->is_link_master ? 0u : 1u) ||
