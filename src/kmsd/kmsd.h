@@ -228,10 +228,21 @@ struct kmsd_kme {
 int kmsd_api_start(struct kmsd_kme *kme);
 void kmsd_api_stop(struct kmsd_kme *kme);
 
-/* Helpers shared by kmsd_api.c and kmsd_link.c. Caller holds the store lock. */
+/* Helpers shared by kmsd_api.c and kmsd_link.c (kmsd_store.c). Caller holds the store lock. */
 size_t kmsd_blocks_per_key(const struct kmsd_store *s, unsigned size_bits);
-void kmsd_make_key_id(uint8_t id[16]);
-int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl);
 void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);
+
+/* --- key generation at the link master (kmsd_keygen.c) ---------------------------------------- */
+
+/* A fresh key_ID: 16 random bytes made a UUID v4. */
+void kmsd_make_key_id(uint8_t id[16]);
+/* Generate the blocks the time since l->last_tick earned at kme->rate_bps, push them into the
+ * store and queue them as KEYS. Called by the link thread while the link is up. */
+int kmsd_keygen_tick(struct kmsd_link *l);
+
+/* --- addresses (kmsd_addr.c) ------------------------------------------------------------------- */
+
+/* "host:port" or "[v6]:port" (numeric port); passive: for bind (empty host: any). */
+int kmsd_resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl);
 
 #endif

@@ -913,7 +913,7 @@ int kmsd_api_start(struct kmsd_kme *k)
 	unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
-	if (kmsd_resolve(k->cfg->listen, &ss, &sl) < 0) {
+	if (kmsd_resolve(k->cfg->listen, 1, &ss, &sl) < 0) {
 		kmsd_log(KMSD_LOG_ERROR, "listen '%s' is not host:port", k->cfg->listen);
 		return -1;
 	}

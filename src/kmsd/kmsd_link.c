@@ -20,8 +20,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,7 +29,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -41,7 +38,6 @@
 #define LINK_VERSION 1
 #define MSG_MAX (1u << 20)
 #define RBUF_MAX (2 * MSG_MAX + 64)
-#define KEYS_BATCH_BYTES (256u * 1024)
 #define IO_TIMEOUT_MS 5000
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -53,58 +49,12 @@ struct kmsd_out_msg {
 
 /* --- helpers ----------------------------------------------------------------------------------- */
 
-void kmsd_make_key_id(uint8_t id[16])
-{
-	gnutls_rnd(GNUTLS_RND_NONCE, id, 16);
-	id[6] = (id[6] & 0x0f) | 0x40; /* UUID version 4 */
-	id[8] = (id[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-}
-
 static double mono_now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	char host[256], *port;
-	struct addrinfo hints = {0}, *ai;
-	size_t n = strlen(hostport);
-	int rc;
-
-	if (n >= sizeof(host))
-		return -1;
-	memcpy(host, hostport, n + 1);
-	if (host[0] == '[') {
-		char *close = strchr(host, ']');
-		if (!close || close[1] != ':')
-			return -1;
-		*close = '\0';
-		port = close + 2;
-		memmove(host, host + 1, strlen(host + 1) + 1);
-	} else {
-		port = strrchr(host, ':');
-		if (!port)
-			return -1;
-		*port++ = '\0';
-	}
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-	if (rc != 0)
-		return -1;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sl = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
-int kmsd_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	return resolve(hostport, 1, ss, sl);
 }
 
 static void set_nonblock(int fd, int on)
@@ -631,70 +581,6 @@ static int process_messages(struct kmsd_link *l)
 	return 0;
 }
 
-/* --- key generation (link master) -------------------------------------------------------------- */
-
-static int generate(struct kmsd_link *l)
-{
-	struct kmsd_kme *k = l->kme;
-	struct kmsd_store *s = &k->store;
-	double now = mono_now(), dt;
-	size_t want, room, n, i, per_msg, bytes;
-	struct kmsd_wbuf w = {0};
-	int rc = 0;
-
-	dt = now - (l->last_tick.tv_sec + l->last_tick.tv_nsec / 1e9);
-	l->last_tick.tv_sec = (time_t)now;
-	l->last_tick.tv_nsec = (long)((now - (double)(time_t)now) * 1e9);
-	if (dt <= 0)
-		return 0;
-	l->credit_bits += k->rate_bps * dt;
-
-	pthread_mutex_lock(&s->lock);
-	bytes = s->block_bytes;
-	room = s->cap - s->count;
-	pthread_mutex_unlock(&s->lock);
-	want = (size_t)floor(l->credit_bits / (bytes * 8));
-	n = want < room ? want : room;
-	l->credit_bits -= (double)n * bytes * 8;
-	if (want > room) /* store full: a real link would lose these bits too */
-		l->credit_bits = fmin(l->credit_bits, (double)bytes * 8);
-	if (n == 0)
-		return 0;
-
-	per_msg = KEYS_BATCH_BYTES / (16 + bytes);
-	if (per_msg > 0xffff)
-		per_msg = 0xffff;
-	while (n > 0 && rc == 0) {
-		size_t batch = n < per_msg ? n : per_msg;
-
-		w.len = 0;
-		kmsd_w_u16(&w, (uint16_t)batch);
-		kmsd_w_reserve(&w, batch * (16 + bytes));
-		if (w.err)
-			break;
-		for (i = 0; i < batch; i++) {
-			uint8_t *p = w.p + w.len;
-			kmsd_make_key_id(p);
-			gnutls_rnd(GNUTLS_RND_KEY, p + 16, bytes);
-			w.len += 16 + bytes;
-		}
-		/* Push and queue under one lock hold: the stream stays in store order. */
-		pthread_mutex_lock(&s->lock);
-		for (i = 0; i < batch; i++) {
-			const uint8_t *p = w.p + 2 + i * (16 + bytes);
-			if (kmsd_store_push(s, p, p + 16) < 0)
-				break;
-		}
-		if (i != batch || kmsd_link_send(l, KMSD_MSG_KEYS, w.p, w.len) < 0)
-			rc = -1;
-		pthread_mutex_unlock(&s->lock);
-		etsi014_wipe(w.p, w.len);
-		n -= batch;
-	}
-	kmsd_w_free(&w);
-	return rc;
-}
-
 /* --- connection lifecycle ---------------------------------------------------------------------- */
 
 static int open_listener(struct kmsd_link *l)
@@ -703,7 +589,7 @@ static int open_listener(struct kmsd_link *l)
 	socklen_t sl;
 	int fd, one = 1;
 
-	if (resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
+	if (kmsd_resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
 		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
 			 l->kme->cfg->link_address);
 		return -1;
@@ -749,7 +635,7 @@ static int connect_peer(struct kmsd_link *l, unsigned *failures)
 	socklen_t el = sizeof(err);
 	struct pollfd p;
 
-	if (resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
+	if (kmsd_resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
 		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
 			 l->kme->cfg->link_address);
 		return -1;
@@ -1018,7 +904,7 @@ static void run(struct kmsd_link *l)
 		}
 		if (process_messages(l) < 0)
 			return;
-		if (k->is_link_master && generate(l) < 0)
+		if (k->is_link_master && kmsd_keygen_tick(l) < 0)
 			return;
 		if (flush_queue(l) < 0)
 			return;
