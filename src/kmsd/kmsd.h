@@ -190,15 +190,31 @@ struct kmsd_link {
 	struct timespec last_tick;
 };
 
+/* The link thread (kmsd_link.c): TLS connection, handshake, reading and writing. */
 int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *kme);
 void kmsd_link_stop(struct kmsd_link *l);
+
+/* Send queue and pending requests (kmsd_link_queue.c). */
+struct kmsd_out_msg {
+	struct kmsd_out_msg *next;
+	size_t len;
+	uint8_t data[]; /* the whole frame: u32 length, u8 type, payload */
+};
 /* Queue a message (caller may hold the store lock: that keeps the stream in store order). */
 int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, size_t len);
+/* Wipe and free a list of queued messages. */
+void kmsd_link_free_msgs(struct kmsd_out_msg *m);
 /* Pending registry: register before sending, wait, then release. */
 struct kmsd_link_pending *kmsd_link_pending_new(struct kmsd_link *l);
 enum kmsd_link_status kmsd_link_pending_wait(struct kmsd_link *l, struct kmsd_link_pending *p,
 					     unsigned timeout_ms);
 void kmsd_link_pending_release(struct kmsd_link *l, struct kmsd_link_pending *p);
+/* The link thread's side; caller holds l->plock. find: a request not yet done, or NULL. */
+struct kmsd_link_pending *kmsd_link_pending_find(struct kmsd_link *l, uint32_t id);
+void kmsd_link_pending_complete(struct kmsd_link_pending *p, enum kmsd_link_status st);
+
+/* Largest frame body (type + payload) on the KME-to-KME stream. */
+#define KMSD_LINK_MSG_MAX (1u << 20)
 
 /* Message types on the KME-to-KME stream. */
 enum kmsd_link_msg {

@@ -36,16 +36,9 @@
 #include "kmsd_link_codec.h"
 
 #define LINK_VERSION 1
-#define MSG_MAX (1u << 20)
-#define RBUF_MAX (2 * MSG_MAX + 64)
+#define RBUF_MAX (2 * KMSD_LINK_MSG_MAX + 64)
 #define IO_TIMEOUT_MS 5000
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-
-struct kmsd_out_msg {
-	struct kmsd_out_msg *next;
-	size_t len;
-	uint8_t data[];
-};
 
 /* --- helpers ----------------------------------------------------------------------------------- */
 
@@ -119,53 +112,6 @@ static int write_all(struct kmsd_link *l, const uint8_t *d, size_t len)
 	return 0;
 }
 
-int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, size_t len)
-{
-	struct kmsd_out_msg *m;
-	uint32_t total = (uint32_t)len + 1;
-
-	if (len + 1 > MSG_MAX)
-		return -1;
-	m = malloc(sizeof(*m) + 5 + len);
-	if (!m)
-		return -1;
-	m->next = NULL;
-	m->len = 5 + len;
-	m->data[0] = total >> 24;
-	m->data[1] = total >> 16;
-	m->data[2] = total >> 8;
-	m->data[3] = total;
-	m->data[4] = type;
-	if (len)
-		memcpy(m->data + 5, payload, len);
-	pthread_mutex_lock(&l->qlock);
-	if (!atomic_load(&l->up)) {
-		pthread_mutex_unlock(&l->qlock);
-		etsi014_wipe(m->data, m->len);
-		free(m);
-		return -1;
-	}
-	if (l->qtail)
-		l->qtail->next = m;
-	else
-		l->qhead = m;
-	l->qtail = m;
-	pthread_mutex_unlock(&l->qlock);
-	if (write(l->wake[1], "w", 1) < 0 && errno != EAGAIN)
-		kmsd_log(KMSD_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
-	return 0;
-}
-
-static void free_msgs(struct kmsd_out_msg *m)
-{
-	while (m) {
-		struct kmsd_out_msg *next = m->next;
-		etsi014_wipe(m->data, m->len);
-		free(m);
-		m = next;
-	}
-}
-
 static int flush_queue(struct kmsd_link *l)
 {
 	struct kmsd_out_msg *m, *next;
@@ -183,93 +129,6 @@ static int flush_queue(struct kmsd_link *l)
 		free(m);
 	}
 	return rc;
-}
-
-/* --- pending requests -------------------------------------------------------------------------- */
-
-struct kmsd_link_pending *kmsd_link_pending_new(struct kmsd_link *l)
-{
-	struct kmsd_link_pending *p = calloc(1, sizeof(*p));
-	pthread_condattr_t ca;
-
-	if (!p)
-		return NULL;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_mutex_lock(&l->plock);
-	if (++l->next_id == 0)
-		l->next_id = 1;
-	p->id = l->next_id;
-	p->next = l->pending;
-	l->pending = p;
-	pthread_mutex_unlock(&l->plock);
-	return p;
-}
-
-enum kmsd_link_status kmsd_link_pending_wait(struct kmsd_link *l, struct kmsd_link_pending *p,
-					     unsigned timeout_ms)
-{
-	struct timespec until;
-	enum kmsd_link_status st;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&l->plock);
-	while (!p->done) {
-		if (pthread_cond_timedwait(&p->cond, &l->plock, &until) == ETIMEDOUT)
-			break;
-	}
-	st = p->done ? p->status : KMSD_LINK_TIMEOUT;
-	pthread_mutex_unlock(&l->plock);
-	return st;
-}
-
-void kmsd_link_pending_release(struct kmsd_link *l, struct kmsd_link_pending *p)
-{
-	struct kmsd_link_pending **pp;
-
-	if (!p)
-		return;
-	pthread_mutex_lock(&l->plock);
-	for (pp = &l->pending; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&l->plock);
-	pthread_cond_destroy(&p->cond);
-	if (p->bytes) {
-		etsi014_wipe(p->bytes, p->bytes_len);
-		free(p->bytes);
-	}
-	free(p->ids);
-	free(p);
-}
-
-/* Caller holds plock. */
-static struct kmsd_link_pending *pending_find(struct kmsd_link *l, uint32_t id)
-{
-	struct kmsd_link_pending *p;
-
-	for (p = l->pending; p; p = p->next)
-		if (p->id == id && !p->done)
-			return p;
-	return NULL;
-}
-
-static void pending_complete(struct kmsd_link_pending *p, enum kmsd_link_status st)
-{
-	p->status = st;
-	p->done = 1;
-	pthread_cond_signal(&p->cond);
 }
 
 /* --- receiving --------------------------------------------------------------------------------- */
@@ -396,10 +255,10 @@ static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 	}
 	pthread_mutex_lock(&s->lock);
 	pthread_mutex_lock(&l->plock);
-	p = pending_find(l, req);
+	p = kmsd_link_pending_find(l, req);
 	if (status) {
 		if (p)
-			pending_complete(p, (enum kmsd_link_status)status);
+			kmsd_link_pending_complete(p, (enum kmsd_link_status)status);
 	} else {
 		uint8_t *dst;
 
@@ -413,13 +272,13 @@ static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 			kmsd_log(KMSD_LOG_ERROR, "QKD link: stores diverged "
 				 "(ALLOC_REP names blocks we do not hold)");
 			if (p)
-				pending_complete(p, KMSD_LINK_DESYNC);
+				kmsd_link_pending_complete(p, KMSD_LINK_DESYNC);
 			rc = -1;
 		} else if (p && dst == p->bytes) {
 			memcpy(p->ids, ids, need * 16);
-			pending_complete(p, KMSD_LINK_OK);
+			kmsd_link_pending_complete(p, KMSD_LINK_OK);
 		} else if (p) {
-			pending_complete(p, KMSD_LINK_DESYNC);
+			kmsd_link_pending_complete(p, KMSD_LINK_DESYNC);
 		}
 		/* else: the requester gave up; the blocks are gone on both sides, as they must be */
 	}
@@ -501,9 +360,9 @@ static int on_reserve_ack(struct kmsd_link *l, struct kmsd_rbuf *r)
 	if (r->err)
 		return -1;
 	pthread_mutex_lock(&l->plock);
-	p = pending_find(l, req);
+	p = kmsd_link_pending_find(l, req);
 	if (p)
-		pending_complete(p, status ? (enum kmsd_link_status)status : KMSD_LINK_OK);
+		kmsd_link_pending_complete(p, status ? (enum kmsd_link_status)status : KMSD_LINK_OK);
 	pthread_mutex_unlock(&l->plock);
 	return 0;
 }
@@ -550,7 +409,7 @@ static int process_messages(struct kmsd_link *l)
 		struct kmsd_rbuf r;
 		int rc;
 
-		if (len == 0 || len > MSG_MAX) {
+		if (len == 0 || len > KMSD_LINK_MSG_MAX) {
 			kmsd_log(KMSD_LOG_WARN, "QKD link: bad message length %u", len);
 			return -1;
 		}
@@ -726,7 +585,7 @@ static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 		if (l->rlen >= 4) {
 			uint32_t len = (uint32_t)l->rbuf[0] << 24 | (uint32_t)l->rbuf[1] << 16 |
 				       (uint32_t)l->rbuf[2] << 8 | l->rbuf[3];
-			if (len == 0 || len > MSG_MAX)
+			if (len == 0 || len > KMSD_LINK_MSG_MAX)
 				return -1;
 			if (l->rlen >= 4 + (size_t)len)
 				return 0;
@@ -830,7 +689,7 @@ static int handshake(struct kmsd_link *l, int fd)
 		return -1;
 	}
 	pthread_mutex_lock(&l->qlock);
-	free_msgs(l->qhead);
+	kmsd_link_free_msgs(l->qhead);
 	l->qhead = l->qtail = NULL;
 	atomic_store(&l->up, 1);
 	pthread_mutex_unlock(&l->qlock);
@@ -857,7 +716,7 @@ static void teardown(struct kmsd_link *l)
 	pthread_mutex_lock(&k->store.lock);
 	pthread_mutex_lock(&l->qlock);
 	was_up = atomic_exchange(&l->up, 0);
-	free_msgs(l->qhead);
+	kmsd_link_free_msgs(l->qhead);
 	l->qhead = l->qtail = NULL;
 	pthread_mutex_unlock(&l->qlock);
 	kmsd_store_flush(&k->store);
@@ -865,7 +724,7 @@ static void teardown(struct kmsd_link *l)
 	pthread_mutex_lock(&l->plock);
 	for (p = l->pending; p; p = p->next)
 		if (!p->done)
-			pending_complete(p, KMSD_LINK_DOWN);
+			kmsd_link_pending_complete(p, KMSD_LINK_DOWN);
 	pthread_mutex_unlock(&l->plock);
 	close_conn(l);
 	if (was_up)
@@ -988,7 +847,7 @@ void kmsd_link_stop(struct kmsd_link *l)
 		pthread_join(l->thread, NULL);
 		l->started = 0;
 	}
-	free_msgs(l->qhead);
+	kmsd_link_free_msgs(l->qhead);
 	l->qhead = l->qtail = NULL;
 	if (l->listen_fd >= 0)
 		close(l->listen_fd);
