@@ -194,6 +194,11 @@ struct kmsd_link {
 int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *kme);
 void kmsd_link_stop(struct kmsd_link *l);
 
+/* The protocol (kmsd_link_proto.c): handle every complete frame in l->rbuf[0..rlen), remove it
+ * from the buffer and queue the answers. -1: a malformed, unexpected or contradicting message;
+ * the caller drops the link. */
+int kmsd_link_process(struct kmsd_link *l);
+
 /* Send queue and pending requests (kmsd_link_queue.c). */
 struct kmsd_out_msg {
 	struct kmsd_out_msg *next;
