@@ -223,6 +223,10 @@ static int on_keys(struct kmsd_link *l, struct kmsd_rbuf *r)
 	unsigned n = kmsd_r_u16(r), i;
 	int rc = 0;
 
+	if (r->err) {
+		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed KEYS");
+		return -1;
+	}
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n && rc == 0; i++) {
 		const uint8_t *id = kmsd_r_bytes(r, 16), *key = kmsd_r_bytes(r, s->block_bytes);

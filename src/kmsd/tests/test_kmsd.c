@@ -747,6 +747,7 @@ START_TEST(link_short_payloads_drop)
 		uint8_t type;
 		size_t keep;  /* bytes of the full payload that are sent */
 	} c[] = {
+		{0, KMSD_MSG_KEYS, 1},          /* count cut */
 		{0, KMSD_MSG_KEYS, 2 + 16 + 20}, /* first key cut */
 		{1, KMSD_MSG_ALLOC_REQ, 9},     /* size cut */
 		{1, KMSD_MSG_ALLOC_REQ, 16},    /* slave SAE cut */
@@ -960,7 +961,7 @@ int main(void)
 	tcase_add_test(tc, link_reserve_unregistered_pair);
 	tcase_add_test(tc, link_reserve_ack_at_master);
 	tcase_add_test(tc, link_truncated_frames_wait);
-	tcase_add_loop_test(tc, link_short_payloads_drop, 0, 7);
+	tcase_add_loop_test(tc, link_short_payloads_drop, 0, 8);
 	tcase_add_loop_test(tc, link_unexpected_types_drop, 0, 12);
 	tcase_add_test(tc, link_oversize_lengths_drop);
 	tcase_add_test(tc, link_master_and_slave_agree);
