@@ -198,6 +198,11 @@ void kmsd_link_stop(struct kmsd_link *l);
  * from the buffer and queue the answers. -1: a malformed, unexpected or contradicting message;
  * the caller drops the link. */
 int kmsd_link_process(struct kmsd_link *l);
+/* This side's requests: ALLOC_REQ (slave) and RESERVE (master, caller holds the store lock). */
+int kmsd_link_send_alloc_req(struct kmsd_link *l, uint32_t req, unsigned number, unsigned size,
+			     const char *master, const char *slave);
+int kmsd_link_send_reserve(struct kmsd_link *l, uint32_t req, unsigned number, unsigned size,
+			   size_t bpk, const char *master, const char *slave, const uint8_t *ids);
 
 /* Send queue and pending requests (kmsd_link_queue.c). */
 struct kmsd_out_msg {

@@ -424,42 +424,18 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 	}
 	if (k->is_link_master) {
 		/* We allocate: take the blocks and tell the slave which ones, in one lock hold. */
-		struct {
-			uint8_t *p;
-			size_t len;
-		} msg;
-		size_t mlen = 4 + 2 + 4 + 2 + 2 + strlen(master) + strlen(slave) + need * 16, o = 0;
-
 		kmsd_store_pop(s, need, NULL, ids, bytes);
 		p = kmsd_link_pending_new(&k->link);
-		msg.p = malloc(mlen);
-		msg.len = mlen;
-		if (p && msg.p) {
-			uint8_t *m = msg.p;
-			m[o++] = p->id >> 24; m[o++] = p->id >> 16; m[o++] = p->id >> 8; m[o++] = p->id;
-			m[o++] = number >> 8; m[o++] = number;
-			m[o++] = size >> 24; m[o++] = size >> 16; m[o++] = size >> 8; m[o++] = size;
-			m[o++] = bpk >> 8; m[o++] = bpk;
-			m[o++] = strlen(master);
-			memcpy(m + o, master, strlen(master)); o += strlen(master);
-			m[o++] = strlen(slave);
-			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
-			memcpy(m + o, ids, need * 16);
-			st = kmsd_link_send(&k->link, KMSD_MSG_RESERVE, msg.p, mlen) < 0
-				     ? KMSD_LINK_DOWN
-				     : KMSD_LINK_OK;
-		} else {
+		if (p && kmsd_link_send_reserve(&k->link, p->id, number, size, bpk, master, slave,
+						ids) == 0)
+			st = KMSD_LINK_OK;
+		else
 			st = KMSD_LINK_DOWN;
-		}
-		free(msg.p);
 		pthread_mutex_unlock(&s->lock);
 		if (st == KMSD_LINK_OK)
 			st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 	} else {
 		/* The master allocates: ask it; the link thread fills our buffers. */
-		size_t o = 0;
-		uint8_t m[4 + 2 + 4 + 2 + 2 * (ETSI014_ID_MAX + 1)];
-
 		pthread_mutex_unlock(&s->lock);
 		p = kmsd_link_pending_new(&k->link);
 		if (p) {
@@ -468,14 +444,7 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 			p->bytes = bytes;
 			p->bytes_len = bytes_len;
 			ids = bytes = NULL; /* owned by p now */
-			m[o++] = p->id >> 24; m[o++] = p->id >> 16; m[o++] = p->id >> 8; m[o++] = p->id;
-			m[o++] = number >> 8; m[o++] = number;
-			m[o++] = size >> 24; m[o++] = size >> 16; m[o++] = size >> 8; m[o++] = size;
-			m[o++] = strlen(master);
-			memcpy(m + o, master, strlen(master)); o += strlen(master);
-			m[o++] = strlen(slave);
-			memcpy(m + o, slave, strlen(slave)); o += strlen(slave);
-			if (kmsd_link_send(&k->link, KMSD_MSG_ALLOC_REQ, m, o) < 0)
+			if (kmsd_link_send_alloc_req(&k->link, p->id, number, size, master, slave) < 0)
 				st = KMSD_LINK_DOWN;
 			else
 				st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);

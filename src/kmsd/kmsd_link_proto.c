@@ -293,3 +293,42 @@ int kmsd_link_process(struct kmsd_link *l)
 	}
 	return 0;
 }
+
+/* --- requests of this side --------------------------------------------------------------------- */
+
+/* Slave: a master SAE here wants number keys of size bits for slave; request req. */
+int kmsd_link_send_alloc_req(struct kmsd_link *l, uint32_t req, unsigned number, unsigned size,
+			     const char *master, const char *slave)
+{
+	struct kmsd_wbuf w = {0};
+	int rc;
+
+	kmsd_w_u32(&w, req);
+	kmsd_w_u16(&w, (uint16_t)number);
+	kmsd_w_u32(&w, size);
+	kmsd_w_str(&w, master);
+	kmsd_w_str(&w, slave);
+	rc = w.err ? -1 : kmsd_link_send(l, KMSD_MSG_ALLOC_REQ, w.p, w.len);
+	kmsd_w_free(&w);
+	return rc;
+}
+
+/* Master: the blocks ids (number * bpk of them) were handed to master for slave; request req.
+ * Caller holds the store lock it removed them under, so the stream stays in store order. */
+int kmsd_link_send_reserve(struct kmsd_link *l, uint32_t req, unsigned number, unsigned size,
+			   size_t bpk, const char *master, const char *slave, const uint8_t *ids)
+{
+	struct kmsd_wbuf w = {0};
+	int rc;
+
+	kmsd_w_u32(&w, req);
+	kmsd_w_u16(&w, (uint16_t)number);
+	kmsd_w_u32(&w, size);
+	kmsd_w_u16(&w, (uint16_t)bpk);
+	kmsd_w_str(&w, master);
+	kmsd_w_str(&w, slave);
+	kmsd_w_bytes(&w, ids, (size_t)number * bpk * 16);
+	rc = w.err ? -1 : kmsd_link_send(l, KMSD_MSG_RESERVE, w.p, w.len);
+	kmsd_w_free(&w);
+	return rc;
+}

@@ -371,6 +371,18 @@ static uint8_t take(struct side *sd, struct kmsd_out_msg **m, struct kmsd_rbuf *
 	return (*m)->data[4];
 }
 
+/* Move the oldest message queued at from into to's receive buffer, as the wire would. */
+static uint8_t carry(struct side *from, struct side *to)
+{
+	struct kmsd_out_msg *m;
+	struct kmsd_rbuf r;
+	uint8_t type = take(from, &m, &r);
+
+	feed_raw(to, m->data, m->len);
+	kmsd_link_free_msgs(m);
+	return type;
+}
+
 /* n blocks with IDs id_of(first..), key bytes all equal to their number */
 static void keys_payload(struct kmsd_wbuf *w, unsigned first, unsigned n)
 {
@@ -886,10 +898,7 @@ START_TEST(link_master_and_slave_agree)
 {
 	struct side a, b;
 	struct kmsd_link_pending *p;
-	struct kmsd_out_msg *m;
-	struct kmsd_rbuf r;
 	struct kmsd_wbuf w = {0};
-	uint8_t type;
 
 	side_init(&a, 1);
 	side_init(&b, 0);
@@ -905,16 +914,10 @@ START_TEST(link_master_and_slave_agree)
 	p->ids = calloc(4, 16);
 	p->bytes_len = 4 * 32;
 	p->bytes = calloc(1, p->bytes_len);
-	w.len = 0;
-	alloc_req(&w, p->id, 2, 512, "SAE_B", "SAE_A");
-	feed(&a, KMSD_MSG_ALLOC_REQ, &w);
+	ck_assert_int_eq(kmsd_link_send_alloc_req(&b.kme.link, p->id, 2, 512, "SAE_B", "SAE_A"), 0);
+	ck_assert_uint_eq(carry(&b, &a), KMSD_MSG_ALLOC_REQ);
 	ck_assert_int_eq(kmsd_link_process(&a.kme.link), 0);
-	type = take(&a, &m, &r);
-	ck_assert_uint_eq(type, KMSD_MSG_ALLOC_REP);
-	w.len = 0;
-	kmsd_w_bytes(&w, r.p, r.len);
-	feed(&b, type, &w);
-	kmsd_link_free_msgs(m);
+	ck_assert_uint_eq(carry(&a, &b), KMSD_MSG_ALLOC_REP);
 	ck_assert_int_eq(kmsd_link_process(&b.kme.link), 0);
 	ck_assert_int_eq(kmsd_link_pending_wait(&b.kme.link, p, 1000), KMSD_LINK_OK);
 	ck_assert_uint_eq(a.kme.store.count, 2);
@@ -927,6 +930,40 @@ START_TEST(link_master_and_slave_agree)
 	ck_assert_ptr_nonnull(kmsd_store_find_reserved(&a.kme.store, p->ids + 2 * 16));
 	kmsd_link_pending_release(&b.kme.link, p);
 	kmsd_w_free(&w);
+	side_free(&a);
+	side_free(&b);
+}
+END_TEST
+
+/* The master hands keys to its own SAE: RESERVE tells the slave, whose ack completes the wait. */
+START_TEST(link_reserve_round_trip)
+{
+	struct side a, b;
+	struct kmsd_link_pending *p;
+	struct kmsd_reserved_key *rk;
+	uint8_t ids[2 * 16], bytes[2 * 32];
+
+	side_init(&a, 1);
+	side_init(&b, 0);
+	push_blocks(&a, 1, 4);
+	push_blocks(&b, 1, 4);
+	ck_assert_int_eq(kmsd_store_pop(&a.kme.store, 2, NULL, ids, bytes), 0);
+	p = kmsd_link_pending_new(&a.kme.link);
+	ck_assert_int_eq(kmsd_link_send_reserve(&a.kme.link, p->id, 1, 512, 2, "SAE_A", "SAE_B",
+						ids), 0);
+	ck_assert_uint_eq(carry(&a, &b), KMSD_MSG_RESERVE);
+	ck_assert_int_eq(kmsd_link_process(&b.kme.link), 0);
+	ck_assert_uint_eq(carry(&b, &a), KMSD_MSG_RESERVE_ACK);
+	ck_assert_int_eq(kmsd_link_process(&a.kme.link), 0);
+	ck_assert_int_eq(kmsd_link_pending_wait(&a.kme.link, p, 1000), KMSD_LINK_OK);
+	ck_assert_uint_eq(b.kme.store.count, a.kme.store.count);
+	rk = kmsd_store_find_reserved(&b.kme.store, ids);
+	ck_assert_ptr_nonnull(rk);
+	ck_assert_str_eq(rk->master, "SAE_A");
+	ck_assert_str_eq(rk->slave, "SAE_B");
+	ck_assert_uint_eq(rk->len, 64);
+	ck_assert(memcmp(rk->key, bytes, 64) == 0);
+	kmsd_link_pending_release(&a.kme.link, p);
 	side_free(&a);
 	side_free(&b);
 }
@@ -965,6 +1002,7 @@ int main(void)
 	tcase_add_loop_test(tc, link_unexpected_types_drop, 0, 12);
 	tcase_add_test(tc, link_oversize_lengths_drop);
 	tcase_add_test(tc, link_master_and_slave_agree);
+	tcase_add_test(tc, link_reserve_round_trip);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
