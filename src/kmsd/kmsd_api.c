@@ -383,19 +383,114 @@ static const char *link_reason(enum kmsd_link_status st)
 	return "link error";
 }
 
-/* Take number keys of size bits for master -> slave. On success fills ids/bytes (caller frees
- * and wipes), nblocks per key in *bpk_out. */
+/* One enc_keys request: number keys of size bits, bpk blocks each, need blocks in all. ids and
+ * bytes hold the blocks once taken (bytes wiped when freed). */
+struct enc_keys {
+	unsigned number, size;
+	size_t bpk, need, block_bytes;
+	uint8_t *ids, *bytes;
+	size_t bytes_len;
+};
+
+static void enc_keys_free(struct enc_keys *e)
+{
+	if (e->bytes)
+		etsi014_wipe(e->bytes, e->bytes_len);
+	free(e->bytes);
+	free(e->ids);
+	e->bytes = e->ids = NULL;
+}
+
+/* Link master: take the blocks and tell the slave which ones, in one lock hold (the caller
+ * holds the store lock). *pp: the request the slave's ack completes. */
+static enum kmsd_link_status reserve_blocks(struct kmsd_kme *k, const char *master,
+					    const char *slave, struct enc_keys *e,
+					    struct kmsd_link_pending **pp)
+{
+	kmsd_store_pop(&k->store, e->need, NULL, e->ids, e->bytes);
+	*pp = kmsd_link_pending_new(&k->link);
+	if (*pp && kmsd_link_send_reserve(&k->link, (*pp)->id, e->number, e->size, e->bpk, master,
+					  slave, e->ids) == 0)
+		return KMSD_LINK_OK;
+	return KMSD_LINK_DOWN;
+}
+
+/* Link slave: the master allocates; ask it and wait while the link thread fills our buffers,
+ * then take them back. */
+static enum kmsd_link_status ask_master(struct kmsd_kme *k, const char *master, const char *slave,
+					struct enc_keys *e, struct kmsd_link_pending **pp)
+{
+	struct kmsd_link_pending *p = kmsd_link_pending_new(&k->link);
+	enum kmsd_link_status st;
+
+	*pp = p;
+	if (!p)
+		return KMSD_LINK_DOWN;
+	p->nblocks = e->need;
+	p->ids = e->ids;
+	p->bytes = e->bytes;
+	p->bytes_len = e->bytes_len;
+	e->ids = NULL; /* owned by p now */
+	e->bytes = NULL;
+	if (kmsd_link_send_alloc_req(&k->link, p->id, e->number, e->size, master, slave) < 0)
+		return KMSD_LINK_DOWN;
+	st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
+	if (st == KMSD_LINK_OK) {
+		pthread_mutex_lock(&k->link.plock);
+		e->ids = p->ids;
+		e->bytes = p->bytes;
+		p->ids = NULL;
+		p->bytes = NULL;
+		pthread_mutex_unlock(&k->link.plock);
+	}
+	return st;
+}
+
+static const char *enc_refusal(enum kmsd_link_status st)
+{
+	if (st == KMSD_LINK_UNAVAILABLE)
+		return "not enough key material";
+	if (st == KMSD_LINK_UNAUTHORIZED)
+		return "SAE pair not registered at peer KME";
+	return "peer KME unavailable";
+}
+
+/* Count, log and send the keys taken for master -> slave. */
+static enum MHD_Result answer_enc(struct kmsd_kme *k, struct MHD_Connection *c,
+				  const char *master, const char *slave, const struct enc_keys *e)
+{
+	struct kmsd_store *s = &k->store;
+	struct key_out *out = calloc(e->number, sizeof(*out));
+	enum MHD_Result ret;
+	char ids_text[512];
+	size_t i;
+
+	for (i = 0; out && i < e->number; i++) {
+		out[i].id = e->ids + i * e->bpk * 16;
+		out[i].key = e->bytes + i * e->bpk * e->block_bytes;
+		out[i].len = e->size / 8;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.served_enc_keys += e->number;
+	s->stats.served_enc_bits += (uint64_t)e->number * e->size;
+	pthread_mutex_unlock(&s->lock);
+	kmsd_format_ids(e->ids, e->number, e->bpk * 16, ids_text, sizeof(ids_text));
+	kmsd_log(KMSD_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
+		 e->number, e->size, ids_text);
+	ret = out ? reply_keys(c, out, e->number) : MHD_NO;
+	free(out);
+	return ret;
+}
+
+/* Take number keys of size bits for master -> slave, through the link master, and answer. */
 static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, const char *master,
 				 const char *slave, unsigned number, unsigned size)
 {
 	struct kmsd_store *s = &k->store;
+	struct enc_keys e = {.number = number, .size = size};
 	struct kmsd_link_pending *p = NULL;
-	uint8_t *ids = NULL, *bytes = NULL;
-	size_t bpk, need, bb = 0, i, bytes_len = 0;
 	enum kmsd_link_status st;
 	enum MHD_Result ret;
-	struct key_out *out;
-	char ids_text[512];
 
 	if (!atomic_load(&k->link.up))
 		return reply_error(c, master, "enc_keys", 503, "QKD link down",
@@ -403,98 +498,41 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 				   k->cfg->peer_kme_id);
 
 	pthread_mutex_lock(&s->lock);
-	bpk = kmsd_blocks_per_key(s, size);
-	need = (size_t)number * bpk;
-	bb = s->block_bytes;
-	if (s->count < need) {
+	e.bpk = kmsd_blocks_per_key(s, size);
+	e.need = (size_t)number * e.bpk;
+	e.block_bytes = s->block_bytes;
+	if (s->count < e.need) {
 		size_t have = s->count;
 		pthread_mutex_unlock(&s->lock);
 		return reply_error(c, master, "enc_keys", 503, "not enough key material",
 				   "%zu key block(s) of %u bits stored, %zu needed", have,
-				   (unsigned)(bb * 8), need);
+				   (unsigned)(e.block_bytes * 8), e.need);
 	}
-	ids = malloc(need * 16);
-	bytes_len = need * bb;
-	bytes = malloc(bytes_len);
-	if (!ids || !bytes) {
+	e.ids = malloc(e.need * 16);
+	e.bytes_len = e.need * e.block_bytes;
+	e.bytes = malloc(e.bytes_len);
+	if (!e.ids || !e.bytes) {
 		pthread_mutex_unlock(&s->lock);
-		free(ids);
-		free(bytes);
+		enc_keys_free(&e);
 		return MHD_NO;
 	}
 	if (k->is_link_master) {
-		/* We allocate: take the blocks and tell the slave which ones, in one lock hold. */
-		kmsd_store_pop(s, need, NULL, ids, bytes);
-		p = kmsd_link_pending_new(&k->link);
-		if (p && kmsd_link_send_reserve(&k->link, p->id, number, size, bpk, master, slave,
-						ids) == 0)
-			st = KMSD_LINK_OK;
-		else
-			st = KMSD_LINK_DOWN;
+		st = reserve_blocks(k, master, slave, &e, &p);
 		pthread_mutex_unlock(&s->lock);
 		if (st == KMSD_LINK_OK)
 			st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
 	} else {
-		/* The master allocates: ask it; the link thread fills our buffers. */
 		pthread_mutex_unlock(&s->lock);
-		p = kmsd_link_pending_new(&k->link);
-		if (p) {
-			p->nblocks = need;
-			p->ids = ids;
-			p->bytes = bytes;
-			p->bytes_len = bytes_len;
-			ids = bytes = NULL; /* owned by p now */
-			if (kmsd_link_send_alloc_req(&k->link, p->id, number, size, master, slave) < 0)
-				st = KMSD_LINK_DOWN;
-			else
-				st = kmsd_link_pending_wait(&k->link, p, k->cfg->link_timeout_ms);
-		} else {
-			st = KMSD_LINK_DOWN;
-		}
-	}
-
-	if (st != KMSD_LINK_OK) {
-		kmsd_link_pending_release(&k->link, p);
-		if (bytes)
-			etsi014_wipe(bytes, bytes_len);
-		free(bytes);
-		free(ids);
-		return reply_error(c, master, "enc_keys", st == KMSD_LINK_UNAUTHORIZED ? 401 : 503,
-				   st == KMSD_LINK_UNAVAILABLE ? "not enough key material"
-				   : st == KMSD_LINK_UNAUTHORIZED
-				   ? "SAE pair not registered at peer KME"
-				   : "peer KME unavailable",
-				   "%s", link_reason(st));
-	}
-	if (!ids) {
-		/* slave path: take the buffers back from p */
-		pthread_mutex_lock(&k->link.plock);
-		ids = p->ids;
-		bytes = p->bytes;
-		p->ids = NULL;
-		p->bytes = NULL;
-		pthread_mutex_unlock(&k->link.plock);
+		st = ask_master(k, master, slave, &e, &p);
 	}
 	kmsd_link_pending_release(&k->link, p);
-
-	out = calloc(number, sizeof(*out));
-	for (i = 0; out && i < number; i++) {
-		out[i].id = ids + i * bpk * 16;
-		out[i].key = bytes + i * bpk * bb;
-		out[i].len = size / 8;
+	if (st != KMSD_LINK_OK) {
+		enc_keys_free(&e);
+		return reply_error(c, master, "enc_keys", st == KMSD_LINK_UNAUTHORIZED ? 401 : 503,
+				   enc_refusal(st), "%s", link_reason(st));
 	}
-	pthread_mutex_lock(&s->lock);
-	s->stats.served_enc_keys += number;
-	s->stats.served_enc_bits += (uint64_t)number * size;
-	pthread_mutex_unlock(&s->lock);
-	kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-	kmsd_log(KMSD_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
-		 number, size, ids_text);
-	ret = out ? reply_keys(c, out, number) : MHD_NO;
-	free(out);
-	etsi014_wipe(bytes, bytes_len);
-	free(bytes);
-	free(ids);
+	ret = answer_enc(k, c, master, slave, &e);
+	enc_keys_free(&e);
 	return ret;
 }
 
