@@ -607,151 +607,177 @@ struct dec_work {
 	struct kmsd_reserved_key *rks[KMSD_PER_REQUEST_MAX];
 	struct key_out out[KMSD_PER_REQUEST_MAX];
 	uint8_t consumed[2 + KMSD_PER_REQUEST_MAX * 16];
+	size_t n;                 /* key_IDs asked for */
+	struct json_object *body; /* POST: holds the ids_text strings */
+	unsigned status;          /* the error answer when a step fails: 400 or 401, and why */
+	char why[320];
 };
 
-static enum MHD_Result dec_keys_work(struct kmsd_kme *k, struct MHD_Connection *c,
-				     const char *method, const struct req_ctx *rq,
-				     const char *caller, const char *master, struct dec_work *w);
+static int dec_fail(struct dec_work *w, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
+static int dec_fail(struct dec_work *w, unsigned status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->why, sizeof(w->why), fmt, ap);
+	va_end(ap);
+	w->status = status;
+	return -1;
+}
+
+/* GET: repeated key_ID parameters and nothing else. */
+static int dec_parse_query(struct kmsd_kme *k, struct MHD_Connection *c, struct dec_work *w)
+{
+	struct query q = {0};
+	size_t i;
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+	if (q.unknown || q.n_number || q.n_size)
+		return dec_fail(w, 400, "only key_ID parameters are allowed");
+	if (q.n_key_ids == 0)
+		return dec_fail(w, 400, "key_ID parameter missing");
+	if (q.n_key_ids > k->max_key_per_request)
+		return dec_fail(w, 400, "%u key_IDs, max_key_per_request is %u", q.n_key_ids,
+				k->max_key_per_request);
+	w->n = q.n_key_ids;
+	for (i = 0; i < w->n; i++)
+		w->ids_text[i] = q.key_ids[i] ? q.key_ids[i] : "";
+	return 0;
+}
+
+/* POST: {"key_IDs": [{"key_ID": "..."}, ...]}. */
+static int dec_parse_body(struct kmsd_kme *k, const struct req_ctx *rq, struct dec_work *w)
+{
+	struct json_object *arr;
+	const char *why = NULL;
+	size_t i;
+
+	w->body = parse_body(rq, &why);
+	if (!w->body)
+		return dec_fail(w, 400, "%s", why);
+	if (!json_object_object_get_ex(w->body, "key_IDs", &arr) ||
+	    !json_object_is_type(arr, json_type_array) || json_object_array_length(arr) == 0)
+		return dec_fail(w, 400, "key_IDs must be a non-empty array");
+	w->n = json_object_array_length(arr);
+	if (w->n > k->max_key_per_request)
+		return dec_fail(w, 400, "%zu key_IDs, max_key_per_request is %u", w->n,
+				k->max_key_per_request);
+	for (i = 0; i < w->n; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i), *id;
+
+		if (!json_object_is_type(e, json_type_object) ||
+		    !json_object_object_get_ex(e, "key_ID", &id) ||
+		    !json_object_is_type(id, json_type_string))
+			return dec_fail(w, 400, "key_IDs[%zu] must be an object with a key_ID string",
+					i);
+		w->ids_text[i] = json_object_get_string(id);
+	}
+	return 0;
+}
+
+/* Every key_ID a UUID, none twice. */
+static int dec_validate(struct dec_work *w)
+{
+	size_t i, j;
+
+	for (i = 0; i < w->n; i++) {
+		if (!etsi014_uuid_parse(w->ids_text[i], w->ids[i]))
+			return dec_fail(w, 400, "key_ID '%.40s' is not a UUID", w->ids_text[i]);
+		for (j = 0; j < i; j++)
+			if (memcmp(w->ids[i], w->ids[j], 16) == 0)
+				return dec_fail(w, 400, "key_ID %s requested twice", w->ids_text[i]);
+	}
+	return 0;
+}
+
+/* All or nothing: every key must be reserved for caller from master before any is handed out.
+ * Caller holds the store lock. */
+static int dec_find(struct kmsd_store *s, const char *caller, const char *master,
+		    struct dec_work *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		char t[ETSI014_KEY_ID_LEN + 1];
+
+		w->rks[i] = kmsd_store_find_reserved(s, w->ids[i]);
+		etsi014_uuid_format(w->ids[i], t);
+		if (!w->rks[i])
+			return dec_fail(w, 400, "key_ID %s unknown, expired or already fetched", t);
+		if (strcmp(w->rks[i]->slave, caller) != 0 || strcmp(w->rks[i]->master, master) != 0)
+			return dec_fail(w, 401, "key_ID %s is not reserved for %s from %s", t, caller,
+					master);
+		w->out[i].id = w->rks[i]->id;
+		w->out[i].key = w->rks[i]->key;
+		w->out[i].len = w->rks[i]->len;
+	}
+	return 0;
+}
+
+/* Answer with the keys (*ret) and delete them once the answer is queued; tell the peer
+ * (CONSUMED). -1: a key is not deliverable, nothing was answered (w->status, w->why). */
+static int dec_deliver(struct kmsd_kme *k, struct MHD_Connection *c, const char *caller,
+		       const char *master, struct dec_work *w, enum MHD_Result *ret)
+{
+	struct kmsd_store *s = &k->store;
+	char logids[512];
+	size_t i;
+
+	/* A reservation past its lifetime is gone now, not at the link thread's next
+	 * once-a-second sweep. */
+	pthread_mutex_lock(&s->lock);
+	kmsd_store_expire(s, kmsd_store_now_ms());
+	if (dec_find(s, caller, master, w) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	*ret = reply_keys(c, w->out, w->n);
+	if (*ret == MHD_YES) {
+		w->consumed[0] = (uint8_t)(w->n >> 8);
+		w->consumed[1] = (uint8_t)w->n;
+		for (i = 0; i < w->n; i++) {
+			memcpy(w->consumed + 2 + i * 16, w->ids[i], 16);
+			s->stats.served_dec_keys++;
+			s->stats.served_dec_bits += w->rks[i]->len * 8;
+			kmsd_store_remove_reserved(s, w->rks[i]);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (*ret == MHD_YES) {
+		kmsd_format_ids(w->consumed + 2, w->n, 16, logids, sizeof(logids));
+		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
+			 caller, master, w->n, logids);
+		kmsd_link_send(&k->link, KMSD_MSG_CONSUMED, w->consumed,
+			       2 + w->n * 16); /* best effort */
+	}
+	return 0;
+}
+
+/* dec_keys: parse, validate, deliver; any refusal is one error answer. */
 static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
 				   const struct req_ctx *rq, const char *caller, const char *master)
 {
 	struct dec_work *w = calloc(1, sizeof(*w));
-	enum MHD_Result ret;
+	enum MHD_Result ret = MHD_NO;
+	int rc;
 
 	if (!w)
 		return MHD_NO;
-	ret = dec_keys_work(k, c, method, rq, caller, master, w);
+	if (strcmp(method, "GET") == 0)
+		rc = dec_parse_query(k, c, w);
+	else
+		rc = dec_parse_body(k, rq, w);
+	if (rc == 0)
+		rc = dec_validate(w);
+	json_object_put(w->body); /* ids_text is not used below */
+	if (rc == 0)
+		rc = dec_deliver(k, c, caller, master, w, &ret);
+	if (rc < 0)
+		ret = reply_error(c, caller, "dec_keys", w->status,
+				  w->status == 401 ? "unauthorized" : "bad request", "%s", w->why);
 	free(w);
-	return ret;
-}
-
-static enum MHD_Result dec_keys_work(struct kmsd_kme *k, struct MHD_Connection *c,
-				     const char *method, const struct req_ctx *rq,
-				     const char *caller, const char *master, struct dec_work *w)
-{
-	const char **ids_text = w->ids_text;
-	uint8_t (*ids)[16] = w->ids;
-	struct kmsd_reserved_key **rks = w->rks;
-	struct key_out *out = w->out;
-	uint8_t *consumed = w->consumed;
-	struct json_object *o = NULL;
-	struct kmsd_store *s = &k->store;
-	size_t n = 0, i, j;
-	enum MHD_Result ret;
-	const char *why = NULL;
-	char logids[512];
-
-	if (strcmp(method, "GET") == 0) {
-		struct query q = {0};
-
-		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
-		if (q.unknown || q.n_number || q.n_size)
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "only key_ID parameters are allowed");
-		if (q.n_key_ids == 0)
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "key_ID parameter missing");
-		if (q.n_key_ids > k->max_key_per_request)
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "%u key_IDs, max_key_per_request is %u", q.n_key_ids,
-					   k->max_key_per_request);
-		n = q.n_key_ids;
-		for (i = 0; i < n; i++)
-			ids_text[i] = q.key_ids[i] ? q.key_ids[i] : "";
-	} else {
-		struct json_object *arr;
-
-		o = parse_body(rq, &why);
-		if (!o)
-			return reply_error(c, caller, "dec_keys", 400, "bad request", "%s", why);
-		if (!json_object_object_get_ex(o, "key_IDs", &arr) ||
-		    !json_object_is_type(arr, json_type_array) ||
-		    json_object_array_length(arr) == 0) {
-			json_object_put(o);
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "key_IDs must be a non-empty array");
-		}
-		n = json_object_array_length(arr);
-		if (n > k->max_key_per_request) {
-			json_object_put(o);
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "%zu key_IDs, max_key_per_request is %u", n,
-					   k->max_key_per_request);
-		}
-		for (i = 0; i < n; i++) {
-			struct json_object *e = json_object_array_get_idx(arr, i), *id;
-			if (!json_object_is_type(e, json_type_object) ||
-			    !json_object_object_get_ex(e, "key_ID", &id) ||
-			    !json_object_is_type(id, json_type_string)) {
-				json_object_put(o);
-				return reply_error(c, caller, "dec_keys", 400, "bad request",
-						   "key_IDs[%zu] must be an object with a key_ID string",
-						   i);
-			}
-			ids_text[i] = json_object_get_string(id);
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (!etsi014_uuid_parse(ids_text[i], ids[i])) {
-			ret = reply_error(c, caller, "dec_keys", 400, "bad request",
-					  "key_ID '%.40s' is not a UUID", ids_text[i]);
-			json_object_put(o);
-			return ret;
-		}
-		for (j = 0; j < i; j++) {
-			if (memcmp(ids[i], ids[j], 16) == 0) {
-				ret = reply_error(c, caller, "dec_keys", 400, "bad request",
-						  "key_ID %s requested twice", ids_text[i]);
-				json_object_put(o);
-				return ret;
-			}
-		}
-	}
-	json_object_put(o); /* ids_text is not used below */
-
-	/* All or nothing: check every key before handing out any. A reservation past its lifetime
-	 * is gone now, not at the link thread's next once-a-second sweep. */
-	pthread_mutex_lock(&s->lock);
-	kmsd_store_expire(s, kmsd_store_now_ms());
-	for (i = 0; i < n; i++) {
-		char t[ETSI014_KEY_ID_LEN + 1];
-
-		rks[i] = kmsd_store_find_reserved(s, ids[i]);
-		etsi014_uuid_format(ids[i], t);
-		if (!rks[i]) {
-			pthread_mutex_unlock(&s->lock);
-			return reply_error(c, caller, "dec_keys", 400, "bad request",
-					   "key_ID %s unknown, expired or already fetched", t);
-		}
-		if (strcmp(rks[i]->slave, caller) != 0 || strcmp(rks[i]->master, master) != 0) {
-			pthread_mutex_unlock(&s->lock);
-			return reply_error(c, caller, "dec_keys", 401, "unauthorized",
-					   "key_ID %s is not reserved for %s from %s", t, caller,
-					   master);
-		}
-		out[i].id = rks[i]->id;
-		out[i].key = rks[i]->key;
-		out[i].len = rks[i]->len;
-	}
-	ret = reply_keys(c, out, n);
-	if (ret == MHD_YES) {
-		consumed[0] = (uint8_t)(n >> 8);
-		consumed[1] = (uint8_t)n;
-		for (i = 0; i < n; i++) {
-			memcpy(consumed + 2 + i * 16, ids[i], 16);
-			s->stats.served_dec_keys++;
-			s->stats.served_dec_bits += rks[i]->len * 8;
-			kmsd_store_remove_reserved(s, rks[i]);
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (ret == MHD_YES) {
-		kmsd_format_ids(consumed + 2, n, 16, logids, sizeof(logids));
-		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
-			 caller, master, n, logids);
-		kmsd_link_send(&k->link, KMSD_MSG_CONSUMED, consumed, 2 + n * 16); /* best effort */
-	}
 	return ret;
 }
 
