@@ -119,6 +119,44 @@ qki_kill9() {
 	rm -f "$QDIR/qkid-$1.sock"
 }
 
+# kme_api a|b PATH [CURL-ARGS...]: the site's KME's ETSI 014 API as the site's SAE (its cert)
+kme_api() {
+	local s=$1 S=${1^^} path=$2; shift 2
+	ip netns exec "$QLAB-$s" curl -sf --max-time 10 --cert "$QDIR/pki/SAE_$S.pem" \
+		--key "$QDIR/pki/SAE_$S.key" --cacert "$QDIR/pki/ca.pem" "$@" \
+		"https://127.0.0.1:8443/api/v1/keys/$path"
+}
+# kme_status_field a|b EXPR: a field of the KME's status (Python expression over d), e.g.
+# d["stored_key_count"]; the KME's own counters are in d["status_extension"]
+kme_status_field() {
+	local other=B; [ "$1" = b ] && other=A
+	kme_api "$1" "SAE_$other/status" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"
+}
+# kme_generated_keys a|b: keys (blocks of key_size bits) the site's KME has generated so far,
+# from its own counters: the supply, measured apart from qkid
+kme_generated_keys() { kme_status_field "$1" 'd["status_extension"]["generated_bits"] // d["key_size"]'; }
+# kme_restart: restart both KMEs, so their stores start empty (the link flushes them when it
+# goes down) and what qkid can get from then on is what the link generates; waits for the link
+kme_link_up() { [ "$(kme_status_field a 'd["status_extension"]["link_up"]')" = True ]; }
+kme_restart() {
+	kms_stop a; kms_stop b
+	kms_start a; kms_start b
+	wait_for 20 kme_link_up
+}
+# now_s: a monotonic clock in seconds (for rates)
+now_s() { awk '{ print $1 }' /proc/uptime; }
+# kme_sample a|b: "TIME KEYS": kme_generated_keys and the middle of the time it took to ask
+kme_sample() {
+	local t0 g t1
+	t0=$(now_s); g=$(kme_generated_keys "$1"); t1=$(now_s)
+	awk -v a="$t0" -v b="$t1" -v g="$g" 'BEGIN { printf "%.3f %s\n", (a + b) / 2, g }'
+}
+# kme_supply "T0 G0" "T1 G1": keys/s generated between two kme_samples
+kme_supply() {
+	awk -v x="$1" -v y="$2" 'BEGIN { split(x, a, " "); split(y, b, " ");
+		if (b[1] > a[1] && b[2] >= a[2]) printf "%.2f", (b[2] - a[2]) / (b[1] - a[1]); else print 0 }'
+}
+
 qa() { "$QKI_BIN/tests/qki-probe" "$QDIR/qkid-a.sock" "$@"; }
 qb() { "$QKI_BIN/tests/qki-probe" "$QDIR/qkid-b.sock" "$@"; }
 qctl() { local s=$1; shift; "$QKI_BIN/qkictl" -s "$QDIR/qkid-$s.sock" "$@"; }

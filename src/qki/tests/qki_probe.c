@@ -14,6 +14,9 @@
  *   qki-probe SOCK sim PEER SPI0 in|out DURATION WARMUP RATE...
  *                                                one SA per RATE (epochs/s) consuming keys;
  *                                                prints per-SA results and Jain's indexes
+ *   qki-probe fair SUPPLY DEMAND:GOT...          max-min fair shares of SUPPLY (keys/s, measured
+ *                                                apart from qkid: the KME's counters) among the
+ *                                                demands, and how close GOT came to them
  *   qki-probe SOCK bench PEER SECONDS            local API latency and keys/s (KEY_NEW, SA)
  *   qki-probe SOCK raw HEX|@FILE...              send raw bytes per argument, print replies
  *   qki-probe SOCK hold PEER SPI in|out SECONDS  register and stay connected
@@ -215,7 +218,7 @@ static int cmd_sim(struct qki_client *c, int argc, char **argv)
 	uint32_t spi0 = (uint32_t)strtoul(argv[1], NULL, 16);
 	double duration = atof(argv[3]), warmup = atof(argv[4]);
 	size_t n = (size_t)(argc - 5);
-	double rate[64], tokens[64] = { 0 }, got[64] = { 0 }, demand[64], x[64], sat[64], fair[64];
+	double rate[64], tokens[64] = { 0 }, got[64] = { 0 }, demand[64], x[64], sat[64];
 	uint32_t epoch[64] = { 0 };
 	uint64_t misses[64] = { 0 };
 	double t0, last, total = 0, sum_demand = 0;
@@ -252,7 +255,8 @@ static int cmd_sim(struct qki_client *c, int argc, char **argv)
 				epoch[i] = next;
 				continue;
 			}
-			if (r == QKI_ERR_NO_KEY) {
+			/* no key now (the KME may be away for a moment): a datapath waits and asks again */
+			if (r == QKI_ERR_NO_KEY || r == QKI_ERR_KME) {
 				if (measuring)
 					misses[i]++;
 				continue;
@@ -277,20 +281,50 @@ static int cmd_sim(struct qki_client *c, int argc, char **argv)
 		total += x[i];
 		sum_demand += demand[i];
 	}
-	maxmin(demand, n, total, fair);
-	for (size_t i = 0; i < n; i++) {
-		double rel = fair[i] > 0 ? x[i] / fair[i] : 1;
-		printf("sa %08x demand %.1f got %.2f keys/s satisfaction %.3f maxmin_share %.2f "
-		       "empty_polls %llu\n", spi0 + (unsigned)i, demand[i], x[i], sat[i], fair[i],
-		       (unsigned long long)misses[i]);
-		fair[i] = rel;
-	}
-	printf("supply %.2f keys/s demand %.2f keys/s\n", total, sum_demand);
+	/* No max-min share here: derived from what the SAs got, it would call any split fair.
+	 * 'qki-probe fair' computes it from the supply measured at the KME. */
+	for (size_t i = 0; i < n; i++)
+		printf("sa %08x demand %.1f got %.2f keys/s satisfaction %.3f empty_polls %llu\n",
+		       spi0 + (unsigned)i, demand[i], x[i], sat[i], (unsigned long long)misses[i]);
+	printf("got %.2f keys/s demand %.2f keys/s\n", total, sum_demand);
 	printf("jain_raw %.4f\n", qkid_jain_index(x, n));
 	printf("jain_satisfaction %.4f\n", qkid_jain_index(sat, n));
-	printf("jain_vs_maxmin %.4f\n", qkid_jain_index(fair, n));
 	for (size_t i = 0; i < n; i++)
 		qki_sa_unregister(c, spi0 + (uint32_t)i, dir, NULL);
+	return 0;
+}
+
+/* fair SUPPLY DEMAND:GOT...: the max-min fair share of each SA from the supply and the demands
+ * alone, got / share per SA, their minimum, Jain's index of them, and the share of the supply
+ * the SAs got (efficiency). */
+static int cmd_fair(int argc, char **argv)
+{
+	double supply = atof(argv[0]), demand[64], got[64], share[64], rel[64];
+	double total = 0, min_rel = INFINITY;
+	size_t n = (size_t)(argc - 1);
+
+	if (!(supply > 0) || n == 0 || n > 64) {
+		fprintf(stderr, "qki-probe fair: SUPPLY must be > 0, with 1..64 DEMAND:GOT pairs\n");
+		return 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sscanf(argv[1 + i], "%lf:%lf", &demand[i], &got[i]) != 2 || !(demand[i] > 0)) {
+			fprintf(stderr, "qki-probe fair: '%s' is not DEMAND:GOT\n", argv[1 + i]);
+			return 2;
+		}
+		total += got[i];
+	}
+	maxmin(demand, n, supply, share);
+	for (size_t i = 0; i < n; i++) {
+		rel[i] = got[i] / share[i];
+		if (rel[i] < min_rel)
+			min_rel = rel[i];
+		printf("sa %zu demand %.1f got %.2f maxmin_share %.2f got_of_share %.3f\n", i,
+		       demand[i], got[i], share[i], rel[i]);
+	}
+	printf("supply %.2f keys/s got %.2f keys/s efficiency %.3f\n", supply, total, total / supply);
+	printf("min_got_of_share %.3f\n", min_rel);
+	printf("jain_vs_maxmin %.4f\n", qkid_jain_index(rel, n));
 	return 0;
 }
 
@@ -465,6 +499,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: see the comment at the top of qki_probe.c\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "fair"))
+		return cmd_fair(argc - 2, argv + 2);
 	if (!strcmp(argv[2], "raw"))
 		return cmd_raw(argv[1], argc - 3, argv + 3);
 	c = qki_client_connect(argv[1], getenv("QKI_PROBE_TIMEOUT") ?
