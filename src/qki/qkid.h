@@ -8,6 +8,7 @@
  *   qkid_kme.c      KME worker thread (ETSI 014 client)
  *   qkid_link.c     TCP link to the peer qkid: handshake, framing, authentication
  *   qkid_sync.c     the key agreement logic: pool, assignments, SAs, fair share, resync
+ *   qkid_outbox.c   peer messages queued while an event is handled, encoded after it
  *   qkid_local.c    the local API server (unix socket)
  *   qkid_fair.c     fair-share refill policy;  qkid_rpk.c  rpk advisor;  qkid_replay.c
  *
@@ -272,7 +273,6 @@ int qkid_peer_init(struct qkid *d, struct qkid_peer *p, const struct qkid_peer_c
 void qkid_peer_destroy(struct qkid_peer *p);
 void qkid_peer_tick(struct qkid_peer *p, int64_t now);     /* every TICK_MS */
 void qkid_peer_work(struct qkid_peer *p, int64_t now);     /* after events: refill, fetch */
-void qkid_peer_flush(struct qkid_peer *p);
 void qkid_peer_kme_done(struct qkid_peer *p);
 /* ready/payload: the slave's READY (master side), NULL on the slave side */
 void qkid_peer_on_up(struct qkid_peer *p, int peer_restarted, const struct qki_attr *ready,
@@ -298,6 +298,8 @@ uint32_t qkid_sa_level(const struct qkid_sa *sa);
 uint32_t qkid_sa_capacity(const struct qkid_peer *p);   /* equal buffer size of every SA */
 uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);
 void qkid_conn_gone(struct qkid *d, struct qkid_conn *c);
+
+#include "qkid_outbox.h"
 
 /* qkid_local.c */
 int qkid_local_open(struct qkid *d, char *err, size_t errlen);

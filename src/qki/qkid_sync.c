@@ -57,45 +57,6 @@ static uint8_t dir_of(int role, uint8_t rx)
 	return rx == role ? QKI_DIR_IN : QKI_DIR_OUT;
 }
 
-static void outbox_add(struct qkp_outbox *o, const struct qkp_entry *e)
-{
-	if (o->n == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 64;
-		struct qkp_entry *n = realloc(o->e, cap * sizeof(*n));
-		if (!n)
-			return;         /* lost entries are recovered by resend on the next session */
-		o->e = n;
-		o->cap = cap;
-	}
-	o->e[o->n++] = *e;
-}
-
-static void announce(struct qkid_peer *p, const struct qkey *k)
-{
-	struct qkp_entry e = { .use = k->use, .spi = k->spi, .rx = k->rx, .epoch = k->epoch };
-	strcpy(e.id, k->id);
-	outbox_add(&p->out_assign, &e);
-}
-
-static void ack(struct qkid_peer *p, const char *id, uint8_t status)
-{
-	struct qkp_entry e = { .status = status };
-	snprintf(e.id, sizeof(e.id), "%s", id);
-	outbox_add(&p->out_ack, &e);
-}
-
-static void stale(struct qkid_peer *p, const struct qkid_sa *sa)
-{
-	struct qkp_entry e = { .spi = sa->spi, .rx = sa->rx, .epoch = sa->floor };
-	outbox_add(&p->out_stale, &e);
-}
-
-static void need(struct qkid_peer *p, const struct qkid_sa *sa, uint32_t epoch, uint32_t count)
-{
-	struct qkp_entry e = { .spi = sa->spi, .rx = sa->rx, .epoch = epoch, .count = count };
-	outbox_add(&p->out_need, &e);
-}
-
 static struct qkid_sa *sa_by_wire(struct qkid_peer *p, uint32_t spi, uint8_t rx)
 {
 	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
@@ -381,7 +342,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		/* dropped while it was being fetched (resync); fetched only to free the KME */
 		qkid_key_bury(p, k);
 		if (k->use)
-			ack(p, k->id, QKP_ACK_OK);
+			qkid_out_ack(p, k->id, QKP_ACK_OK);
 		return;
 	}
 	if (k->on_demand && !k->use) {
@@ -404,7 +365,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		if (!sa || k->epoch < sa->floor || sa_key(sa, k->epoch)) {
 			/* dead epoch, or the epoch got another key meanwhile: do not keep it */
 			qkid_key_bury(p, k);
-			ack(p, k->id, QKP_ACK_OK);
+			qkid_out_ack(p, k->id, QKP_ACK_OK);
 			return;
 		}
 		qkey_list_insert_epoch(&sa->keys, k);
@@ -418,7 +379,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 			sa_set_floor(sa, sa->next_assign - 2 * qkid_sa_capacity(p));
 		break;
 	}
-	ack(p, k->id, QKP_ACK_OK);
+	qkid_out_ack(p, k->id, QKP_ACK_OK);
 }
 
 static void fetch_failed(struct qkid_peer *p, struct qkey *k, uint8_t status)
@@ -426,7 +387,7 @@ static void fetch_failed(struct qkid_peer *p, struct qkey *k, uint8_t status)
 	log_warn("peer %s: key_ID %s: %s", p->conf->name, k->id,
 		 status == QKP_ACK_UNKNOWN ? "unknown to the KME" : "could not be fetched");
 	if (k->use)
-		ack(p, k->id, status);
+		qkid_out_ack(p, k->id, status);
 	if (k->use == QKP_USE_IKE_SLAVE && p->ike_asked)
 		p->ike_asked--;
 	qkid_key_bury(p, k);
@@ -610,7 +571,7 @@ static void assign_sa(struct qkid_peer *p, struct qkid_sa *sa, struct qkey *k)
 	k->t = qkid_now_ms();
 	qkey_list_insert_epoch(&sa->keys, k);
 	sa->refills++;
-	announce(p, k);
+	qkid_out_assign(p, k);
 }
 
 static void master_refill(struct qkid_peer *p)
@@ -660,7 +621,7 @@ static void master_stash(struct qkid_peer *p)
 		k->state = QK_PENDING;
 		k->unacked = 1;
 		k->t = qkid_now_ms();
-		announce(p, k);
+		qkid_out_assign(p, k);
 		ike_peer_add(p, k);
 	}
 }
@@ -716,19 +677,19 @@ static void slave_on_assign(struct qkid_peer *p, const struct entry_view *e)
 			/* we resolved it for our charon before the announcement: consistent */
 			k->use = QKP_USE_IKE_MASTER;
 			if (k->state == QK_READY || k->state == QK_USED)
-				ack(p, k->id, k->failed ? QKP_ACK_UNKNOWN : QKP_ACK_OK);
+				qkid_out_ack(p, k->id, k->failed ? QKP_ACK_UNKNOWN : QKP_ACK_OK);
 			return;
 		}
 		if (same_assignment(k, e)) {
 			if (k->state == QK_READY || (k->state == QK_USED && !k->failed))
-				ack(p, k->id, QKP_ACK_OK);      /* a resend after reconnect */
+				qkid_out_ack(p, k->id, QKP_ACK_OK);      /* a resend after reconnect */
 			else if (k->state == QK_USED)
-				ack(p, k->id, QKP_ACK_UNKNOWN);
+				qkid_out_ack(p, k->id, QKP_ACK_UNKNOWN);
 			return;         /* still being fetched: ACK follows */
 		}
 		log_warn("peer %s: key_ID %s assigned to another use than it already has here; "
 			 "refused", p->conf->name, e->id);
-		ack(p, e->id, QKP_ACK_CONFLICT);
+		qkid_out_ack(p, e->id, QKP_ACK_CONFLICT);
 		return;
 	}
 	if (e->use == QKP_USE_SA) {
@@ -801,7 +762,7 @@ static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 	if (!sa->registered)
 		sa->idle_since = qkid_now_ms();   /* implicit SA: alive while the slave uses it */
 	if (e->epoch < sa->floor && !sa_key(sa, e->epoch)) {
-		stale(p, sa);
+		qkid_out_stale(p, sa);
 		return;
 	}
 	if (e->epoch > sa->next_assign)
@@ -816,7 +777,7 @@ static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 	for (uint32_t i = 0; i < e->count && i < QKI_EPOCH_BATCH_MAX; i++) {
 		struct qkey *k = sa_key(sa, e->epoch + i);
 		if (k)
-			announce(p, k);
+			qkid_out_assign(p, k);
 	}
 }
 
@@ -929,12 +890,12 @@ void qkid_peer_on_up(struct qkid_peer *p, int peer_restarted, const struct qki_a
 		on_ready_entries(p, payload, len);
 	if (peer_restarted)
 		for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
-			stale(p, sa);
+			qkid_out_stale(p, sa);
 	/* resend every assignment the slave has not acknowledged */
 	for (size_t b = 0; b < QKID_MAP_BUCKETS; b++)
 		for (struct qkey *k = p->map[b]; k; k = k->hnext)
 			if (k->unacked)
-				announce(p, k);
+				qkid_out_assign(p, k);
 }
 
 static void on_ready_entries(struct qkid_peer *p, const uint8_t *payload, size_t len)
@@ -994,76 +955,6 @@ void qkid_peer_resync(struct qkid_peer *p)
 		p->candidate = NULL;
 	}
 	p->t_retry = 0;
-}
-
-/* ---- outbox --------------------------------------------------------------------------------- */
-
-static void flush_box(struct qkid_peer *p, struct qkp_outbox *o, uint8_t type)
-{
-	size_t i = 0;
-	if (!o->n)
-		return;
-	if (!qkid_link_up(p)) {
-		/* resent after reconnect from the key state (ASSIGN) or asked again (NEED) */
-		o->n = 0;
-		return;
-	}
-	while (i < o->n) {
-		struct qki_msg m;
-		size_t start = i;
-		qkid_link_begin(p, &m, type);
-		for (; i < o->n && i - start < 512; i++) {
-			const struct qkp_entry *e = &o->e[i];
-			size_t mark = qki_msg_nest_begin(&m, QKP_A_ENTRY);
-			if (e->id[0])
-				qki_msg_put_str(&m, QKP_A_KEY_ID, e->id);
-			switch (type) {
-			case QKP_ASSIGN:
-				qki_msg_put_u8(&m, QKP_A_USE, e->use);
-				if (e->use == QKP_USE_SA) {
-					qki_msg_put_u32(&m, QKP_A_SPI, e->spi);
-					qki_msg_put_u8(&m, QKP_A_RX, e->rx);
-					qki_msg_put_u32(&m, QKP_A_EPOCH, e->epoch);
-				}
-				break;
-			case QKP_ACK:
-				qki_msg_put_u8(&m, QKP_A_STATUS, e->status);
-				break;
-			case QKP_NEED:
-				qki_msg_put_u32(&m, QKP_A_COUNT, e->count);
-				/* fall through */
-			case QKP_STALE:
-				qki_msg_put_u32(&m, QKP_A_SPI, e->spi);
-				qki_msg_put_u8(&m, QKP_A_RX, e->rx);
-				qki_msg_put_u32(&m, QKP_A_EPOCH, e->epoch);
-				break;
-			}
-			qki_msg_nest_end(&m, mark);
-		}
-		if (type == QKP_NEED && i == o->n && p->need_ike) {
-			uint32_t level = (uint32_t)p->ike_own.n + p->ike_asked;
-			qki_msg_put_u32(&m, QKP_A_IKE_LEVEL, level);
-			p->need_ike = 0;
-		}
-		if (qkid_link_send(p, &m))
-			break;
-	}
-	o->n = 0;
-}
-
-void qkid_peer_flush(struct qkid_peer *p)
-{
-	if (p->role == QKI_ROLE_SLAVE && p->need_ike && !p->out_need.n && qkid_link_up(p)) {
-		struct qki_msg m;
-		qkid_link_begin(p, &m, QKP_NEED);
-		qki_msg_put_u32(&m, QKP_A_IKE_LEVEL, (uint32_t)p->ike_own.n + p->ike_asked);
-		p->need_ike = 0;
-		qkid_link_send(p, &m);
-	}
-	flush_box(p, &p->out_assign, QKP_ASSIGN);
-	flush_box(p, &p->out_ack, QKP_ACK);
-	flush_box(p, &p->out_need, QKP_NEED);
-	flush_box(p, &p->out_stale, QKP_STALE);
 }
 
 /* ---- periodic work -------------------------------------------------------------------------- */
@@ -1164,7 +1055,7 @@ int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, c
 		strcpy(key_id, k->id);
 		copy_out(p, k, size, key);
 		/* the announcement is queued before the reply and flushed first */
-		announce(p, k);
+		qkid_out_assign(p, k);
 		qkid_key_bury(p, k);
 		log_info("peer %s: IKE key %s handed out (initiator)", p->conf->name, key_id);
 		return QKI_OK;
@@ -1285,7 +1176,7 @@ int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid
 	sa->owner = owner;
 	sa->idle_since = 0;
 	if (p->role == QKI_ROLE_SLAVE) {
-		need(p, sa, sa_cursor(sa), 0);  /* tell the master the SA exists */
+		qkid_out_need(p, sa, sa_cursor(sa), 0);  /* tell the master the SA exists */
 	}
 	*out = sa;
 	return QKI_OK;
@@ -1323,7 +1214,7 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_
 		sa_drop_below(sa, first);
 		sa_account(sa);
 		if (!master && now - sa->need_t > RELEASE_REPORT_MS) {
-			need(p, sa, first, 0);
+			qkid_out_need(p, sa, first, 0);
 			sa->need_t = now;
 			sa->need_epoch = first;
 		}
@@ -1373,7 +1264,7 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_
 			announced = k->use == QKP_USE_SA && k->spi == sa->spi && k->rx == sa->rx &&
 				    k->epoch == first;
 		if (!announced && (sa->need_epoch != first || now - sa->need_t > NEED_INTERVAL_MS)) {
-			need(p, sa, first, count);
+			qkid_out_need(p, sa, first, count);
 			sa->need_epoch = first;
 			sa->need_t = now;
 		}
@@ -1396,7 +1287,7 @@ unsigned qkid_sa_flush(struct qkid_sa *sa)
 	unsigned n = sa_wipe(sa);
 	log_warn("peer %s: SA %08x/%s flushed by operator: %u keys wiped, next epoch %u",
 		 sa->peer->conf->name, sa->spi, sa->dir == QKI_DIR_IN ? "in" : "out", n, sa->floor);
-	stale(sa->peer, sa);
+	qkid_out_stale(sa->peer, sa);
 	return n;
 }
 
