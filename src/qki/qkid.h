@@ -7,8 +7,9 @@
  *   qkid_keys.c     locked key memory, key_ID map, key lists
  *   qkid_kme.c      KME worker thread (ETSI 014 client)
  *   qkid_link.c     TCP link to the peer qkid: handshake, framing, authentication
- *   qkid_sync.c     the key agreement logic: pool, assignments, SAs, fair share, resync
+ *   qkid_sync.c     the key agreement logic: pool, assignments, fair share, resync
  *   qkid_outbox.c   peer messages queued while an event is handled, encoded after it
+ *   qkid_sa.c       per-SA key buffers: epochs, cursor, floor; register, keys, flush
  *   qkid_local.c    the local API server (unix socket)
  *   qkid_fair.c     fair-share refill policy;  qkid_rpk.c  rpk advisor;  qkid_replay.c
  *
@@ -250,6 +251,11 @@ struct qkid {
 };
 
 int64_t qkid_now_ms(void);
+/* Exponentially weighted moving average of per-second rates, weight 1/2. */
+static inline double qkid_ewma(double old, double sample)
+{
+	return old == 0 ? sample : 0.5 * old + 0.5 * sample;
+}
 void qkid_random(void *buf, size_t n);
 struct qkid_peer *qkid_peer_by_name(struct qkid *d, const char *name);
 
@@ -284,22 +290,9 @@ void qkid_peer_fill_ready(struct qkid_peer *p, struct qki_msg *m);
 int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, const char **msg);
 int qkid_ike_get(struct qkid_peer *p, const char *key_id, size_t size, uint8_t *key,
 		 const char **msg);
-struct qkid_sa *qkid_sa_find(struct qkid *d, uint32_t spi, uint8_t dir);
-int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid_conn *owner,
-		     struct qkid_sa **out);
-void qkid_sa_unregister(struct qkid_sa *sa);
-/* Keys for epochs first.. into m as EPOCH_KEY attributes (*n_out of them): QKI_OK, QKID_AGAIN
- * or an error (QKI_ERR_STALE with *next_epoch). */
-int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *n_out, uint32_t *next_epoch, const char **msg);
-void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes);
-unsigned qkid_sa_flush(struct qkid_sa *sa);
-uint32_t qkid_sa_level(const struct qkid_sa *sa);
-uint32_t qkid_sa_capacity(const struct qkid_peer *p);   /* equal buffer size of every SA */
-uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);
-void qkid_conn_gone(struct qkid *d, struct qkid_conn *c);
 
 #include "qkid_outbox.h"
+#include "qkid_sa.h"
 
 /* qkid_local.c */
 int qkid_local_open(struct qkid *d, char *err, size_t errlen);

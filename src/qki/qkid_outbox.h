@@ -8,6 +8,10 @@
 
 #include <stdint.h>
 
+/* Parked requests retry often; a slave repeats a NEED (or an IKE stash reminder) at most this
+ * often. */
+#define QKID_NEED_INTERVAL_MS 200
+
 struct qkid_peer;
 struct qkid_sa;
 struct qkey;

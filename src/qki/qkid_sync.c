@@ -34,170 +34,11 @@
 #include "qkid_log.h"
 #include "qkid_rpk.h"
 
-#define NEED_INTERVAL_MS 200
-#define RELEASE_REPORT_MS 250
 #define FETCH_TRIES_MAX 5
-#define ACTIVE_WINDOW_MS 10000  /* an SA known only from the peer counts this long after use */
 /* IKE keys the peer's charon may still ask for (the peer initiated with them). An IKE exchange
  * claims its key within seconds; beyond this many unclaimed keys the oldest are abandoned
  * (wiped), so a peer that initiates without ever completing cannot fill our key memory. */
 #define IKE_PEER_MAX 1024
-
-/* ---- helpers -------------------------------------------------------------------------------- */
-
-static uint8_t rx_of(int role, uint8_t dir)
-{
-	/* the side that receives on the SA: us if inbound, the other one if outbound */
-	int other = role == QKI_ROLE_MASTER ? QKI_ROLE_SLAVE : QKI_ROLE_MASTER;
-	return dir == QKI_DIR_IN ? (uint8_t)role : (uint8_t)other;
-}
-
-static uint8_t dir_of(int role, uint8_t rx)
-{
-	return rx == role ? QKI_DIR_IN : QKI_DIR_OUT;
-}
-
-static struct qkid_sa *sa_by_wire(struct qkid_peer *p, uint32_t spi, uint8_t rx)
-{
-	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
-		if (sa->spi == spi && sa->rx == rx)
-			return sa;
-	return NULL;
-}
-
-static int sa_active(const struct qkid_sa *sa, int64_t now)
-{
-	return sa->registered || now - sa->idle_since < ACTIVE_WINDOW_MS;
-}
-
-static size_t active_sas(const struct qkid_peer *p)
-{
-	int64_t now = qkid_now_ms();
-	size_t n = 0;
-	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
-		n += sa_active(sa, now);
-	return n;
-}
-
-uint32_t qkid_sa_capacity(const struct qkid_peer *p)
-{
-	return qkid_fair_capacity(p->conf->sa_buffer_total, active_sas(p), p->conf->sa_buffer_min,
-				  p->conf->sa_buffer_max);
-}
-
-static struct qkid_sa *sa_create(struct qkid_peer *p, uint32_t spi, uint8_t rx)
-{
-	struct qkid_sa *sa = calloc(1, sizeof(*sa));
-	struct qkid_fair *all[1024];
-	size_t n = 0;
-	if (!sa)
-		return NULL;
-	for (struct qkid_sa *s = p->sas; s && n < 1024; s = s->next)
-		all[n++] = &s->fair;
-	sa->peer = p;
-	sa->spi = spi;
-	sa->rx = rx;
-	sa->dir = dir_of(p->role, rx);
-	sa->fair.vtime = qkid_fair_join_vtime(all, n);
-	sa->t_rate = qkid_now_ms();
-	sa->idle_since = sa->t_rate;    /* implicit until a local datapath registers it */
-	sa->next = p->sas;
-	p->sas = sa;
-	p->n_sas++;
-	return sa;
-}
-
-static void sa_destroy(struct qkid_sa *sa)
-{
-	struct qkid_peer *p = sa->peer;
-	struct qkid_sa **pp = &p->sas;
-	while (sa->keys.head)
-		qkid_key_bury(p, sa->keys.head);
-	while (*pp && *pp != sa)
-		pp = &(*pp)->next;
-	if (*pp) {
-		*pp = sa->next;
-		p->n_sas--;
-	}
-	free(sa);
-}
-
-/* The lowest epoch anybody on this SA may still want from the buffer. */
-static uint32_t sa_cursor(const struct qkid_sa *sa)
-{
-	uint32_t c = sa->release > sa->floor ? sa->release : sa->floor;
-	if (sa->peer->role == QKI_ROLE_MASTER && sa->remote > c)
-		c = sa->remote;
-	return c;
-}
-
-static void sa_account(struct qkid_sa *sa)
-{
-	uint32_t c = sa_cursor(sa);
-	if (c > sa->last_cursor) {
-		sa->consumed += c - sa->last_cursor;
-		sa->last_cursor = c;
-	}
-}
-
-uint32_t qkid_sa_level(const struct qkid_sa *sa)
-{
-	uint32_t c = sa_cursor(sa), n = 0;
-	for (struct qkey *k = sa->keys.tail; k && k->epoch >= c; k = k->prev)
-		n++;
-	return n;
-}
-
-static struct qkey *sa_key(struct qkid_sa *sa, uint32_t epoch)
-{
-	for (struct qkey *k = sa->keys.head; k; k = k->next)
-		if (k->epoch == epoch)
-			return k;
-		else if (k->epoch > epoch)
-			break;
-	return NULL;
-}
-
-/* Bury every key of the SA below `below` (released or dead). */
-static void sa_drop_below(struct qkid_sa *sa, uint32_t below)
-{
-	while (sa->keys.head && sa->keys.head->epoch < below)
-		qkid_key_bury(sa->peer, sa->keys.head);
-}
-
-/* Declare every epoch below floor dead here (keys wiped). */
-static void sa_set_floor(struct qkid_sa *sa, uint32_t floor)
-{
-	if (floor <= sa->floor)
-		return;
-	sa->floor = floor;
-	if (sa->next_assign < floor)
-		sa->next_assign = floor;
-	sa_drop_below(sa, floor);
-	sa->peer->d->generation++;
-}
-
-/* Operator flush or peer restart: drop every buffered key; continue at fresh epochs. */
-static unsigned sa_wipe(struct qkid_sa *sa)
-{
-	unsigned n = 0;
-	uint32_t top = sa->next_assign;
-	for (struct qkey *k = sa->keys.head; k; k = k->next)
-		if (k->epoch + 1 > top)
-			top = k->epoch + 1;
-	/* Announced keys still being fetched die as well: they are fetched anyway (so the
-	 * KME can free them) and dropped on arrival, since their epochs fall below the floor. */
-	for (struct qkey *k = sa->peer->fetchq.head; k; k = k->next)
-		if (k->use == QKP_USE_SA && k->spi == sa->spi && k->rx == sa->rx &&
-		    k->epoch + 1 > top)
-			top = k->epoch + 1;
-	n += (unsigned)sa->keys.n;
-	sa_set_floor(sa, top);
-	while (sa->keys.head)
-		qkid_key_bury(sa->peer, sa->keys.head);
-	sa->peer->d->generation++;
-	return n;
-}
 
 /* ---- peer lifecycle ------------------------------------------------------------------------- */
 
@@ -239,7 +80,7 @@ void qkid_peer_destroy(struct qkid_peer *p)
 	qkid_link_free(p->link);
 	qkid_link_free(p->candidate);
 	while (p->sas)
-		sa_destroy(p->sas);
+		qkid_sa_destroy(p->sas);
 	for (size_t b = 0; b < QKID_MAP_BUCKETS; b++)
 		while (p->map[b])
 			qkid_key_free(p, p->map[b]);
@@ -359,10 +200,10 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		ike_peer_add(p, k);
 		break;
 	case QKP_USE_SA:
-		sa = sa_by_wire(p, k->spi, k->rx);
+		sa = qkid_sa_by_wire(p, k->spi, k->rx);
 		if (!sa)
-			sa = sa_create(p, k->spi, k->rx);
-		if (!sa || k->epoch < sa->floor || sa_key(sa, k->epoch)) {
+			sa = qkid_sa_create(p, k->spi, k->rx);
+		if (!sa || k->epoch < sa->floor || qkid_sa_key(sa, k->epoch)) {
 			/* dead epoch, or the epoch got another key meanwhile: do not keep it */
 			qkid_key_bury(p, k);
 			qkid_out_ack(p, k->id, QKP_ACK_OK);
@@ -376,7 +217,7 @@ static void fetched(struct qkid_peer *p, struct qkey *k)
 		 * the newest are passed on its side; this bounds the memory of unclaimed SAs. */
 		if (!sa->registered && sa->next_assign > 2 * qkid_sa_capacity(p) &&
 		    sa->keys.head->epoch < sa->next_assign - 2 * qkid_sa_capacity(p))
-			sa_set_floor(sa, sa->next_assign - 2 * qkid_sa_capacity(p));
+			qkid_sa_set_floor(sa, sa->next_assign - 2 * qkid_sa_capacity(p));
 		break;
 	}
 	qkid_out_ack(p, k->id, QKP_ACK_OK);
@@ -454,24 +295,6 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 	p->d->generation++;
 }
 
-static unsigned sa_deficit(struct qkid_peer *p)
-{
-	unsigned total = 0;
-	size_t n = active_sas(p);
-	uint32_t cap = qkid_fair_capacity(p->conf->sa_buffer_total, n, p->conf->sa_buffer_min,
-					  p->conf->sa_buffer_max);
-	int64_t now = qkid_now_ms();
-	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next) {
-		uint32_t level;
-		if (!sa_active(sa, now))
-			continue;
-		level = qkid_sa_level(sa);
-		if (level < cap)
-			total += cap - level;
-	}
-	return total;
-}
-
 static int kme_work(struct qkid_peer *p, int64_t now);
 
 static void kme_schedule(struct qkid_peer *p, int64_t now)
@@ -492,7 +315,7 @@ static int kme_work(struct qkid_peer *p, int64_t now)
 	struct qkid *d = p->d;
 	(void)now;
 	if (p->role == QKI_ROLE_MASTER) {
-		unsigned want = p->conf->pool_target + p->conf->ike_reserve + sa_deficit(p);
+		unsigned want = p->conf->pool_target + p->conf->ike_reserve + qkid_sa_deficit(p);
 		unsigned n;
 		size_t room = d->arena.n_free > 64 ? d->arena.n_free - 64 : 0;
 		if (p->pool.n >= want)
@@ -543,23 +366,9 @@ static struct qkey *pool_take(struct qkid_peer *p)
 	return k;
 }
 
-/* First epoch at or above the cursor without a key, below next_assign; else next_assign. */
-static uint32_t sa_hole(struct qkid_sa *sa)
-{
-	uint32_t want = sa_cursor(sa);
-	for (struct qkey *k = sa->keys.head; k; k = k->next) {
-		if (k->epoch < want)
-			continue;
-		if (k->epoch > want)
-			break;
-		want = k->epoch + 1;
-	}
-	return want;
-}
-
 static void assign_sa(struct qkid_peer *p, struct qkid_sa *sa, struct qkey *k)
 {
-	uint32_t e = sa_hole(sa);
+	uint32_t e = qkid_sa_hole(sa);
 	if (e >= sa->next_assign)
 		sa->next_assign = e + 1;
 	k->use = QKP_USE_SA;
@@ -583,11 +392,11 @@ static void master_refill(struct qkid_peer *p)
 
 	if (!qkid_link_up(p) || p->pool.n <= p->conf->ike_reserve)
 		return;
-	cap = qkid_fair_capacity(p->conf->sa_buffer_total, active_sas(p), p->conf->sa_buffer_min,
+	cap = qkid_fair_capacity(p->conf->sa_buffer_total, qkid_sa_n_active(p), p->conf->sa_buffer_min,
 				 p->conf->sa_buffer_max);
 	int64_t now = qkid_now_ms();
 	for (struct qkid_sa *sa = p->sas; sa && n < 1024; sa = sa->next) {
-		if (!sa_active(sa, now))
+		if (!qkid_sa_active(sa, now))
 			continue;
 		sa->fair.level = qkid_sa_level(sa);
 		sa->fair.capacity = cap;
@@ -693,9 +502,9 @@ static void slave_on_assign(struct qkid_peer *p, const struct entry_view *e)
 		return;
 	}
 	if (e->use == QKP_USE_SA) {
-		sa = sa_by_wire(p, e->spi, e->rx);
+		sa = qkid_sa_by_wire(p, e->spi, e->rx);
 		if (!sa)
-			sa = sa_create(p, e->spi, e->rx);
+			sa = qkid_sa_create(p, e->spi, e->rx);
 		if (!sa)
 			return;
 		if (e->epoch + 1 > sa->next_assign)
@@ -714,10 +523,10 @@ static void slave_on_assign(struct qkid_peer *p, const struct entry_view *e)
 
 static void master_reassign(struct qkid_peer *p, struct qkey *k)
 {
-	struct qkid_sa *sa = sa_by_wire(p, k->spi, k->rx);
+	struct qkid_sa *sa = qkid_sa_by_wire(p, k->spi, k->rx);
 	uint32_t epoch = k->epoch;
 	qkid_key_bury(p, k);
-	if (!sa || epoch < sa_cursor(sa))
+	if (!sa || epoch < qkid_sa_cursor(sa))
 		return;
 	/* the epoch is a hole now; master_refill fills holes first */
 	log_info("peer %s: SA %08x epoch %u gets a new key", p->conf->name, sa->spi, epoch);
@@ -754,28 +563,28 @@ static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 	struct qkid_sa *sa;
 	if (e->rx != QKI_ROLE_MASTER && e->rx != QKI_ROLE_SLAVE)
 		return;
-	sa = sa_by_wire(p, e->spi, e->rx);
+	sa = qkid_sa_by_wire(p, e->spi, e->rx);
 	if (!sa)
-		sa = sa_create(p, e->spi, e->rx);
+		sa = qkid_sa_create(p, e->spi, e->rx);
 	if (!sa)
 		return;
 	if (!sa->registered)
 		sa->idle_since = qkid_now_ms();   /* implicit SA: alive while the slave uses it */
-	if (e->epoch < sa->floor && !sa_key(sa, e->epoch)) {
+	if (e->epoch < sa->floor && !qkid_sa_key(sa, e->epoch)) {
 		qkid_out_stale(p, sa);
 		return;
 	}
 	if (e->epoch > sa->next_assign)
-		sa_set_floor(sa, e->epoch);     /* the slave jumped: epochs between are dead */
+		qkid_sa_set_floor(sa, e->epoch);     /* the slave jumped: epochs between are dead */
 	if (e->epoch > sa->remote)
 		sa->remote = e->epoch;
 	/* nobody here uses this SA: what the slave released is gone for good */
 	if (!sa->registered)
-		sa_set_floor(sa, sa->remote);
-	sa_account(sa);
+		qkid_sa_set_floor(sa, sa->remote);
+	qkid_sa_account(sa);
 	/* resend what the slave lacks and we have */
 	for (uint32_t i = 0; i < e->count && i < QKI_EPOCH_BATCH_MAX; i++) {
-		struct qkey *k = sa_key(sa, e->epoch + i);
+		struct qkey *k = qkid_sa_key(sa, e->epoch + i);
 		if (k)
 			qkid_out_assign(p, k);
 	}
@@ -783,13 +592,13 @@ static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 
 static void slave_on_stale(struct qkid_peer *p, const struct entry_view *e)
 {
-	struct qkid_sa *sa = sa_by_wire(p, e->spi, e->rx);
+	struct qkid_sa *sa = qkid_sa_by_wire(p, e->spi, e->rx);
 	if (!sa)
-		sa = sa_create(p, e->spi, e->rx);
+		sa = qkid_sa_create(p, e->spi, e->rx);
 	if (sa && e->epoch > sa->floor) {
 		log_info("peer %s: SA %08x: epochs below %u are dead", p->conf->name, sa->spi,
 			 e->epoch);
-		sa_set_floor(sa, e->epoch);
+		qkid_sa_set_floor(sa, e->epoch);
 	}
 }
 
@@ -833,9 +642,9 @@ void qkid_peer_on_message(struct qkid_peer *p, const struct qkp_hdr *h, const ui
 		case QKP_STALE:
 			if (master) {
 				/* the slave flushed an SA: follow */
-				struct qkid_sa *sa = sa_by_wire(p, e.spi, e.rx);
+				struct qkid_sa *sa = qkid_sa_by_wire(p, e.spi, e.rx);
 				if (sa)
-					sa_set_floor(sa, e.epoch);
+					qkid_sa_set_floor(sa, e.epoch);
 			} else {
 				slave_on_stale(p, &e);
 			}
@@ -850,7 +659,7 @@ void qkid_peer_on_message(struct qkid_peer *p, const struct qkp_hdr *h, const ui
 static void wipe_all(struct qkid_peer *p)
 {
 	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
-		sa_wipe(sa);
+		qkid_sa_wipe(sa);
 	while (p->ike_own.head)
 		qkid_key_bury(p, p->ike_own.head);
 	for (struct qkey *k = p->ike_peer.head, *nx; k; k = nx) {
@@ -910,16 +719,16 @@ static void on_ready_entries(struct qkid_peer *p, const uint8_t *payload, size_t
 		if (t != QKP_A_ENTRY || entry_parse(v, l, &e) ||
 		    (e.rx != QKI_ROLE_MASTER && e.rx != QKI_ROLE_SLAVE))
 			continue;
-		sa = sa_by_wire(p, e.spi, e.rx);
+		sa = qkid_sa_by_wire(p, e.spi, e.rx);
 		if (!sa)
-			sa = sa_create(p, e.spi, e.rx);
+			sa = qkid_sa_create(p, e.spi, e.rx);
 		if (!sa)
 			continue;
 		/* epochs the slave already knows were assigned: if we do not hold them (we
 		 * restarted), they are dead for us */
 		if (e.epoch > sa->next_assign) {
 			sa->next_assign = e.epoch;
-			sa_set_floor(sa, e.epoch);
+			qkid_sa_set_floor(sa, e.epoch);
 		}
 	}
 }
@@ -959,30 +768,18 @@ void qkid_peer_resync(struct qkid_peer *p)
 
 /* ---- periodic work -------------------------------------------------------------------------- */
 
-static double ewma(double old, double sample)
-{
-	return old == 0 ? sample : 0.5 * old + 0.5 * sample;
-}
-
 static void rates(struct qkid_peer *p, int64_t now)
 {
 	double dt = (now - p->t_rate) / 1000.0;
 	if (dt < 1)
 		return;
-	p->rate_in = ewma(p->rate_in, (p->keys_in - p->last_in) / dt);
-	p->rate_out = ewma(p->rate_out, (p->keys_out - p->last_out) / dt);
+	p->rate_in = qkid_ewma(p->rate_in, (p->keys_in - p->last_in) / dt);
+	p->rate_out = qkid_ewma(p->rate_out, (p->keys_out - p->last_out) / dt);
 	p->last_in = p->keys_in;
 	p->last_out = p->keys_out;
 	p->t_rate = now;
-	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next) {
-		sa_account(sa);
-		sa->drain_rate = ewma(sa->drain_rate, (sa->consumed - sa->last_consumed) / dt);
-		sa->pkt_rate = ewma(sa->pkt_rate, (sa->packets - sa->last_packets) / dt);
-		sa->last_consumed = sa->consumed;
-		sa->last_packets = sa->packets;
-		sa->t_rate = now;
-		qkid_sa_rpk(sa, NULL);
-	}
+	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
+		qkid_sa_rates(sa, now, dt);
 }
 
 static void expire(struct qkid_peer *p, int64_t now)
@@ -994,7 +791,7 @@ static void expire(struct qkid_peer *p, int64_t now)
 		if (!sa->registered && now - sa->idle_since > (int64_t)c->sa_orphan_timeout_s * 1000) {
 			log_info("peer %s: SA %08x/%s idle for %us: removed", p->conf->name, sa->spi,
 				 sa->dir == QKI_DIR_IN ? "in" : "out", c->sa_orphan_timeout_s);
-			sa_destroy(sa);
+			qkid_sa_destroy(sa);
 		}
 	}
 	while (p->ike_own.head && now - p->ike_own.head->t > life)
@@ -1068,7 +865,7 @@ int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, c
 			return QKI_ERR_PEER_DOWN;
 		}
 		/* parked requests retry often; remind the master at most every NEED_INTERVAL */
-		if (now - p->ike_need_t > NEED_INTERVAL_MS) {
+		if (now - p->ike_need_t > QKID_NEED_INTERVAL_MS) {
 			p->need_ike = 1;
 			p->ike_need_t = now;
 		}
@@ -1144,169 +941,4 @@ int qkid_ike_get(struct qkid_peer *p, const char *key_id, size_t size, uint8_t *
 	*msg = "key_ID is assigned to another use";
 	log_warn("peer %s: refused key_ID %s: assigned to another use", p->conf->name, key_id);
 	return QKI_ERR_KEY_USED;
-}
-
-struct qkid_sa *qkid_sa_find(struct qkid *d, uint32_t spi, uint8_t dir)
-{
-	for (size_t i = 0; i < d->n_peers; i++)
-		for (struct qkid_sa *sa = d->peers[i].sas; sa; sa = sa->next)
-			if (sa->spi == spi && sa->dir == dir)
-				return sa;
-	return NULL;
-}
-
-int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid_conn *owner,
-		     struct qkid_sa **out)
-{
-	struct qkid_sa *sa = qkid_sa_find(p->d, spi, dir);
-	if (sa && sa->peer != p) {
-		if (sa->registered)
-			return QKI_ERR_EXISTS;
-		sa_destroy(sa);
-		sa = NULL;
-	}
-	if (!sa)
-		sa = sa_create(p, spi, rx_of(p->role, dir));
-	if (!sa)
-		return QKI_ERR_INTERNAL;
-	if (!sa->registered)
-		log_info("peer %s: SA %08x/%s registered", p->conf->name, spi,
-			 dir == QKI_DIR_IN ? "in" : "out");
-	sa->registered = 1;
-	sa->owner = owner;
-	sa->idle_since = 0;
-	if (p->role == QKI_ROLE_SLAVE) {
-		qkid_out_need(p, sa, sa_cursor(sa), 0);  /* tell the master the SA exists */
-	}
-	*out = sa;
-	return QKI_OK;
-}
-
-void qkid_sa_unregister(struct qkid_sa *sa)
-{
-	log_info("peer %s: SA %08x/%s unregistered", sa->peer->conf->name, sa->spi,
-		 sa->dir == QKI_DIR_IN ? "in" : "out");
-	sa_destroy(sa);
-}
-
-void qkid_conn_gone(struct qkid *d, struct qkid_conn *c)
-{
-	int64_t now = qkid_now_ms();
-	for (size_t i = 0; i < d->n_peers; i++)
-		for (struct qkid_sa *sa = d->peers[i].sas; sa; sa = sa->next)
-			if (sa->owner == c) {
-				sa->owner = NULL;
-				sa->registered = 0;
-				sa->idle_since = now;
-			}
-}
-
-int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *n_out, uint32_t *next_epoch, const char **msg)
-{
-	struct qkid_peer *p = sa->peer;
-	int master = p->role == QKI_ROLE_MASTER;
-	int64_t now = qkid_now_ms();
-	uint32_t n = 0;
-
-	if (first > sa->release) {
-		sa->release = first;
-		sa_drop_below(sa, first);
-		sa_account(sa);
-		if (!master && now - sa->need_t > RELEASE_REPORT_MS) {
-			qkid_out_need(p, sa, first, 0);
-			sa->need_t = now;
-			sa->need_epoch = first;
-		}
-	}
-	for (struct qkey *k = sa_key(sa, first); k && n < count; k = k->next) {
-		size_t mark;
-		if (k->epoch != first + n || k->state != QK_READY || !k->bytes)
-			break;
-		mark = qki_msg_nest_begin(m, QKI_A_EPOCH_KEY);
-		qki_msg_put_u32(m, QKI_A_EPOCH, k->epoch);
-		qki_msg_put_str(m, QKI_A_KEY_ID, k->id);
-		qki_msg_put(m, QKI_A_KEY, k->bytes, k->len);
-		qki_msg_nest_end(m, mark);
-		if (!k->handed) {
-			k->handed = 1;
-			sa->keys_out++;
-			p->keys_out++;
-		}
-		n++;
-	}
-	*next_epoch = first + n;
-	*n_out = n;
-	if (n)
-		return QKI_OK;
-	if (first < sa->floor) {
-		uint32_t next = sa->floor;
-		for (struct qkey *k = sa->keys.head; k; k = k->next)
-			if (k->epoch >= first && k->state == QK_READY) {
-				next = k->epoch;
-				break;
-			}
-		*next_epoch = next;
-		*msg = "epoch no longer available";
-		return QKI_ERR_STALE;
-	}
-	if (master) {
-		if (first >= sa->next_assign) {
-			/* the datapath jumped ahead: epochs in between will never be used */
-			sa_set_floor(sa, first);
-			sa->next_assign = first;
-		}
-		if (!qkid_link_up(p) && !sa_key(sa, first))
-			*msg = "peer qkid not connected";
-	} else {
-		int announced = 0;
-		for (struct qkey *k = p->fetchq.head; k && !announced; k = k->next)
-			announced = k->use == QKP_USE_SA && k->spi == sa->spi && k->rx == sa->rx &&
-				    k->epoch == first;
-		if (!announced && (sa->need_epoch != first || now - sa->need_t > NEED_INTERVAL_MS)) {
-			qkid_out_need(p, sa, first, count);
-			sa->need_epoch = first;
-			sa->need_t = now;
-		}
-		if (!qkid_link_up(p))
-			*msg = "peer qkid not connected";
-	}
-	return QKID_AGAIN;
-}
-
-void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes)
-{
-	if (packets < sa->packets)      /* counters restarted (datapath restart) */
-		sa->last_packets = 0;
-	sa->packets = packets;
-	sa->bytes = bytes;
-}
-
-unsigned qkid_sa_flush(struct qkid_sa *sa)
-{
-	unsigned n = sa_wipe(sa);
-	log_warn("peer %s: SA %08x/%s flushed by operator: %u keys wiped, next epoch %u",
-		 sa->peer->conf->name, sa->spi, sa->dir == QKI_DIR_IN ? "in" : "out", n, sa->floor);
-	qkid_out_stale(sa->peer, sa);
-	return n;
-}
-
-uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share_out)
-{
-	struct qkid_peer *p = sa->peer;
-	const struct qkid_conf *c = p->d->conf;
-	size_t n = active_sas(p);
-	struct qkid_rpk_input in = {
-		.pkt_rate = sa->pkt_rate,
-		.key_share = n ? p->rate_in / (double)n : p->rate_in,
-		.level = qkid_sa_level(sa),
-		.capacity = qkid_fair_capacity(p->conf->sa_buffer_total, n, p->conf->sa_buffer_min,
-					       p->conf->sa_buffer_max),
-		.rpk_min = c->rpk_min,
-		.rpk_max = c->rpk_max,
-	};
-	sa->rpk = qkid_rpk_advise(&in);
-	if (share_out)
-		*share_out = in.key_share;
-	return sa->rpk;
 }
