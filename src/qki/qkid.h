@@ -10,6 +10,7 @@
  *   qkid_sync.c     the key agreement logic: pool, assignments, fair share, resync
  *   qkid_outbox.c   peer messages queued while an event is handled, encoded after it
  *   qkid_sa.c       per-SA key buffers: epochs, cursor, floor; register, keys, flush
+ *   qkid_ike.c      IKE keys for the local charon (initiator and responder)
  *   qkid_local.c    the local API server (unix socket)
  *   qkid_fair.c     fair-share refill policy;  qkid_rpk.c  rpk advisor;  qkid_replay.c
  *
@@ -102,6 +103,8 @@ void qkid_key_wipe(struct qkid *d, struct qkey *k);
 void qkid_key_bury(struct qkid_peer *p, struct qkey *k);
 /* Remove from the map entirely (tombstone eviction, shutdown). */
 void qkid_key_free(struct qkid_peer *p, struct qkey *k);
+/* master: the oldest unassigned key of the pool, taken off it; NULL if empty */
+struct qkey *qkid_pool_take(struct qkid_peer *p);
 
 /* ---- SAs -------------------------------------------------------------------------------------- */
 
@@ -287,12 +290,10 @@ void qkid_peer_on_message(struct qkid_peer *p, const struct qkp_hdr *h, const ui
 void qkid_peer_resync(struct qkid_peer *p);
 void qkid_peer_fill_ready(struct qkid_peer *p, struct qki_msg *m);
 
-int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, const char **msg);
-int qkid_ike_get(struct qkid_peer *p, const char *key_id, size_t size, uint8_t *key,
-		 const char **msg);
 
 #include "qkid_outbox.h"
 #include "qkid_sa.h"
+#include "qkid_ike.h"
 
 /* qkid_local.c */
 int qkid_local_open(struct qkid *d, char *err, size_t errlen);

@@ -208,3 +208,11 @@ void qkid_key_bury(struct qkid_peer *p, struct qkey *k)
 	while (p->tombs.n > QKID_TOMBS_MAX && p->tombs.head && !p->tombs.head->unacked)
 		qkid_key_free(p, p->tombs.head);
 }
+
+struct qkey *qkid_pool_take(struct qkid_peer *p)
+{
+	struct qkey *k = p->pool.head;
+	if (k)
+		qkey_list_remove(k);
+	return k;
+}
