@@ -11,6 +11,7 @@
  *   qkid_outbox.c   peer messages queued while an event is handled, encoded after it
  *   qkid_sa.c       per-SA key buffers: epochs, cursor, floor; register, keys, flush
  *   qkid_ike.c      IKE keys for the local charon (initiator and responder)
+ *   qkid_fetch.c    what to ask the KME for next, and what becomes of its answers
  *   qkid_local.c    the local API server (unix socket)
  *   qkid_fair.c     fair-share refill policy;  qkid_rpk.c  rpk advisor;  qkid_replay.c
  *
@@ -282,7 +283,6 @@ int qkid_peer_init(struct qkid *d, struct qkid_peer *p, const struct qkid_peer_c
 void qkid_peer_destroy(struct qkid_peer *p);
 void qkid_peer_tick(struct qkid_peer *p, int64_t now);     /* every TICK_MS */
 void qkid_peer_work(struct qkid_peer *p, int64_t now);     /* after events: refill, fetch */
-void qkid_peer_kme_done(struct qkid_peer *p);
 /* ready/payload: the slave's READY (master side), NULL on the slave side */
 void qkid_peer_on_up(struct qkid_peer *p, int peer_restarted, const struct qki_attr *ready,
 		     const uint8_t *payload, size_t len);
@@ -294,6 +294,7 @@ void qkid_peer_fill_ready(struct qkid_peer *p, struct qki_msg *m);
 #include "qkid_outbox.h"
 #include "qkid_sa.h"
 #include "qkid_ike.h"
+#include "qkid_fetch.h"
 
 /* qkid_local.c */
 int qkid_local_open(struct qkid *d, char *err, size_t errlen);
