@@ -7,7 +7,8 @@
  *   qkid_keys.c     locked key memory, key_ID map, key lists
  *   qkid_kme.c      KME worker thread (ETSI 014 client)
  *   qkid_link.c     TCP link to the peer qkid: handshake, framing, authentication
- *   qkid_sync.c     the key agreement logic: pool, assignments, fair share, resync
+ *   qkid_peer.c     a peer's lifecycle and periodic work
+ *   qkid_sync.c     the peer protocol: assignments, ASSIGN/ACK/NEED/STALE, sessions, resync
  *   qkid_outbox.c   peer messages queued while an event is handled, encoded after it
  *   qkid_sa.c       per-SA key buffers: epochs, cursor, floor; register, keys, flush
  *   qkid_ike.c      IKE keys for the local charon (initiator and responder)
@@ -276,25 +277,15 @@ struct qki_msg *qkid_link_begin(struct qkid_peer *p, struct qki_msg *m, uint8_t 
 int qkid_link_send(struct qkid_peer *p, struct qki_msg *m);
 int qkid_link_up(const struct qkid_peer *p);
 
-/* qkid_sync.c */
-#define QKID_AGAIN (-1)         /* not possible yet: park the request */
-int qkid_peer_init(struct qkid *d, struct qkid_peer *p, const struct qkid_peer_conf *c,
-		   char *err, size_t errlen);
-void qkid_peer_destroy(struct qkid_peer *p);
-void qkid_peer_tick(struct qkid_peer *p, int64_t now);     /* every TICK_MS */
-void qkid_peer_work(struct qkid_peer *p, int64_t now);     /* after events: refill, fetch */
-/* ready/payload: the slave's READY (master side), NULL on the slave side */
-void qkid_peer_on_up(struct qkid_peer *p, int peer_restarted, const struct qki_attr *ready,
-		     const uint8_t *payload, size_t len);
-void qkid_peer_on_message(struct qkid_peer *p, const struct qkp_hdr *h, const uint8_t *payload);
-void qkid_peer_resync(struct qkid_peer *p);
-void qkid_peer_fill_ready(struct qkid_peer *p, struct qki_msg *m);
-
+/* not possible yet: park the request (qkid_ike_*, qkid_sa_keys) */
+#define QKID_AGAIN (-1)
 
 #include "qkid_outbox.h"
 #include "qkid_sa.h"
 #include "qkid_ike.h"
 #include "qkid_fetch.h"
+#include "qkid_sync.h"
+#include "qkid_peer.h"
 
 /* qkid_local.c */
 int qkid_local_open(struct qkid *d, char *err, size_t errlen);
