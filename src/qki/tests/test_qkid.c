@@ -1,17 +1,24 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit tests of qkid's pure parts: anti-replay window, fair-share allocator, rpk advisor,
- * peer-protocol sealing, configuration parser.
+ * Unit tests of qkid's parts: anti-replay window, fair-share allocator, rpk advisor,
+ * peer-protocol sealing, the peer protocol between a master and a slave (fake link and KME),
+ * configuration parser.
  */
 #include <check.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "etsi014_codec.h"
+
+#include "../qkid.h"
 #include "../qkid_conf.h"
+#include "../qkid_log.h"
 #include "../qkid_fair.h"
 #include "../qkid_peerproto.h"
 #include "../qkid_replay.h"
@@ -273,6 +280,535 @@ START_TEST(test_peer_session_keys)
 }
 END_TEST
 
+/* ---- peer protocol: a master and a slave qkid joined by a fake link ---- */
+
+/*
+ * What qkid.c, qkid_link.c and qkid_kme.c provide is replaced here, as fuzz/fuzz_peer_msg.c
+ * does: a message a side sends is sealed (zero key) and kept in that side's out list until the
+ * test delivers it; a KME request is kept until the test answers it. Key bytes are a function
+ * of the key_ID, so the slave's "KME" returns the bytes the master's pool holds.
+ */
+
+#define TEST_KEY_LEN 32
+#define SIDE_FRAMES 64
+
+struct qkid_kme {
+	int submitted;                  /* a request waits for the test's answer */
+	enum qkid_kme_job_type type;
+	size_t n_ids;
+	char ids[QKID_KME_IDS_MAX][ETSI014_KEY_ID_LEN + 1];
+	struct qkid_kme_result *result; /* answered, not collected yet */
+};
+
+struct side {
+	struct qkid d;
+	struct qkid_conf conf;
+	struct qkid_peer p;
+	struct qkid_link link;
+	struct qkid_kme kme;
+	uint8_t *out[SIDE_FRAMES];      /* sealed frames sent, not delivered */
+	size_t n_out;
+};
+
+int64_t qkid_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void qkid_random(void *buf, size_t n)
+{
+	memset(buf, 0x5a, n);
+}
+
+struct qkid_peer *qkid_peer_by_name(struct qkid *d, const char *name)
+{
+	(void)name;
+	return d->peers;
+}
+
+static struct side *side_of(const struct qkid_peer *p)
+{
+	return (struct side *)((const char *)p - offsetof(struct side, p));
+}
+
+struct qki_msg *qkid_link_begin(struct qkid_peer *p, struct qki_msg *m, uint8_t type)
+{
+	qkp_init(m, p->d->scratch, sizeof(p->d->scratch), type, ++p->link->seq_tx);
+	return m;
+}
+
+int qkid_link_send(struct qkid_peer *p, struct qki_msg *m)
+{
+	static const uint8_t key[QKP_KEY_LEN];
+	struct side *s = side_of(p);
+	size_t n;
+	if (!qkid_link_up(p) || s->n_out == SIDE_FRAMES)
+		return -1;
+	n = qkp_seal(m, key);
+	ck_assert_uint_gt(n, 0);
+	s->out[s->n_out] = malloc(n);
+	ck_assert_ptr_nonnull(s->out[s->n_out]);
+	memcpy(s->out[s->n_out++], p->d->scratch, n);
+	return 0;
+}
+
+int qkid_link_up(const struct qkid_peer *p)
+{
+	return p->link && p->link->state == QL_UP;
+}
+
+void qkid_link_drop(struct qkid_peer *p, const char *why)
+{
+	(void)why;
+	p->link = NULL;
+}
+
+void qkid_link_free(struct qkid_link *l)
+{
+	(void)l;                /* the test owns the links */
+}
+
+void qkid_link_tick(struct qkid_peer *p, int64_t now)
+{
+	(void)p;
+	(void)now;
+}
+
+struct qkid_kme *qkid_kme_start(const struct etsi014_client_config *cfg, int notify_fd,
+				char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)notify_fd;
+	snprintf(err, errlen, "no KME in unit tests");
+	return NULL;
+}
+
+int qkid_kme_busy(struct qkid_kme *k)
+{
+	return k->submitted || k->result;
+}
+
+int qkid_kme_submit_enc(struct qkid_kme *k, const char *slave_sae, unsigned number,
+			unsigned size_bits)
+{
+	(void)slave_sae;
+	(void)number;
+	(void)size_bits;
+	k->submitted = 1;
+	k->type = QKID_KME_ENC;
+	return 0;
+}
+
+int qkid_kme_submit_status(struct qkid_kme *k, const char *slave_sae)
+{
+	(void)slave_sae;
+	k->submitted = 1;
+	k->type = QKID_KME_STATUS;
+	return 0;
+}
+
+int qkid_kme_submit_dec(struct qkid_kme *k, const char *master_sae, const char *const *ids,
+			size_t n, unsigned size_bits)
+{
+	(void)master_sae;
+	(void)size_bits;
+	k->submitted = 1;
+	k->type = QKID_KME_DEC;
+	k->n_ids = n;
+	for (size_t i = 0; i < n; i++)
+		snprintf(k->ids[i], sizeof(k->ids[i]), "%s", ids[i]);
+	return 0;
+}
+
+struct qkid_kme_result *qkid_kme_collect(struct qkid_kme *k)
+{
+	struct qkid_kme_result *r = k->result;
+	k->result = NULL;
+	return r;
+}
+
+void qkid_kme_result_free(struct qkid_kme_result *r)
+{
+	if (r)
+		etsi014_key_container_free(r->keys);
+	free(r);
+}
+
+void qkid_kme_stop(struct qkid_kme *k)
+{
+	(void)k;
+}
+
+static void key_of(const char *id, uint8_t *key)
+{
+	for (size_t i = 0; i < TEST_KEY_LEN; i++)
+		key[i] = (uint8_t)(id[strlen(id) - 1 - i % 4] * 31 + i);
+}
+
+static void key_id(unsigned i, char id[QKI_KEY_ID_MAX])
+{
+	snprintf(id, QKI_KEY_ID_MAX, "00000000-0000-4000-8000-%012u", i);
+}
+
+static struct side *side_new(int role)
+{
+	struct side *s = calloc(1, sizeof(*s));
+	char err[256];
+	ck_assert_ptr_nonnull(s);
+	qkid_log_open(QKID_LOG_ERR, 0);
+	qkid_conf_defaults(&s->conf);
+	s->conf.n_peers = 1;
+	snprintf(s->conf.peers[0].name, sizeof(s->conf.peers[0].name), "test");
+	s->conf.peers[0].role = role;
+	s->conf.peers[0].key_size_bits = TEST_KEY_LEN * 8;
+	s->conf.peers[0].sa_buffer_total = 64;
+	s->conf.peers[0].sa_buffer_min = 4;
+	s->conf.peers[0].sa_buffer_max = 16;
+	s->conf.peers[0].ike_stash = 0;         /* only SA keys in these tests */
+	s->conf.peers[0].ike_reserve = 0;
+	s->conf.peers[0].batch = 16;
+	s->d.conf = &s->conf;
+	ck_assert_msg(qkid_arena_init(&s->d.arena, 256, err, sizeof(err)) == 0, "%s", err);
+	s->d.peers = &s->p;
+	s->d.n_peers = 1;
+	s->p.d = &s->d;
+	s->p.conf = &s->conf.peers[0];
+	s->p.role = role;
+	s->p.key_len = TEST_KEY_LEN;
+	s->p.batch = s->conf.peers[0].batch;
+	s->p.kme = &s->kme;
+	s->p.kme_state = QKI_KME_OK;
+	s->link.state = QL_UP;
+	s->p.link = &s->link;
+	return s;
+}
+
+static void side_free(struct side *s)
+{
+	for (size_t i = 0; i < s->n_out; i++)
+		free(s->out[i]);
+	qkid_peer_destroy(&s->p);
+	qkid_arena_destroy(&s->d.arena);
+	free(s);
+}
+
+/* master: n keys in the pool, key_IDs first.. */
+static void pool_fill(struct side *m, unsigned first, unsigned n)
+{
+	for (unsigned i = first; i < first + n; i++) {
+		char id[QKI_KEY_ID_MAX];
+		uint8_t key[TEST_KEY_LEN];
+		struct qkey *k;
+		key_id(i, id);
+		key_of(id, key);
+		k = qkid_key_new(&m->p, id);
+		ck_assert_ptr_nonnull(k);
+		ck_assert_int_eq(qkid_key_set_bytes(&m->d, k, key, sizeof(key)), 0);
+		k->state = QK_POOL;
+		qkey_list_append(&m->p.pool, k);
+	}
+}
+
+/* Hand every frame `from` sent to `to`; returns how many. */
+static size_t deliver(struct side *from, struct side *to)
+{
+	size_t n = from->n_out;
+	for (size_t i = 0; i < n; i++) {
+		struct qkp_hdr h;
+		ck_assert_int_eq(qkp_hdr_parse(from->out[i], &h), 0);
+		qkid_peer_on_message(&to->p, &h, from->out[i] + QKP_HDR_LEN);
+		free(from->out[i]);
+	}
+	from->n_out = 0;
+	return n;
+}
+
+static void discard(struct side *s)
+{
+	for (size_t i = 0; i < s->n_out; i++)
+		free(s->out[i]);
+	s->n_out = 0;
+}
+
+/* A copy of the last frame s sent (to replay it). */
+static uint8_t *last_frame(struct side *s)
+{
+	struct qkp_hdr h;
+	uint8_t *copy;
+	ck_assert_uint_gt(s->n_out, 0);
+	ck_assert_int_eq(qkp_hdr_parse(s->out[s->n_out - 1], &h), 0);
+	copy = malloc(QKP_HDR_LEN + h.length + QKP_TAG_LEN);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, s->out[s->n_out - 1], QKP_HDR_LEN + h.length + QKP_TAG_LEN);
+	return copy;
+}
+
+static void replay(const uint8_t *frame, struct side *to)
+{
+	struct qkp_hdr h;
+	ck_assert_int_eq(qkp_hdr_parse(frame, &h), 0);
+	qkid_peer_on_message(&to->p, &h, frame + QKP_HDR_LEN);
+}
+
+/* The slave's KME answers its pending dec_keys with the bytes of every key_ID asked. */
+static size_t kme_answer(struct side *s)
+{
+	struct qkid_kme_result *r;
+	size_t n;
+	if (!s->kme.submitted || s->kme.type != QKID_KME_DEC)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	n = s->kme.n_ids;
+	r->type = QKID_KME_DEC;
+	r->code = ETSI014_OK;
+	r->n_ids = n;
+	r->keys = etsi014_key_container_alloc(n, TEST_KEY_LEN);
+	ck_assert_ptr_nonnull(r->keys);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(r->ids[i], sizeof(r->ids[i]), "%s", s->kme.ids[i]);
+		snprintf(r->keys->keys[i].key_id, sizeof(r->keys->keys[i].key_id), "%s",
+			 s->kme.ids[i]);
+		key_of(s->kme.ids[i], r->keys->keys[i].key);
+	}
+	s->kme.submitted = 0;
+	s->kme.result = r;
+	qkid_peer_kme_done(&s->p);
+	return n;
+}
+
+/* Send one peer message with one entry; negative fields are left out. */
+static void send_entry(struct side *to, uint8_t type, const char *id, int use, int64_t spi,
+		       int rx, int64_t epoch, int status)
+{
+	static uint8_t buf[QKP_FRAME_MAX];
+	static const uint8_t key[QKP_KEY_LEN];
+	struct qki_msg m;
+	size_t mark;
+	qkp_init(&m, buf, sizeof(buf), type, 1);
+	mark = qki_msg_nest_begin(&m, QKP_A_ENTRY);
+	if (id)
+		qki_msg_put_str(&m, QKP_A_KEY_ID, id);
+	if (use >= 0)
+		qki_msg_put_u8(&m, QKP_A_USE, (uint8_t)use);
+	if (spi >= 0)
+		qki_msg_put_u32(&m, QKP_A_SPI, (uint32_t)spi);
+	if (rx >= 0)
+		qki_msg_put_u8(&m, QKP_A_RX, (uint8_t)rx);
+	if (epoch >= 0)
+		qki_msg_put_u32(&m, QKP_A_EPOCH, (uint32_t)epoch);
+	if (status >= 0)
+		qki_msg_put_u8(&m, QKP_A_STATUS, (uint8_t)status);
+	qki_msg_nest_end(&m, mark);
+	ck_assert_uint_gt(qkp_seal(&m, key), 0);
+	replay(buf, to);
+}
+
+/* Keys of epochs first..first+count-1 as the local API would reply them. */
+static int sa_keys(struct side *s, struct qkid_sa *sa, uint32_t first, uint32_t count,
+		   uint8_t *buf, size_t *len, uint32_t *got, uint32_t *next)
+{
+	struct qki_msg m;
+	const char *msg = NULL;
+	int r;
+	qki_msg_init(&m, buf, QKI_HDR_LEN + QKI_MSG_MAX, QKI_T_SA_KEYS | QKI_REPLY, 1);
+	r = qkid_sa_keys(sa, first, count, &m, got, next, &msg);
+	*len = m.len;
+	(void)s;
+	return r;
+}
+
+#define SPI 0x1000
+
+/* Master and slave with one SA (the slave receives), ASSIGNs of 8 keys delivered to the slave,
+ * its dec_keys not answered yet. */
+static void exchange_start(struct side **mp, struct side **sp, struct qkid_sa **msa,
+			   struct qkid_sa **ssa)
+{
+	struct side *m = side_new(QKI_ROLE_MASTER), *s = side_new(QKI_ROLE_SLAVE);
+	pool_fill(m, 0, 8);
+	ck_assert_int_eq(qkid_sa_register(&s->p, SPI, QKI_DIR_IN, NULL, ssa), QKI_OK);
+	ck_assert_int_eq(qkid_sa_register(&m->p, SPI, QKI_DIR_OUT, NULL, msa), QKI_OK);
+	qkid_peer_flush(&s->p);
+	ck_assert_uint_eq(deliver(s, m), 1);            /* NEED: the SA exists */
+	qkid_peer_work(&m->p, qkid_now_ms());
+	qkid_peer_flush(&m->p);
+	ck_assert_uint_eq(m->n_out, 1);                 /* one ASSIGN, 8 entries */
+	ck_assert_uint_eq(m->p.pool.n, 0);
+	*mp = m;
+	*sp = s;
+}
+
+START_TEST(test_sync_exchange)
+{
+	static uint8_t bm[QKI_HDR_LEN + QKI_MSG_MAX], bs[QKI_HDR_LEN + QKI_MSG_MAX];
+	struct side *m, *s;
+	struct qkid_sa *msa, *ssa;
+	size_t lm, ls;
+	uint32_t gm, gs, next;
+
+	exchange_start(&m, &s, &msa, &ssa);
+	/* the master's datapath waits until the slave has the key */
+	ck_assert_int_eq(sa_keys(m, msa, 0, 8, bm, &lm, &gm, &next), QKID_AGAIN);
+	deliver(m, s);
+	ck_assert_uint_eq(s->p.fetchq.n, 8);
+	ck_assert_int_eq(sa_keys(s, ssa, 0, 8, bs, &ls, &gs, &next), QKID_AGAIN);
+	qkid_peer_work(&s->p, qkid_now_ms());
+	ck_assert_uint_eq(kme_answer(s), 8);            /* one dec_keys for all 8 */
+	ck_assert_uint_eq(s->p.fetchq.n, 0);
+	qkid_peer_flush(&s->p);
+	ck_assert_uint_eq(deliver(s, m), 1);            /* ACK, 8 entries */
+	/* both sides now hand out the same 8 keys for epochs 0..7 */
+	ck_assert_int_eq(sa_keys(m, msa, 0, 8, bm, &lm, &gm, &next), QKI_OK);
+	ck_assert_int_eq(sa_keys(s, ssa, 0, 8, bs, &ls, &gs, &next), QKI_OK);
+	ck_assert_uint_eq(gm, 8);
+	ck_assert_uint_eq(gs, 8);
+	ck_assert_uint_eq(next, 8);
+	ck_assert_uint_eq(lm, ls);
+	ck_assert(memcmp(bm, bs, lm) == 0);
+	ck_assert_uint_eq(m->p.drops + s->p.drops, 0);
+	side_free(m);
+	side_free(s);
+}
+END_TEST
+
+START_TEST(test_sync_malformed)
+{
+	static const uint8_t key[QKP_KEY_LEN];
+	static uint8_t buf[QKP_FRAME_MAX];
+	struct side *m = side_new(QKI_ROLE_MASTER), *s = side_new(QKI_ROLE_SLAVE);
+	char id[QKI_KEY_ID_MAX];
+	struct qki_msg msg;
+	struct qkp_hdr h;
+	size_t mark;
+
+	key_id(1, id);
+	/* an attribute that claims more bytes than the message has */
+	qkp_init(&msg, buf, sizeof(buf), QKP_ASSIGN, 1);
+	mark = qki_msg_nest_begin(&msg, QKP_A_ENTRY);
+	qki_msg_put_str(&msg, QKP_A_KEY_ID, id);
+	qki_msg_nest_end(&msg, mark);
+	ck_assert_uint_gt(qkp_seal(&msg, key), 0);
+	ck_assert_int_eq(qkp_hdr_parse(buf, &h), 0);
+	buf[QKP_HDR_LEN + 2] = 0xff;                    /* entry length */
+	qkid_peer_on_message(&s->p, &h, buf + QKP_HDR_LEN);
+	ck_assert_uint_eq(s->p.drops, 1);
+	/* entries without a key_ID, with an unknown use, or an SA entry with a bad side */
+	send_entry(s, QKP_ASSIGN, NULL, QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 0, -1);
+	send_entry(s, QKP_ASSIGN, id, 9, -1, -1, -1, -1);
+	send_entry(s, QKP_ASSIGN, id, QKP_USE_SA, SPI, 7, 0, -1);
+	ck_assert_uint_eq(s->p.drops, 4);
+	ck_assert_ptr_null(qkid_key_find(&s->p, id));
+	ck_assert_uint_eq(s->p.fetchq.n, 0);
+	ck_assert_ptr_null(s->p.sas);
+	/* messages of the wrong direction */
+	send_entry(s, QKP_ACK, id, -1, -1, -1, -1, QKP_ACK_OK);
+	send_entry(s, QKP_NEED, NULL, -1, SPI, QKI_ROLE_SLAVE, 0, -1);
+	send_entry(m, QKP_ASSIGN, id, QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 0, -1);
+	ck_assert_uint_eq(s->p.drops, 6);
+	ck_assert_uint_eq(m->p.drops, 1);
+	ck_assert_ptr_null(s->p.sas);
+	ck_assert_ptr_null(m->p.sas);
+	ck_assert_ptr_null(qkid_key_find(&m->p, id));
+	/* nothing was answered */
+	qkid_peer_flush(&s->p);
+	qkid_peer_flush(&m->p);
+	ck_assert_uint_eq(s->n_out + m->n_out, 0);
+	side_free(m);
+	side_free(s);
+}
+END_TEST
+
+START_TEST(test_sync_replay)
+{
+	static uint8_t bm[QKI_HDR_LEN + QKI_MSG_MAX], bs[QKI_HDR_LEN + QKI_MSG_MAX];
+	struct side *m, *s;
+	struct qkid_sa *msa, *ssa;
+	uint8_t *assign, *ack;
+	size_t lm, ls;
+	uint32_t gm, gs, next;
+
+	exchange_start(&m, &s, &msa, &ssa);
+	assign = last_frame(m);
+	deliver(m, s);
+	/* the same ASSIGN again while the keys are being fetched: no second copy, no answer */
+	replay(assign, s);
+	ck_assert_uint_eq(s->p.fetchq.n, 8);
+	qkid_peer_flush(&s->p);
+	ck_assert_uint_eq(s->n_out, 0);
+	qkid_peer_work(&s->p, qkid_now_ms());
+	ck_assert_uint_eq(kme_answer(s), 8);
+	qkid_peer_flush(&s->p);
+	ack = last_frame(s);
+	deliver(s, m);
+	/* again after the fetch (a resend after a reconnect): the slave acknowledges again,
+	 * and the master takes a repeated ACK as a duplicate */
+	replay(assign, s);
+	qkid_peer_flush(&s->p);
+	ck_assert_uint_eq(deliver(s, m), 1);
+	replay(ack, m);
+	ck_assert_int_eq(sa_keys(m, msa, 0, 8, bm, &lm, &gm, &next), QKI_OK);
+	ck_assert_int_eq(sa_keys(s, ssa, 0, 8, bs, &ls, &gs, &next), QKI_OK);
+	ck_assert_uint_eq(gm, 8);
+	ck_assert_uint_eq(lm, ls);
+	ck_assert(memcmp(bm, bs, lm) == 0);
+	ck_assert_uint_eq(s->p.fetchq.n, 0);
+	ck_assert_uint_eq(m->p.drops + s->p.drops, 0);
+	free(assign);
+	free(ack);
+	side_free(m);
+	side_free(s);
+}
+END_TEST
+
+START_TEST(test_sync_out_of_order)
+{
+	static uint8_t bm[QKI_HDR_LEN + QKI_MSG_MAX];
+	struct side *m, *s;
+	struct qkid_sa *msa, *ssa;
+	char id[QKI_KEY_ID_MAX], other[QKI_KEY_ID_MAX];
+	struct qkey *k3;
+	size_t lm;
+	uint32_t gm, next;
+
+	exchange_start(&m, &s, &msa, &ssa);
+	/* an ACK for a key_ID the master never assigned changes nothing */
+	key_id(100, other);
+	send_entry(m, QKP_ACK, other, -1, -1, -1, -1, QKP_ACK_OK);
+	ck_assert_ptr_null(qkid_key_find(&m->p, other));
+	/* a key_ID the slave already holds for epoch 3, announced for epoch 4: CONFLICT */
+	deliver(m, s);
+	k3 = qkid_sa_key(msa, 3);
+	ck_assert_ptr_nonnull(k3);
+	snprintf(id, sizeof(id), "%s", k3->id);
+	send_entry(s, QKP_ASSIGN, id, QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 4, -1);
+	ck_assert_uint_eq(s->p.out_ack.n, 1);
+	ck_assert_uint_eq(s->p.out_ack.e[0].status, QKP_ACK_CONFLICT);
+	/* the master, told the slave cannot take epoch 3's key, buries it and assigns epoch 3
+	 * a fresh key from the pool */
+	qkid_peer_flush(&s->p);
+	deliver(s, m);
+	ck_assert_ptr_null(qkid_sa_key(msa, 3));
+	pool_fill(m, 8, 1);
+	qkid_peer_work(&m->p, qkid_now_ms());
+	ck_assert_ptr_nonnull(qkid_sa_key(msa, 3));
+	ck_assert_str_ne(qkid_sa_key(msa, 3)->id, id);
+	/* a NEED below the floor (the master's datapath skipped ahead) is answered STALE */
+	qkid_peer_flush(&m->p);
+	discard(m);
+	ck_assert_int_eq(sa_keys(m, msa, 20, 1, bm, &lm, &gm, &next), QKID_AGAIN);
+	ck_assert_uint_eq(msa->floor, 20);
+	send_entry(m, QKP_NEED, NULL, -1, SPI, QKI_ROLE_SLAVE, 0, -1);
+	ck_assert_uint_eq(m->p.out_stale.n, 1);
+	ck_assert_uint_eq(m->p.out_stale.e[0].epoch, 20);
+	ck_assert_uint_eq(m->p.drops + s->p.drops, 0);
+	side_free(m);
+	side_free(s);
+}
+END_TEST
+
 /* ---- configuration ---- */
 
 static const char good_conf[] =
@@ -406,7 +942,8 @@ int main(void)
 {
 	Suite *s = suite_create("qkid");
 	TCase *tr = tcase_create("replay"), *tf = tcase_create("fair"), *tk = tcase_create("rpk"),
-	      *tp = tcase_create("peerproto"), *tc = tcase_create("conf");
+	      *tp = tcase_create("peerproto"), *tc = tcase_create("conf"),
+	      *ts = tcase_create("sync");
 	SRunner *sr;
 	int failed;
 
@@ -422,6 +959,10 @@ int main(void)
 	tcase_add_test(tk, test_rpk);
 	tcase_add_test(tp, test_peer_seal_verify);
 	tcase_add_test(tp, test_peer_session_keys);
+	tcase_add_test(ts, test_sync_exchange);
+	tcase_add_test(ts, test_sync_malformed);
+	tcase_add_test(ts, test_sync_replay);
+	tcase_add_test(ts, test_sync_out_of_order);
 	tcase_add_test(tc, test_conf_good);
 	tcase_add_test(tc, test_conf_bad);
 	tcase_add_test(tc, test_conf_example);
@@ -430,6 +971,7 @@ int main(void)
 	suite_add_tcase(s, tf);
 	suite_add_tcase(s, tk);
 	suite_add_tcase(s, tp);
+	suite_add_tcase(s, ts);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
