@@ -147,8 +147,12 @@ void etsi014_key_container_free(struct etsi014_key_container *kc);
 /* Static text for a code, e.g. "HTTP 503 from KME". */
 const char *etsi014_strerror(enum etsi014_error_code code);
 
-/* 1 if s is a canonical UUID text (36 chars, hex digits and dashes at 8,13,18,23). */
+/* 1 if s is a UUID text (36 chars, hex digits of either case and dashes at 8,13,18,23). */
 int etsi014_key_id_valid(const char *s);
+/* The canonical form of a key_ID: lower case. Every key_ID is compared in this form only (a KME
+ * may answer in upper case; an upper-case copy of a used key_ID must not look new). Returns 1,
+ * or 0 (out untouched) if s is not a UUID text. Key containers carry canonical key_IDs. */
+int etsi014_key_id_canonical(const char *s, char out[ETSI014_KEY_ID_LEN + 1]);
 
 #ifdef __cplusplus
 }

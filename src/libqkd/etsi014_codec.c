@@ -241,6 +241,16 @@ int etsi014_key_id_valid(const char *s)
 	return s && etsi014_uuid_parse(s, id);
 }
 
+int etsi014_key_id_canonical(const char *s, char out[ETSI014_KEY_ID_LEN + 1])
+{
+	uint8_t id[16];
+
+	if (!s || !etsi014_uuid_parse(s, id))
+		return 0;
+	etsi014_uuid_format(id, out);
+	return 1;
+}
+
 int etsi014_sae_id_valid(const char *s, size_t len)
 {
 	size_t i;
@@ -548,7 +558,7 @@ enum etsi014_error_code etsi014_parse_key_container(const char *body, size_t len
 				}
 			}
 		}
-		memcpy(kc->keys[slot].key_id, ids, ETSI014_KEY_ID_LEN + 1);
+		etsi014_key_id_canonical(ids, kc->keys[slot].key_id);   /* validated above */
 		if (etsi014_base64_decode(json_object_get_string(key),
 					  (size_t)json_object_get_string_len(key), kc->keys[slot].key,
 					  key_len) != (long)key_len) {

@@ -224,6 +224,35 @@ START_TEST(container_ok)
 }
 END_TEST
 
+/* A KME answering in upper case: the container holds the canonical (lower-case) key_ID, also
+ * when the caller asked dec_keys in upper case. */
+START_TEST(container_key_id_canonical)
+{
+	const char *body = "{\"keys\":[{\"key_ID\":\"0B8C4C5E-3C1A-4D0E-9B7E-1F2A3B4C5D6E\","
+			   "\"key\":\"" K32 "\"}]}";
+	const char *want[] = {"0b8c4c5e-3C1A-4d0e-9b7e-1f2a3b4c5d6e"};
+	struct etsi014_key_container *kc;
+	struct etsi014_error e = {0};
+	char out[ETSI014_KEY_ID_LEN + 1] = "untouched";
+
+	ck_assert_int_eq(etsi014_parse_key_container(body, strlen(body), 1, 256, NULL, &kc, &e),
+			 ETSI014_OK);
+	ck_assert_str_eq(kc->keys[0].key_id, ID1);
+	etsi014_key_container_free(kc);
+	ck_assert_int_eq(etsi014_parse_key_container(body, strlen(body), 1, 0, want, &kc, &e),
+			 ETSI014_OK);
+	ck_assert_str_eq(kc->keys[0].key_id, ID1);
+	etsi014_key_container_free(kc);
+
+	ck_assert_int_eq(etsi014_key_id_canonical("0B8C4C5E-3c1a-4D0E-9b7e-1F2A3B4C5D6E", out), 1);
+	ck_assert_str_eq(out, ID1);
+	ck_assert_int_eq(etsi014_key_id_canonical("0B8C4C5E-3c1a-4D0E-9b7e-1F2A3B4C5D6", out), 0);
+	ck_assert_int_eq(etsi014_key_id_canonical("0B8C4C5E+3c1a-4D0E-9b7e-1F2A3B4C5D6E", out), 0);
+	ck_assert_int_eq(etsi014_key_id_canonical(NULL, out), 0);
+	ck_assert_str_eq(out, ID1);
+}
+END_TEST
+
 /* Malformed containers; each asked as enc_keys for 2 keys of 256 bits, or dec_keys for ID1+ID2. */
 static const char *bad_containers[] = {
 	"",
@@ -395,6 +424,7 @@ int main(void)
 	tcase_add_loop_test(tc, status_bad, 0, sizeof(bad_status) / sizeof(bad_status[0]));
 	tcase_add_test(tc, status_embedded_nul);
 	tcase_add_test(tc, container_ok);
+	tcase_add_test(tc, container_key_id_canonical);
 	tcase_add_loop_test(tc, container_bad_enc, 0,
 			    sizeof(bad_containers) / sizeof(bad_containers[0]));
 	tcase_add_loop_test(tc, container_bad_dec, 0,
