@@ -66,42 +66,35 @@ static bool addr_is_any(const iq_addr_t *a)
 }
 
 /* control messages: source address (pktinfo) and, for batches, UDP_SEGMENT */
+/* one control message at cbuf + used; returns the bytes used after it */
+static size_t put_cmsg(uint8_t *cbuf, size_t used, int level, int type, const void *data,
+					   size_t len)
+{
+	struct cmsghdr *c = (struct cmsghdr *)(cbuf + used);
+
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	return used + CMSG_SPACE(len);
+}
+
 size_t iq_udp_cmsg(uint8_t *cbuf, size_t cap, const iq_addr_t *src, uint16_t gso)
 {
-	struct msghdr mh = { .msg_control = cbuf, .msg_controllen = cap };
-	struct cmsghdr *c;
 	size_t used = 0;
 
 	memset(cbuf, 0, cap);
-	c = CMSG_FIRSTHDR(&mh);
-	if (gso) {
-		c->cmsg_level = SOL_UDP;
-		c->cmsg_type = UDP_SEGMENT;
-		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		memcpy(CMSG_DATA(c), &gso, sizeof(gso));
-		used += CMSG_SPACE(sizeof(uint16_t));
-		c = (struct cmsghdr *)(cbuf + used);
+	if (gso)
+		used = put_cmsg(cbuf, used, SOL_UDP, UDP_SEGMENT, &gso, sizeof(gso));
+	if (!src || addr_is_any(src))
+		return used;
+	if (src->sa.sa_family == AF_INET) {
+		struct in_pktinfo pi = { .ipi_spec_dst = src->in4.sin_addr };
+		return put_cmsg(cbuf, used, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+	} else {
+		struct in6_pktinfo pi = { .ipi6_addr = src->in6.sin6_addr };
+		return put_cmsg(cbuf, used, IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
 	}
-	if (src && !addr_is_any(src)) {
-		if (src->sa.sa_family == AF_INET) {
-			struct in_pktinfo pi = { 0 };
-			pi.ipi_spec_dst = src->in4.sin_addr;
-			c->cmsg_level = IPPROTO_IP;
-			c->cmsg_type = IP_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			used += CMSG_SPACE(sizeof(pi));
-		} else {
-			struct in6_pktinfo pi = { 0 };
-			pi.ipi6_addr = src->in6.sin6_addr;
-			c->cmsg_level = IPPROTO_IPV6;
-			c->cmsg_type = IPV6_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			used += CMSG_SPACE(sizeof(pi));
-		}
-	}
-	return used;
 }
 
 /* Send one datagram of iovecs on the NAT-T socket of dst's family, from src (port 0: the
