@@ -126,6 +126,7 @@ int main(void)
 	tcase_add_test(tc, test_disabled);
 	tcase_add_test(tc, test_esn);
 	tcase_add_test(tc, test_model);
+	tcase_set_timeout(tc, 60);   /* the 4 s default expires on a loaded machine */
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
