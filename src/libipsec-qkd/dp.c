@@ -231,7 +231,8 @@ int iq_dp_create(const struct iq_dp_cfg *cfg, iq_dp_t **out, iq_err_t *err)
 	if (cfg->tun_fd >= 0) {
 		int fl = fcntl(cfg->tun_fd, F_GETFL);
 		if (fl < 0 || fcntl(cfg->tun_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-			iq_seterr(err, "tun_fd %d: %s", cfg->tun_fd, strerror(errno));
+			ret = -errno;
+			iq_seterr(err, "tun_fd %d: %s", cfg->tun_fd, strerror(-ret));
 			goto fail;
 		}
 		dp->tun_fd = cfg->tun_fd;

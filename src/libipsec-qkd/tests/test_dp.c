@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -661,6 +662,25 @@ START_TEST(test_lifetime)
 }
 END_TEST
 
+/* a TUN fd that is not open: create fails with the fd named, also once it owns a key provider */
+START_TEST(test_create_bad_tun_fd)
+{
+	struct iq_dp_cfg cfg = { 0 };
+	iq_err_t err = { { 0 } };
+	iq_dp_t *dp = NULL;
+
+	/* a high number: the key provider's own descriptors cannot take it over */
+	cfg.tun_fd = 1000;
+	ck_assert_int_lt(fcntl(cfg.tun_fd, F_GETFD), 0);
+	ck_assert_int_eq(iq_addr_parse("127.0.0.1:0", 0, &cfg.bind4), 0);
+	cfg.keys = _i ? iq_test_provider_create("s", 0, 0) : NULL;
+	cfg.log = quiet;
+	ck_assert_int_lt(iq_dp_create(&cfg, &dp, &err), 0);
+	ck_assert_ptr_null(dp);
+	ck_assert_msg(strstr(err.msg, "tun_fd") != NULL, "error: %s", err.msg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("datapath");
@@ -676,6 +696,7 @@ int main(void)
 	tcase_add_test(tc, test_policy_and_control);
 	tcase_add_test(tc, test_lifetime);
 	tcase_add_loop_test(tc, test_ipv6_outer, 0, 2);
+	tcase_add_loop_test(tc, test_create_bad_tun_fd, 0, 2);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
