@@ -69,6 +69,10 @@ capture_start() {
 	CAPTURE_PID=$!
 	wait_for 10 grep -q 'listening on' "$pcap.err"
 }
+# no_gso NAMESPACE IFACE: the kernel splits UDP GSO batches before the capture point of IFACE
+# (at most one segment per frame), so a capture there holds one frame per ESP packet; with GSO
+# one captured frame can be a whole batch, and counting packets per window would undercount
+no_gso() { ip -n "$1" link set dev "$2" gso_max_segs 1; }
 capture_stop() {
 	sleep 0.3
 	kill "$CAPTURE_PID" 2>/dev/null

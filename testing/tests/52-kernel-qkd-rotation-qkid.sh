@@ -13,13 +13,14 @@ for b in src/qki/qkid src/qki/qkictl src/kmsd/qkd-kmsd; do
 	[ -x "$top/$b" ] || skip "$b not built (qkid and qkd-kmsd are needed for real window keys)"
 done
 export LAB_DATAPATH=kernel-qkd LAB_QKD=yes
+rpk_max=400     # the bound of key reuse checked below (the datapath's counters)
 
 fatal "QKD lab comes up (KMEs, qkids, kernel-qkd charons)" lab up
 # rotation with the qkid peer named as in qkid.conf; its address comes from the qkd plugin's
 # section of the same name (one peer name serves both plugins)
 for gw in gwA gwB; do
 	peer=gwB; [ "$gw" = gwB ] && peer=gwA
-	fatal "$gw restarts with rotation configured" quiet lab rotation "$gw" 100 65536 reuse
+	fatal "$gw restarts with rotation configured" quiet lab rotation "$gw" 100 $rpk_max reuse
 	check "$gw: peer $peer rotates, addresses from the qkd plugin's peer section" \
 		in_log "$gw" "kernel-qkd: peer '$peer' \(addrs 198\.51\.100\.[12]\): ESP key rotation on"
 	check "$gw: window keys come from its qkid" \
@@ -29,7 +30,7 @@ done
 fatal "gwA initiates the QKD tunnel" lab initiate gwA net 20
 for gw in gwA gwB; do
 	check "$gw: both SAs rotate with window keys of its qkid peer" \
-		test "$(grep -cE "kernel-qkd: (in|out)bound SA .* ESP key rotation with key peer 'gw[AB]', rpk 100..65536, on exhaustion reuse" \
+		test "$(grep -cE "kernel-qkd: (in|out)bound SA .* ESP key rotation with key peer 'gw[AB]', rpk 100..$rpk_max, on exhaustion reuse" \
 			"$LAB_DIR/$gw/charon.log")" -eq 2
 	check "$gw: both SAs registered with qkid" \
 		wait_for 5 bash -c "test \$(grep -cE 'kernel-qkd: (in|out)bound SA [0-9a-f]+ registered with qkid' \
@@ -73,7 +74,21 @@ for gw in gwA gwB; do
 	check "$gw: SA deletion reports the key windows used" \
 		wait_for 5 grep -qE 'kernel-qkd: SA [0-9a-f]+ used [0-9]{2,} key windows' "$LAB_DIR/$gw/charon.log"
 done
-grep -hE 'kernel-qkd: SA [0-9a-f]+ used' "$LAB_DIR/gwA/charon.log" | sed 's/^/# gwA: /'
+grep -hE 'kernel-qkd: SA [0-9a-f]+ (used|deleted after)' "$LAB_DIR/gwA/charon.log" | sed 's/^/# gwA: /'
+# the datapath's counters at deletion, per SA: "SPI packets windows beyond_rpk"
+sa_counts() {
+	awk '/kernel-qkd: SA [0-9a-f]+ deleted after/ { for (i = 1; i < NF; i++) if ($i == "SA") s = $(i + 1);
+			for (i = 1; i < NF; i++) if ($i == "after") p[s] = $(i + 1) }
+		/kernel-qkd: SA [0-9a-f]+ used [0-9]+ key windows/ { for (i = 1; i < NF; i++) if ($i == "SA") s = $(i + 1);
+			for (i = 1; i < NF; i++) { if ($i == "used") w[s] = $(i + 1); if ($i == "beyond") b[s] = $(i - 2) } }
+		END { for (s in w) print s, p[s] + 0, w[s], b[s] + 0 }' "$LAB_DIR/$1/charon.log"
+}
+for gw in gwA gwB; do
+	counts=$(sa_counts "$gw")
+	echo "$counts" | sed "s/^/# $gw: SA packets windows beyond_rpk: /"
+	check "$gw: bounded key reuse: no SA carried more than rpk_max = $rpk_max packets per window key (packets <= (windows + 1) x $rpk_max)" \
+		awk -v m="$rpk_max" 'NF == 4 { n++; if ($2 > ($3 + 1) * m) bad = 1 } END { exit !(n >= 1 && !bad) }' <<<"$counts"
+done
 check "the SAs were unregistered from qkid" \
 	wait_for 5 bash -c "! '$top/src/qki/qkictl' -s '$LAB_DIR/gwA/qkid.sock' sas 2>/dev/null | grep -qE '^[0-9a-f]{8} +(in|out) '"
 check "no key material in the logs" \

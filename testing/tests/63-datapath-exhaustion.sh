@@ -28,6 +28,7 @@ run() {   # run POLICY ROTATION SPI_AB SPI_BA COUNT: ping flood through the tunn
 	fatal "qkd-espd on gwB" dp_espd b
 	check "first window keys arrive" wait_for 10 keys_ready a "0000${3#0x}.out"
 	wait_for 10 keys_ready b "0000${3#0x}.in"
+	no_gso "$DP_GW_A" "$DP_WAN_A"              # one captured frame per ESP packet
 	fatal "tcpdump on gwA's WAN" capture_start_ns "$DP_GW_A" "$DP_WAN_A" "$DDIR/wan-$1.pcap" udp
 	# let both sending SAs buffer some window keys first (so windows do switch), then cut supply
 	wait_for 10 keys_at_least a "0000${3#0x}.out" 8
@@ -40,9 +41,11 @@ run() {   # run POLICY ROTATION SPI_AB SPI_BA COUNT: ping flood through the tunn
 	received=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$DDIR/ping-$1.txt")
 	spi=0000${3#0x}
 	max_pk=$(awk -v s="$spi" '$1 == s && $3 > m {m = $3} END {print m + 0}' "$DDIR/epochs-$1.txt")
-	echo "# $1: $received of $count pings answered; $(dp_stat a sa.$spi.out.windows) window switches," \
+	n_pk=$(awk -v s="$spi" '$1 == s { n += $3 } END { print n + 0 }' "$DDIR/epochs-$1.txt")
+	windows=$(dp_stat a sa.$spi.out.windows) packets=$(dp_stat a sa.$spi.out.packets)
+	echo "# $1: $received of $count pings answered; $packets packets in $windows window switches," \
 		"stall drops $(dp_stat a sa.$spi.out.stall_drops), reuse $(dp_stat a sa.$spi.out.reuse_packets)," \
-		"at most $max_pk packets per window on the wire"
+		"$n_pk packets and at most $max_pk per window on the wire (tcpdump may drop some)"
 }
 
 # Some 8 to 16 window keys per SA are buffered when the outage starts: 16 x 8 < 1000 and
@@ -53,6 +56,7 @@ check "the per-SA counter agrees" test "$(dp_stat a sa.00001201.out.stall_drops)
 check "some traffic still passed" test "$received" -gt 0
 check "not everything passed (the buffered keys cannot cover the flood)" test "$received" -lt "$count"
 check "no window on the wire carries more than rpk = 8 packets" test "$max_pk" -le 8
+check "datapath counters: packets <= (windows + 1) x 8" test "$packets" -le $(( (windows + 1) * 8 ))
 check "no key was stretched" test "$(dp_stat a sa.00001201.out.reuse_packets)" -eq 0
 check "nothing failed authentication" test "$(dp_stat b drop_auth)" -eq 0
 check "no plaintext on the WAN" not python3 "$pcap_py" grep "$DDIR/wan-stall.pcap" "$marker"
@@ -62,6 +66,7 @@ run reuse 8:32:reuse 0x1202 0x2202 2000
 check "windows were stretched beyond rpk = 8 (counted)" \
 	test "$(dp_stat a sa.00001202.out.reuse_packets)" -gt 0
 check "no window on the wire carries more than rpk_max = 32 packets" test "$max_pk" -le 32
+check "datapath counters: packets <= (windows + 1) x 32" test "$packets" -le $(( (windows + 1) * 32 ))
 check "some window did carry more than 8 (the stretch is real)" test "$max_pk" -gt 8
 check "beyond the bound, packets were dropped and counted" test "$(dp_stat a drop_stall)" -gt 0
 check "nothing failed authentication" test "$(dp_stat b drop_auth)" -eq 0

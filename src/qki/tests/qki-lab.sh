@@ -55,8 +55,8 @@ qki_write_conf() {
 socket = $QDIR/qkid-$site.sock
 listen = $listen
 log_level = ${QKI_LOG_LEVEL:-info}
-rpk_min = 16
-rpk_max = 65536
+rpk_min = ${QKI_RPK_MIN:-16}
+rpk_max = ${QKI_RPK_MAX:-65536}
 peer_keepalive = 1
 peer_timeout = 4
 kme_backoff_min = 50
