@@ -17,7 +17,7 @@ check "gwA has its TUN device" ga ip link show qkd0
 
 fatal "tcpdump listens on gwA's WAN" capture_start_ns "$DP_GW_A" "$DP_WAN_A" "$DDIR/wan.pcap" udp
 wan_pid=$CAPTURE_PID
-fatal "tcpdump listens on gwA's LAN" capture_start_ns "$DP_GW_A" "$DLAB-la" "$DDIR/lan.pcap" icmp
+fatal "tcpdump listens on gwA's LAN" capture_start_ns "$DP_GW_A" "$DP_LAN_A" "$DDIR/lan.pcap" icmp
 lan_pid=$CAPTURE_PID
 check "hostA pings hostB through the tunnel" quiet ha ping -c 5 -i 0.2 -W 2 -p "$marker" 192.0.2.130
 check "hostB pings hostA" quiet hb ping -c 3 -i 0.2 -W 2 -p "$marker" 192.0.2.10

@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# dp-lab.sh: four namespaces for the datapath end-to-end tests (testing/tests/6x-*.sh) and the
-# datapath benchmark, with qkd-espd as the IPsec datapath on both gateways (no charon).
-# Source it after testing/lib.sh (and after src/qki/tests/qki-lab.sh when qkid is wanted:
-# then the qki lab's site namespaces are the gateways and its WAN is used).
+# dp-lab.sh: the datapath end-to-end tests (testing/tests/6x-*.sh) and the datapath benchmark,
+# with qkd-espd as the IPsec datapath on both gateways (no charon). The namespaces, links,
+# addresses and routes are scripts/lab's (LAB_CHARON=no LAB_IPV6=yes): one lab, one address plan.
+# Source it after testing/lib.sh (and after src/qki/tests/qki-lab.sh when qkid is wanted: then
+# the qki lab has brought the same lab up, with its daemons on the gateways).
 #
 #   hostA ---- gwA ===== WAN ===== gwB ---- hostB
 #   192.0.2.10  .1  198.51.100.1  .2  192.0.2.129  192.0.2.130
 #   fd00:a::10                                     fd00:b::10
 #
 #   dp_need                     skip unless root and everything is built
-#   dp_lab_up                   namespaces, links, addresses, routes on the hosts
+#   dp_lab_up                   the lab (unless the qki lab brought it up) and the SA keys
 #   dp_espd a|b [ARGS...]       start qkd-espd on a gateway with its SAs and policies
 #                               (DP_ROT_A / DP_ROT_B: rotation= value, DP_KEYS: --keys value
 #                               with @SITE@ = a|b, DP_OUT_DST_A: where gwA sends its ESP,
@@ -17,12 +18,14 @@
 #   dp_espd_stop a|b            SIGTERM, wait (final counters are written)
 #   dp_stat a|b KEY             a counter of the gateway's qkd-espd (fresh snapshot)
 #   ha/hb/ga/gb CMD...          run in hostA/hostB/gwA/gwB
+#   DP_GW_A/B, DP_HOST_A/B      the namespaces; DP_WAN_A/B, DP_LAN_A/B the gateways' interfaces
 DP_ESPD=$top/src/libipsec-qkd/qkd-espd
-DLAB=${DLAB:-${QLAB:-dp$$}}
-DDIR=${DDIR:-/tmp/ipseq-dp/$DLAB}
-DP_GW_A=$DLAB-a DP_GW_B=$DLAB-b DP_HOST_A=$DLAB-ha DP_HOST_B=$DLAB-hb
+export LAB=${LAB:-dp$$}
+DDIR=${DDIR:-/tmp/ipseq-dp/$LAB}
+DP_GW_A=$LAB-gwA DP_GW_B=$LAB-gwB DP_HOST_A=$LAB-hostA DP_HOST_B=$LAB-hostB
+DP_WAN_A=wan DP_WAN_B=wan DP_LAN_A=lanA DP_LAN_B=lanB
 declare -A DP_PID=()
-DP_OWN_WAN=1
+DP_OWN_LAB=0
 DP_SPI_AB=${DP_SPI_AB:-0x1001} DP_SPI_BA=${DP_SPI_BA:-0x2001}
 
 ha() { ip netns exec "$DP_HOST_A" "$@"; }
@@ -49,16 +52,9 @@ dp_lab_down() {
 	done
 	sleep 0.2
 	for k in "${!DP_PID[@]}"; do kill -9 "${DP_PID[$k]}" 2>/dev/null; done
-	ip netns pids "$DP_HOST_A" 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns pids "$DP_HOST_B" 2>/dev/null | xargs -r kill 2>/dev/null
-	ip netns del "$DP_HOST_A" 2>/dev/null
-	ip netns del "$DP_HOST_B" 2>/dev/null
-	if [ "$DP_OWN_WAN" = 1 ]; then
-		ip netns pids "$DP_GW_A" 2>/dev/null | xargs -r kill 2>/dev/null
-		ip netns pids "$DP_GW_B" 2>/dev/null | xargs -r kill 2>/dev/null
-		ip netns del "$DP_GW_A" 2>/dev/null
-		ip netns del "$DP_GW_B" 2>/dev/null
-	fi
+	# the lab itself goes with whoever brought it up (the qki lab, when it did)
+	[ "$DP_OWN_LAB" = 1 ] && "$top/scripts/lab" down >/dev/null 2>&1
+	DP_OWN_LAB=0
 	[ -n "${DP_KEEP:-}" ] && echo "# datapath lab files kept in $DDIR" || rm -rf "$DDIR"
 }
 
@@ -70,46 +66,10 @@ trap dp_cleanup EXIT
 
 dp_lab_up() {
 	mkdir -p "$DDIR"
-	if ip netns list | grep -q "^$DP_GW_A\b"; then
-		DP_OWN_WAN=0                          # the qki lab made the gateways and the WAN
-		DP_WAN_A=$QLAB-va DP_WAN_B=$QLAB-vb
-	else
-		DP_WAN_A=$DLAB-wa DP_WAN_B=$DLAB-wb
-		ip netns add "$DP_GW_A" && ip netns add "$DP_GW_B" || return 1
-		ip link add "$DLAB-wa" type veth peer name "$DLAB-wb" || return 1
-		ip link set "$DLAB-wa" netns "$DP_GW_A"
-		ip link set "$DLAB-wb" netns "$DP_GW_B"
-		ga ip addr add 198.51.100.1/24 dev "$DLAB-wa"
-		gb ip addr add 198.51.100.2/24 dev "$DLAB-wb"
-		ga ip link set "$DLAB-wa" up
-		gb ip link set "$DLAB-wb" up
-		ga ip link set lo up
-		gb ip link set lo up
+	if [ ! -e "/run/netns/$DP_GW_A" ]; then
+		LAB_CHARON=no LAB_IPV6=yes "$top/scripts/lab" up || return 1
+		DP_OWN_LAB=1
 	fi
-	ip netns add "$DP_HOST_A" && ip netns add "$DP_HOST_B" || return 1
-	ip link add "$DLAB-la" type veth peer name "$DLAB-lha" || return 1
-	ip link add "$DLAB-lb" type veth peer name "$DLAB-lhb" || return 1
-	ip link set "$DLAB-la" netns "$DP_GW_A"; ip link set "$DLAB-lha" netns "$DP_HOST_A"
-	ip link set "$DLAB-lb" netns "$DP_GW_B"; ip link set "$DLAB-lhb" netns "$DP_HOST_B"
-	ga ip addr add 192.0.2.1/25 dev "$DLAB-la"
-	ga ip -6 addr add fd00:a::1/64 dev "$DLAB-la" nodad
-	ha ip addr add 192.0.2.10/25 dev "$DLAB-lha"
-	ha ip -6 addr add fd00:a::10/64 dev "$DLAB-lha" nodad
-	gb ip addr add 192.0.2.129/25 dev "$DLAB-lb"
-	gb ip -6 addr add fd00:b::1/64 dev "$DLAB-lb" nodad
-	hb ip addr add 192.0.2.130/25 dev "$DLAB-lhb"
-	hb ip -6 addr add fd00:b::10/64 dev "$DLAB-lhb" nodad
-	local n
-	for n in ha hb ga gb; do $n ip link set lo up; done
-	ga ip link set "$DLAB-la" up; ha ip link set "$DLAB-lha" up
-	gb ip link set "$DLAB-lb" up; hb ip link set "$DLAB-lhb" up
-	ha ip route add default via 192.0.2.1
-	hb ip route add default via 192.0.2.129
-	ha ip -6 route add default via fd00:a::1
-	hb ip -6 route add default via fd00:b::1
-	for n in ga gb; do
-		$n sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-	done
 	# one pair of CHILD_SA keys (AES-128-GCM key || salt) for the whole lab, in 0600 files
 	(umask 077; openssl rand -hex 20 > "$DDIR/key-ab"; openssl rand -hex 20 > "$DDIR/key-ba")
 }

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # qki-lab.sh: two sites for the qkid end-to-end tests (testing/tests/3x-qki-*.sh) and the qki
-# benchmark. Source it after testing/lib.sh. Site A and site B are network namespaces joined by
-# a veth pair (198.51.100.1 / 198.51.100.2); each runs a real qkd-kmsd (A is the QKD link master)
-# and a real qkid (A is the ETSI master: SAE_A < SAE_B). Everything is removed on exit.
+# benchmark. Source it after testing/lib.sh. Site A and site B are the gateways gwA and gwB of
+# scripts/lab's lab (LAB_CHARON=no: namespaces and addresses only; WAN 198.51.100.1 / .2); each
+# runs a real qkd-kmsd (A is the QKD link master) and a real qkid (A is the ETSI master:
+# SAE_A < SAE_B). Everything is removed on exit.
 #
 #   qki_lab_up [kmsd flags...]     PKI, configs, both KMEs, both qkids; waits for the peer link
 #   qki_start a|b / qki_stop a|b   (re)start or stop one qkid (SIGTERM)
@@ -14,8 +15,8 @@
 QKI_BIN=$top/src/qki
 KMSD=$top/src/kmsd/qkd-kmsd
 QKID=${QKID:-$QKI_BIN/qkid}     # e.g. an ASan build
-QLAB=${QLAB:-qk$$}
-QDIR=${QDIR:-/tmp/ipseq-qki/$QLAB}
+export LAB=${LAB:-qk$$}
+QDIR=${QDIR:-/tmp/ipseq-qki/$LAB}
 declare -A QPID=() KPID=()
 
 qki_need() {
@@ -34,8 +35,7 @@ qki_lab_down() {
 	sleep 0.2
 	for k in "${!QPID[@]}"; do kill -9 "${QPID[$k]}" 2>/dev/null; done
 	for k in "${!KPID[@]}"; do kill -9 "${KPID[$k]}" 2>/dev/null; done
-	ip netns del "$QLAB-a" 2>/dev/null
-	ip netns del "$QLAB-b" 2>/dev/null
+	"$top/scripts/lab" down >/dev/null 2>&1
 	if [ -n "${QKI_KEEP:-}" ]; then echo "# lab files kept in $QDIR"; else rm -rf "$QDIR"; fi
 }
 
@@ -45,8 +45,10 @@ qki_cleanup() {
 }
 trap qki_cleanup EXIT
 
-nsa() { ip netns exec "$QLAB-a" "$@"; }
-nsb() { ip netns exec "$QLAB-b" "$@"; }
+# qns a|b: the namespace of a site (its gateway in scripts/lab)
+qns() { if [ "$1" = a ]; then echo "$LAB-gwA"; else echo "$LAB-gwB"; fi; }
+nsa() { ip netns exec "$(qns a)" "$@"; }
+nsb() { ip netns exec "$(qns b)" "$@"; }
 
 qki_write_conf() {
 	local site=$1 local_sae=$2 peer_sae=$3 peer=$4 listen=$5 address=$6
@@ -94,7 +96,7 @@ kms_start() {
 	else
 		args+=(--link-mode connect --link-address 198.51.100.1:8444)
 	fi
-	ip netns exec "$QLAB-$s" "$KMSD" "${args[@]}" "${KMS_FLAGS[@]}" >>"$QDIR/kmsd-$s.log" 2>&1 &
+	ip netns exec "$(qns "$s")" "$KMSD" "${args[@]}" "${KMS_FLAGS[@]}" >>"$QDIR/kmsd-$s.log" 2>&1 &
 	KPID[$s]=$!
 }
 kms_stop() {
@@ -104,7 +106,7 @@ kms_stop() {
 
 qki_start() {
 	local s=$1
-	ip netns exec "$QLAB-$s" "$QKID" -c "$QDIR/qkid-$s.conf" >>"$QDIR/qkid-$s.log" 2>&1 &
+	ip netns exec "$(qns "$s")" "$QKID" -c "$QDIR/qkid-$s.conf" >>"$QDIR/qkid-$s.log" 2>&1 &
 	QPID[$s]=$!
 	wait_for 10 test -S "$QDIR/qkid-$s.sock"
 }
@@ -122,7 +124,7 @@ qki_kill9() {
 # kme_api a|b PATH [CURL-ARGS...]: the site's KME's ETSI 014 API as the site's SAE (its cert)
 kme_api() {
 	local s=$1 S=${1^^} path=$2; shift 2
-	ip netns exec "$QLAB-$s" curl -sf --max-time 10 --cert "$QDIR/pki/SAE_$S.pem" \
+	ip netns exec "$(qns "$s")" curl -sf --max-time 10 --cert "$QDIR/pki/SAE_$S.pem" \
 		--key "$QDIR/pki/SAE_$S.key" --cacert "$QDIR/pki/ca.pem" "$@" \
 		"https://127.0.0.1:8443/api/v1/keys/$path"
 }
@@ -170,15 +172,8 @@ qki_lab_up() {
 	rm -rf "${QDIR:?}"/*
 	"$top/scripts/pki" "$QDIR/pki" lab 198.51.100.1 198.51.100.2 >/dev/null || return 1
 	(umask 077; openssl rand -hex 32 > "$QDIR/peer-auth.key")
-	ip netns add "$QLAB-a" || return 1
-	ip netns add "$QLAB-b" || return 1
-	ip link add "$QLAB-va" type veth peer name "$QLAB-vb" || return 1
-	ip link set "$QLAB-va" netns "$QLAB-a"
-	ip link set "$QLAB-vb" netns "$QLAB-b"
-	nsa ip addr add 198.51.100.1/24 dev "$QLAB-va"
-	nsb ip addr add 198.51.100.2/24 dev "$QLAB-vb"
-	nsa ip link set lo up; nsb ip link set lo up
-	nsa ip link set "$QLAB-va" up; nsb ip link set "$QLAB-vb" up
+	# the whole lab, hosts and IPv6 included: the datapath tests (dp-lab.sh) use it as it is
+	LAB_CHARON=no LAB_IPV6=yes "$top/scripts/lab" up >/dev/null || return 1
 	qki_write_conf a SAE_A SAE_B siteB 198.51.100.1:7800 ""
 	qki_write_conf b SAE_B SAE_A siteA "" 198.51.100.1:7800
 	sed -i '/^listen = $/d; /^address = $/d' "$QDIR"/qkid-*.conf
