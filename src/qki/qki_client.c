@@ -382,10 +382,10 @@ int qki_sa_register(struct qki_client *c, const char *peer, uint32_t spi, enum q
 	return r;
 }
 
-int qki_sa_get_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
-			  uint32_t first_epoch, unsigned count, unsigned wait_ms,
-			  struct qki_epoch_key *keys, unsigned *n_keys, uint32_t *rpk,
-			  uint32_t *next_epoch, struct qki_error *err)
+static int sa_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+			 uint32_t first_epoch, unsigned count, unsigned wait_ms, int peek,
+			 struct qki_epoch_key *keys, unsigned *n_keys, uint32_t *rpk,
+			 uint32_t *next_epoch, struct qki_error *err)
 {
 	struct qki_msg m;
 	struct qki_iter it;
@@ -407,6 +407,8 @@ int qki_sa_get_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 	qki_msg_put_u32(&m, QKI_A_EPOCH, first_epoch);
 	qki_msg_put_u32(&m, QKI_A_COUNT, count);
 	qki_msg_put_u32(&m, QKI_A_WAIT_MS, wait_ms);
+	if (peek)
+		qki_msg_put_u8(&m, QKI_A_PEEK, 1);
 	r = transact(c, &m, err);
 	if (next_epoch && !qki_attr_u32(&c->reply, QKI_A_NEXT_EPOCH, next_epoch))
 		*next_epoch = first_epoch;
@@ -445,6 +447,23 @@ int qki_sa_get_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 out:
 	done(c);
 	return r;
+}
+
+int qki_sa_get_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+			  uint32_t first_epoch, unsigned count, unsigned wait_ms,
+			  struct qki_epoch_key *keys, unsigned *n_keys, uint32_t *rpk,
+			  uint32_t *next_epoch, struct qki_error *err)
+{
+	return sa_epoch_keys(c, spi, dir, first_epoch, count, wait_ms, 0, keys, n_keys, rpk,
+			     next_epoch, err);
+}
+
+int qki_sa_peek_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+			   uint32_t first_epoch, unsigned count, struct qki_epoch_key *keys,
+			   unsigned *n_keys, struct qki_error *err)
+{
+	return sa_epoch_keys(c, spi, dir, first_epoch, count, 0, 1, keys, n_keys, NULL, NULL,
+			     err);
 }
 
 int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir, uint64_t packets,
@@ -611,6 +630,8 @@ int qki_status(struct qki_client *c, const char *peer, struct qki_status **out,
 	qki_attr_u64(&c->reply, QKI_A_UPTIME, &st->uptime_s);
 	qki_attr_u32(&c->reply, QKI_A_RPK_MIN, &st->rpk_min);
 	qki_attr_u32(&c->reply, QKI_A_RPK_MAX, &st->rpk_max);
+	qki_attr_u32(&c->reply, QKI_A_KEYS_HELD, &st->keys_held);
+	qki_attr_u32(&c->reply, QKI_A_KEYS_SLOTS, &st->keys_slots);
 	qki_iter_init(&it, c->rx + QKI_HDR_LEN, c->rx_len);
 	while (qki_iter_next(&it, &t, &v, &l) == 1) {
 		struct qki_attrs a;

@@ -96,6 +96,14 @@ int qki_sa_get_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 			  struct qki_epoch_key *keys, unsigned *n_keys, uint32_t *rpk,
 			  uint32_t *next_epoch, struct qki_error *err);
 
+/* The keys qkid holds ready for epochs first_epoch.. right now (at most count), without
+ * releasing anything below first_epoch, waiting, or asking the peer qkid for them: a look that
+ * changes no key state (for a receiver that checks an unauthenticated epoch, libipsec-qkd's
+ * catch-up). Errors: NO_SA, NO_KEY (none held), STALE, INVALID (epoch beyond QKI_EPOCH_LIMIT). */
+int qki_sa_peek_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+			   uint32_t first_epoch, unsigned count, struct qki_epoch_key *keys,
+			   unsigned *n_keys, struct qki_error *err);
+
 /* Report the SA's cumulative packet and byte counters (since registration). Feeds the packet
  * rate of the rpk advisor and the per-SA statistics. *rpk (if not NULL) receives the advice. */
 int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir, uint64_t packets,
@@ -159,6 +167,7 @@ struct qki_status {
 	char version[QKI_TEXT_MAX];
 	uint64_t uptime_s;
 	uint32_t rpk_min, rpk_max;
+	uint32_t keys_held, keys_slots;  /* qkid's key memory: keys in it, its size */
 	size_t n_peers;
 	struct qki_peer_status *peers;
 	size_t n_sas;

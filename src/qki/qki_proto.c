@@ -58,6 +58,9 @@ static const struct qki_attr_rule rules[QKI_A_ATTR_MAX] = {
 	[QKI_A_KEY_SIZE]   = { K_U32 },
 	[QKI_A_REFILLS]    = { K_U64 },
 	[QKI_A_BACKOFF_MS] = { K_U32 },
+	[QKI_A_PEEK]       = { K_U8 },
+	[QKI_A_KEYS_HELD]  = { K_U32 },
+	[QKI_A_KEYS_SLOTS] = { K_U32 },
 };
 
 const char *qki_strerror(int code)

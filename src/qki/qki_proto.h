@@ -28,6 +28,13 @@
 #define QKI_NAME_MAX        64      /* buffer size for a peer name incl. NUL */
 #define QKI_TEXT_MAX        256     /* buffer size for MESSAGE/LAST_ERROR incl. NUL */
 #define QKI_EPOCH_BATCH_MAX 64      /* most epoch keys one SA_KEYS reply carries */
+/* SA epochs are 32-bit (the ESP IV carries them). No epoch at or above QKI_EPOCH_LIMIT is ever
+ * served, assigned or accepted from the peer, so epoch + count arithmetic never wraps; an SA
+ * that gets there must be rekeyed (libipsec-qkd asks for that long before: rotation.h).
+ * A peer's NEED more than QKI_EPOCH_JUMP_MAX epochs beyond what this side has assigned is
+ * refused: no datapath ever runs that far ahead of its qkids. */
+#define QKI_EPOCH_LIMIT     0xffff0000u
+#define QKI_EPOCH_JUMP_MAX  (1u << 16)
 
 /* Message types. A reply has the request's type with QKI_REPLY set; QKI_T_ERROR answers a
  * message whose header could not be understood (unknown type, bad version). */
@@ -36,7 +43,8 @@ enum qki_msg_type {
 	QKI_T_KEY_NEW       = 0x02, /* PEER, SIZE, [WAIT_MS] -> KEY_ID, KEY */
 	QKI_T_KEY_GET       = 0x03, /* PEER, KEY_ID, SIZE, [WAIT_MS] -> KEY_ID, KEY */
 	QKI_T_SA_REGISTER   = 0x04, /* PEER, SPI, DIR, [SIZE] -> CAPACITY */
-	QKI_T_SA_KEYS       = 0x05, /* SPI, DIR, EPOCH, COUNT, [WAIT_MS] -> EPOCH_KEY*, RPK, EPOCH */
+	QKI_T_SA_KEYS       = 0x05, /* SPI, DIR, EPOCH, COUNT, [WAIT_MS], [PEEK] -> EPOCH_KEY*, RPK,
+				     * EPOCH */
 	QKI_T_SA_REPORT     = 0x06, /* SPI, DIR, PACKETS, BYTES -> RPK */
 	QKI_T_SA_UNREGISTER = 0x07, /* SPI, DIR -> */
 	QKI_T_RPK_ADVICE    = 0x08, /* SPI, DIR -> RPK, RPK_MIN, RPK_MAX, LEVEL, ... */
@@ -92,7 +100,10 @@ enum qki_attr_type {
 	QKI_A_KEY_SIZE    = 41, /* u32: peer key size in bytes */
 	QKI_A_REFILLS     = 42, /* u64: keys put into this SA's buffer */
 	QKI_A_BACKOFF_MS  = 43, /* u32: current KME back-off */
-	QKI_A_ATTR_MAX    = 44,
+	QKI_A_PEEK        = 44, /* u8: 1 = SA_KEYS only looks (releases and requests nothing) */
+	QKI_A_KEYS_HELD   = 45, /* u32: keys in qkid's key memory */
+	QKI_A_KEYS_SLOTS  = 46, /* u32: size of qkid's key memory in keys (max_keys) */
+	QKI_A_ATTR_MAX    = 47,
 };
 
 enum qki_dir {

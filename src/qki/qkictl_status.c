@@ -80,6 +80,8 @@ int status_main(int argc, char *argv[])
 	}
 	printf("qkid %s, up %llus, rpk bounds [%u, %u], %zu peer(s), %zu SA(s)\n", st->version,
 	       (unsigned long long)st->uptime_s, st->rpk_min, st->rpk_max, st->n_peers, st->n_sas);
+	if (st->keys_slots)
+		printf("key memory: %u of %u keys in use\n", st->keys_held, st->keys_slots);
 	for (size_t i = 0; i < st->n_peers; i++) {
 		printf("\n");
 		qkictl_print_peer(&st->peers[i]);

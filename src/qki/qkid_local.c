@@ -310,7 +310,7 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 	struct qkid_sa *sa = NULL;
 	const char *why = NULL, *missing = NULL, *msg = NULL;
 	char peer[QKI_NAME_MAX], key_id[QKI_KEY_ID_MAX];
-	uint8_t key[QKI_KEY_MAX], rtype, dir = 0;
+	uint8_t key[QKI_KEY_MAX], rtype, dir = 0, peek = 0;
 	uint32_t size = 0, spi = 0, wait = 0, epoch = 0, count = 0, next = 0, got = 0;
 	uint64_t packets = 0, bytes = 0;
 	int r;
@@ -412,14 +412,28 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 			goto no_sa;
 		qki_attr_u32(&a, QKI_A_EPOCH, &epoch);
 		qki_attr_u32(&a, QKI_A_COUNT, &count);
+		qki_attr_u8(&a, QKI_A_PEEK, &peek);
 		if (count == 0) {
 			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, "COUNT must be at least 1");
 			return 1;
 		}
+		if (epoch >= QKI_EPOCH_LIMIT) {
+			log_warn("local API: SA %08x/%s: keys for epoch %u refused: the epoch space "
+				 "ends at %u (the SA must be rekeyed)", spi, dir == QKI_DIR_IN ? "in" : "out",
+				 epoch, QKI_EPOCH_LIMIT);
+			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID,
+				    "EPOCH beyond the epoch space; rekey the SA");
+			return 1;
+		}
 		if (count > QKI_EPOCH_BATCH_MAX)
 			count = QKI_EPOCH_BATCH_MAX;
-		r = qkid_sa_keys(sa, epoch, count, &m, &got, &next, &msg);
-		if (r == QKID_AGAIN) {
+		if (count > QKI_EPOCH_LIMIT - epoch)
+			count = QKI_EPOCH_LIMIT - epoch;
+		r = qkid_sa_keys(sa, epoch, count, peek, &m, &got, &next, &msg);
+		if (r == QKID_AGAIN && peek) {
+			r = QKI_ERR_NO_KEY;         /* a look only: never parked, never starved */
+			msg = "no key held for this epoch";
+		} else if (r == QKID_AGAIN) {
 			if (first_try)
 				sa->starved++;
 			qkid_peer_flush(sa->peer);
@@ -490,6 +504,8 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 		qki_msg_put_u64(&m, QKI_A_UPTIME, (uint64_t)(qkid_now_ms() - d->t_start) / 1000);
 		qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
 		qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
+		qki_msg_put_u32(&m, QKI_A_KEYS_HELD, (uint32_t)(d->arena.n_slots - d->arena.n_free));
+		qki_msg_put_u32(&m, QKI_A_KEYS_SLOTS, (uint32_t)d->arena.n_slots);
 		for (size_t i = 0; i < d->n_peers; i++) {
 			struct qkid_peer *q = &d->peers[i];
 			if (p && q != p)

@@ -260,15 +260,15 @@ void qkid_conn_gone(struct qkid *d, struct qkid_conn *c)
 			}
 }
 
-int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *n_out, uint32_t *next_epoch, const char **msg)
+int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, int peek,
+		 struct qki_msg *m, uint32_t *n_out, uint32_t *next_epoch, const char **msg)
 {
 	struct qkid_peer *p = sa->peer;
 	int master = p->role == QKI_ROLE_MASTER;
 	int64_t now = qkid_now_ms();
 	uint32_t n = 0;
 
-	if (first > sa->release) {
+	if (!peek && first > sa->release) {
 		sa->release = first;
 		qkid_sa_drop_below(sa, first);
 		qkid_sa_account(sa);
@@ -287,7 +287,7 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_
 		qki_msg_put_str(m, QKI_A_KEY_ID, k->id);
 		qki_msg_put(m, QKI_A_KEY, k->bytes, k->len);
 		qki_msg_nest_end(m, mark);
-		if (!k->handed) {
+		if (!k->handed && !peek) {
 			k->handed = 1;
 			sa->keys_out++;
 			p->keys_out++;
@@ -309,6 +309,8 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_
 		*msg = "epoch no longer available";
 		return QKI_ERR_STALE;
 	}
+	if (peek)
+		return QKID_AGAIN;      /* a look only: no jump, nothing asked of the peer */
 	if (master) {
 		if (first >= sa->next_assign) {
 			/* the datapath jumped ahead: epochs in between will never be used */

@@ -46,9 +46,11 @@ int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid
 		     struct qkid_sa **out);
 void qkid_sa_unregister(struct qkid_sa *sa);
 /* Keys for epochs first.. into m as EPOCH_KEY attributes (*n_out of them): QKI_OK, QKID_AGAIN
- * or an error (QKI_ERR_STALE with *next_epoch). */
-int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, struct qki_msg *m,
-		 uint32_t *n_out, uint32_t *next_epoch, const char **msg);
+ * or an error (QKI_ERR_STALE with *next_epoch). first < QKI_EPOCH_LIMIT and
+ * first + count <= QKI_EPOCH_LIMIT (the caller checks). Releases the epochs below first and
+ * asks the peer for what is missing, unless peek: then it only looks (changes nothing). */
+int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, int peek,
+		 struct qki_msg *m, uint32_t *n_out, uint32_t *next_epoch, const char **msg);
 void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes);
 unsigned qkid_sa_flush(struct qkid_sa *sa);
 uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);

@@ -66,6 +66,11 @@ static void master_refill(struct qkid_peer *p)
 	for (struct qkid_sa *sa = p->sas; sa && n < 1024; sa = sa->next) {
 		if (!qkid_sa_active(sa, now))
 			continue;
+		if (qkid_sa_hole(sa) >= QKI_EPOCH_LIMIT) {
+			/* the SA used up the epoch space: it gets no more keys (its datapath asked
+			 * for a rekey long before, see QKI_EPOCH_LIMIT) */
+			continue;
+		}
 		sa->fair.level = qkid_sa_level(sa);
 		sa->fair.capacity = cap;
 		sa->fair.drain_rate = sa->drain_rate;
@@ -76,6 +81,10 @@ static void master_refill(struct qkid_peer *p)
 		long i = qkid_fair_pick(fair, n, p->conf->fair_slack);
 		if (i < 0)
 			break;
+		if (qkid_sa_hole(sas[i]) >= QKI_EPOCH_LIMIT) {
+			fair[i]->level = fair[i]->capacity;     /* full for good: never picked again */
+			continue;
+		}
 		assign_sa(p, sas[i], qkid_pool_take(p));
 		fair[i]->level++;
 		fair[i]->vtime++;
@@ -130,6 +139,18 @@ static int entry_parse(const uint8_t *v, uint16_t l, struct entry_view *e)
 	return 0;
 }
 
+/* An SA epoch from the peer must lie in the epoch space (QKI_EPOCH_LIMIT): beyond it, epoch + 1
+ * and epoch + count would wrap, and a floor there would kill every key of the SA. */
+static int epoch_ok(struct qkid_peer *p, const char *what, const struct entry_view *e)
+{
+	if (!e->a[QKP_A_EPOCH].present || e->epoch < QKI_EPOCH_LIMIT)
+		return 1;
+	p->drops++;
+	log_warn("peer %s: %s for SA %08x epoch %u refused: beyond the epoch space (limit %u)",
+		 p->conf->name, what, e->spi, e->epoch, QKI_EPOCH_LIMIT);
+	return 0;
+}
+
 static int same_assignment(const struct qkey *k, const struct entry_view *e)
 {
 	if (k->use != e->use)
@@ -170,6 +191,8 @@ static void slave_on_assign(struct qkid_peer *p, const struct entry_view *e)
 		return;
 	}
 	if (e->use == QKP_USE_SA) {
+		if (!epoch_ok(p, "ASSIGN", e))
+			return;
 		sa = qkid_sa_by_wire(p, e->spi, e->rx);
 		if (!sa)
 			sa = qkid_sa_create(p, e->spi, e->rx);
@@ -229,9 +252,21 @@ static void master_on_ack(struct qkid_peer *p, const struct entry_view *e)
 static void master_on_need(struct qkid_peer *p, const struct entry_view *e)
 {
 	struct qkid_sa *sa;
+	uint32_t assigned;
 	if (e->rx != QKI_ROLE_MASTER && e->rx != QKI_ROLE_SLAVE)
 		return;
+	if (!epoch_ok(p, "NEED", e))
+		return;
 	sa = qkid_sa_by_wire(p, e->spi, e->rx);
+	/* the slave asks from its datapath's window, which only ever reaches epochs we assigned
+	 * (or, after a restart, what READY told us): a NEED far beyond is refused, not a jump */
+	assigned = sa ? sa->next_assign : 0;
+	if (e->epoch > assigned && e->epoch - assigned > QKI_EPOCH_JUMP_MAX) {
+		p->drops++;
+		log_warn("peer %s: NEED for SA %08x epoch %u refused: more than %u epochs beyond the "
+			 "%u assigned", p->conf->name, e->spi, e->epoch, QKI_EPOCH_JUMP_MAX, assigned);
+		return;
+	}
 	if (!sa)
 		sa = qkid_sa_create(p, e->spi, e->rx);
 	if (!sa)
@@ -308,6 +343,8 @@ void qkid_peer_on_message(struct qkid_peer *p, const struct qkp_hdr *h, const ui
 		case QKP_ACK:    master_on_ack(p, &e); break;
 		case QKP_NEED:   master_on_need(p, &e); break;
 		case QKP_STALE:
+			if (!epoch_ok(p, "STALE", &e))
+				break;
 			if (master) {
 				/* the slave flushed an SA: follow */
 				struct qkid_sa *sa = qkid_sa_by_wire(p, e.spi, e.rx);
@@ -386,6 +423,8 @@ static void on_ready_entries(struct qkid_peer *p, const uint8_t *payload, size_t
 		struct qkid_sa *sa;
 		if (t != QKP_A_ENTRY || entry_parse(v, l, &e) ||
 		    (e.rx != QKI_ROLE_MASTER && e.rx != QKI_ROLE_SLAVE))
+			continue;
+		if (!epoch_ok(p, "READY", &e))
 			continue;
 		sa = qkid_sa_by_wire(p, e.spi, e.rx);
 		if (!sa)

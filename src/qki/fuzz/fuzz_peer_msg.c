@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t key[32];
 		char id[QKI_KEY_ID_MAX];
 		qki_msg_init(&m, buf, sizeof(buf), QKI_T_SA_KEYS | QKI_REPLY, 1);
-		qkid_sa_keys(sa, 0, 16, &m, &n, &next, &msg);
+		qkid_sa_keys(sa, 0, 16, 0, &m, &n, &next, &msg);
 		qkid_ike_get(p, "00000000-0000-4000-8000-000000000003", 32, key, &msg);
 		qkid_ike_new(p, 32, key, id, &msg);
 		qkid_sa_flush(sa);

@@ -614,7 +614,7 @@ static int sa_keys(struct side *s, struct qkid_sa *sa, uint32_t first, uint32_t 
 	const char *msg = NULL;
 	int r;
 	qki_msg_init(&m, buf, QKI_HDR_LEN + QKI_MSG_MAX, QKI_T_SA_KEYS | QKI_REPLY, 1);
-	r = qkid_sa_keys(sa, first, count, &m, got, next, &msg);
+	r = qkid_sa_keys(sa, first, count, 0, &m, got, next, &msg);
 	*len = m.len;
 	(void)s;
 	return r;
