@@ -119,6 +119,10 @@ struct iq_sa_stats {
 	uint64_t key_requests, key_failures;
 	/* inbound drops */
 	uint64_t replay_drops, auth_drops, nokey_drops, policy_drops, pad_drops;
+	uint64_t epoch_drops;  /* epoch in the IV beyond the epoch space or IQ_JUMP_MAX ahead */
+	/* inbound catch-up (rotation.h) */
+	uint64_t peeks;        /* looks at the provider's keys for epochs beyond the lookahead */
+	uint64_t jumps;        /* window moves beyond the lookahead, each after an authentic packet */
 };
 
 enum iq_policy_dir { IQ_DIR_IN = 0, IQ_DIR_OUT = 1 };
@@ -145,6 +149,7 @@ struct iq_dp_stats {
 	uint64_t ike_rx, keepalive_rx;
 	uint64_t drop_no_policy, drop_no_sa, drop_bad_packet, drop_seq_overflow, drop_hard_limit;
 	uint64_t drop_replay, drop_auth, drop_nokey, drop_stall, drop_policy_in, drop_pad;
+	uint64_t drop_epoch;           /* epoch beyond the epoch space or IQ_JUMP_MAX ahead */
 	uint64_t drop_tun_write, drop_udp_send, tx_blocked;
 	uint64_t windows, reuse_packets;
 	uint64_t keys_delivered, key_failures;
@@ -178,6 +183,14 @@ struct iq_key_provider {
 	 */
 	int (*get_keys)(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
 					uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err);
+	/**
+	 * Like get_keys, but only looks: keys the provider holds for [first, first + count) right
+	 * now, without releasing, waiting for or requesting anything (an inbound SA catching up
+	 * with a sender beyond its lookahead peeks at candidate epochs that an unauthenticated
+	 * packet named, see rotation.h). May be NULL: then no catching up.
+	 */
+	int (*peek_keys)(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
+					 uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err);
 	/**
 	 * Suggested packets per window at the given packet rate (may be NULL). Called about once a
 	 * second for every rotating SA, inbound ones too (for the provider's statistics); the

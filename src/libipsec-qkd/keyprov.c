@@ -107,6 +107,46 @@ static void push_done(struct iq_keyprov *kp, const struct iq_kp_done *d, bool si
 		wake_loop(kp);
 }
 
+/*
+ * Derive the window keys of the provider's answer (*got keys of klen bytes in kp->keys, for
+ * epochs first..; n asked) and queue them for the loop, skipping what it already holds. An
+ * unusable answer counts as none (*got = 0); a derivation failure stops there (*got = keys
+ * done, -EIO, err says why). Wipes the scratch keys.
+ */
+static int derive_push(struct iq_keyprov *kp, const struct iq_kp_req *rq, enum iq_kp_type type,
+					   uint32_t first, uint32_t *got, uint32_t n, size_t klen, iq_err_t *err)
+{
+	struct iq_kp_done d;
+	uint32_t i;
+	int ret = 0;
+
+	memset(&d, 0, sizeof(d));
+	if (*got > n || klen == 0 || klen > IQ_QKEY_MAX)
+		*got = 0;
+	for (i = 0; i < *got; i++) {
+		/* the provider answers from the current window on (see iq_rot_want); what the loop
+		 * already holds costs neither a derivation nor a ring slot */
+		if (type == KP_GET && first + i < rq->have_end)
+			continue;
+		memset(&d, 0, sizeof(d));
+		d.type = type;
+		d.uid = rq->uid;
+		d.epoch = first + i;
+		d.key_len = rq->key_len;
+		if (iq_rot_derive_with(kp->kdf, rq->salt, rq->salt_len, rq->sa.spi, first + i,
+							   kp->keys + (size_t)i * klen, klen, d.key, rq->key_len)) {
+			snprintf(err->msg, sizeof(err->msg), "window key derivation failed");
+			*got = i;
+			ret = -EIO;
+			break;
+		}
+		push_done(kp, &d, false);
+	}
+	OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
+	OPENSSL_cleanse(&d, sizeof(d));
+	return ret;
+}
+
 static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 {
 	struct iq_kp_done d;
@@ -134,37 +174,29 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 		d.status = kp->p->rpk_advice(kp->p->ctx, &rq->sa, rq->pps, &d.rpk);
 		push_done(kp, &d, true);
 		return;
+	case KP_PEEK: {
+		uint32_t n = rq->count > MAX_BATCH ? MAX_BATCH : rq->count, got = 0;
+		size_t klen = 0;
+
+		if (!kp->p->peek_keys)
+			return;
+		/* a look that found nothing is no failure: the loop peeks again when packets
+		 * beyond its lookahead keep coming */
+		kp->p->peek_keys(kp->p->ctx, &rq->sa, rq->first, n, kp->keys, &klen, &got, &err);
+		derive_push(kp, rq, KP_PEEK, rq->first, &got, n, klen, &err);
+		if (got)
+			wake_loop(kp);
+		return;
+	}
 	case KP_GET: {
 		uint32_t first = rq->first, left = rq->count;
 		while (left && !atomic_load(&kp->stop)) {
-			uint32_t n = left > MAX_BATCH ? MAX_BATCH : left, got = 0, i;
+			uint32_t n = left > MAX_BATCH ? MAX_BATCH : left, got = 0;
 			size_t klen = 0;
 			int ret = kp->p->get_keys(kp->p->ctx, &rq->sa, first, n, kp->keys, &klen, &got,
 									  &err);
-			if (got > n || klen == 0 || klen > IQ_QKEY_MAX)
-				got = 0;
-			for (i = 0; i < got; i++) {
-				/* the provider answers from the current window on (see iq_rot_want); what
-				 * the loop already holds costs neither a derivation nor a ring slot */
-				if (first + i < rq->have_end)
-					continue;
-				memset(&d, 0, sizeof(d));
-				d.type = KP_GET;
-				d.uid = rq->uid;
-				d.epoch = first + i;
-				d.key_len = rq->key_len;
-				if (iq_rot_derive_with(kp->kdf, rq->salt, rq->salt_len, rq->sa.spi, first + i,
-									   kp->keys + (size_t)i * klen, klen, d.key,
-									   rq->key_len)) {
-					ret = -EIO;
-					snprintf(err.msg, sizeof(err.msg), "window key derivation failed");
-					got = i;
-					break;
-				}
-				push_done(kp, &d, false);
-			}
-			OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
-			OPENSSL_cleanse(&d, sizeof(d));
+			if (derive_push(kp, rq, KP_GET, first, &got, n, klen, &err))
+				ret = -EIO;
 			first += got;
 			left -= got;
 			if (got)

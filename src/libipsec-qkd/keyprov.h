@@ -15,7 +15,9 @@
 
 #include "ipsec_qkd.h"
 
-enum iq_kp_type { KP_OPEN, KP_GET, KP_ADVICE, KP_CLOSE };
+/* KP_PEEK: like KP_GET through the provider's peek_keys (see rotation.h, catching up); only
+ * keys come back, no failure answers */
+enum iq_kp_type { KP_OPEN, KP_GET, KP_ADVICE, KP_CLOSE, KP_PEEK };
 
 struct iq_kp_req {
 	enum iq_kp_type type;
@@ -24,7 +26,7 @@ struct iq_kp_req {
 	char peer[64];
 	uint32_t first, count;
 	uint64_t pps;
-	/* KP_GET: the helper derives window keys itself (HKDF off the loop thread) */
+	/* KP_GET, KP_PEEK: the helper derives window keys itself (HKDF off the loop thread) */
 	uint8_t salt[36];             /* CHILD_SA key material; wiped after use */
 	uint8_t salt_len, key_len;
 	uint32_t have_end;            /* the loop holds keys for [first, have_end): skip those */
@@ -34,11 +36,11 @@ struct iq_kp_done {
 	enum iq_kp_type type;
 	uint64_t uid;
 	int status;                   /* 0 = key/advice delivered, else negative errno */
-	uint32_t epoch, count;        /* KP_GET: one key for epoch; failure: [epoch, epoch+count) */
+	uint32_t epoch, count;        /* KP_GET/PEEK: one key for epoch; failure: [epoch, +count) */
 	uint32_t rpk;                 /* KP_ADVICE */
 	bool partial;                 /* KP_GET failure: keys before epoch came, the rest not ready */
 	uint8_t key_len;
-	uint8_t key[IQ_QKEY_MAX];     /* KP_GET: the derived window key (key_len bytes) */
+	uint8_t key[IQ_QKEY_MAX];     /* KP_GET/PEEK: the derived window key (key_len bytes) */
 	char msg[96];
 };
 

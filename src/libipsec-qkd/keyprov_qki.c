@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "keyprov_qki.h"
+#include "rotation.h"
 #include "qki_client.h"
 
 #define QP_SAS 256
@@ -113,12 +114,36 @@ static int qp_open(void *ctx, const struct iq_key_sa *sa, iq_err_t *err)
 	return do_register(ctx, sa, err);
 }
 
+/* The same epoch space on both sides of the qkid socket (see rotation.h and qki_proto.h). */
+_Static_assert(IQ_EPOCH_LIMIT == QKI_EPOCH_LIMIT, "datapath and qkid epoch limits differ");
+_Static_assert(IQ_JUMP_MAX <= QKI_EPOCH_JUMP_MAX, "datapath catch-up beyond qkid's bound");
+
+/* Copy a reply's contiguous keys from first on into keys; *got of them. -EIO if inconsistent. */
+static int copy_batch(struct qki_prov *p, unsigned n, uint32_t first, uint8_t *keys,
+					  size_t *key_len, uint32_t *got, iq_err_t *err)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (p->batch[i].epoch != first + i || !p->batch[i].size ||
+			p->batch[i].size > IQ_QKEY_MAX || (i && p->batch[i].size != p->batch[0].size))
+			break;
+		memcpy(keys + (size_t)i * p->batch[0].size, p->batch[i].key, p->batch[i].size);
+	}
+	*key_len = n ? p->batch[0].size : 0;
+	*got = i;
+	OPENSSL_cleanse(p->batch, sizeof(p->batch));
+	if (i < n && err)
+		snprintf(err->msg, sizeof(err->msg), "qkid: inconsistent epoch keys in reply");
+	return i < n ? -EIO : 0;
+}
+
 static int qp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
 					   uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
 {
 	struct qki_prov *p = ctx;
 	struct qki_error q = { 0 };
-	unsigned n = 0, i, want = count > QKI_EPOCH_BATCH_MAX ? QKI_EPOCH_BATCH_MAX : count;
+	unsigned n = 0, want = count > QKI_EPOCH_BATCH_MAX ? QKI_EPOCH_BATCH_MAX : count;
 	uint32_t next = 0;
 	int tries, ret = 0;
 
@@ -143,18 +168,27 @@ static int qp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, ui
 		}
 		return fail(err, &q, "SA_KEYS");
 	}
-	for (i = 0; i < n; i++) {
-		if (p->batch[i].epoch != first + i || !p->batch[i].size ||
-			p->batch[i].size > IQ_QKEY_MAX || (i && p->batch[i].size != p->batch[0].size))
-			break;
-		memcpy(keys + (size_t)i * p->batch[0].size, p->batch[i].key, p->batch[i].size);
+	return copy_batch(p, n, first, keys, key_len, got, err);
+}
+
+/* SA_KEYS with PEEK: what qkid holds now; releases nothing, no wait, no NEED to the peer */
+static int qp_peek_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
+						uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
+{
+	struct qki_prov *p = ctx;
+	struct qki_error q = { 0 };
+	unsigned n = 0, want = count > QKI_EPOCH_BATCH_MAX ? QKI_EPOCH_BATCH_MAX : count;
+
+	*got = 0;
+	*key_len = 0;
+	if (!connected(p, &q))
+		return fail(err, &q, "connect");
+	if (qki_sa_peek_epoch_keys(p->c, sa->spi, dir_of(sa), first, want, p->batch, &n, &q) !=
+		QKI_OK) {
+		OPENSSL_cleanse(p->batch, sizeof(p->batch));
+		return fail(err, &q, "SA_KEYS peek");
 	}
-	*key_len = n ? p->batch[0].size : 0;
-	*got = i;
-	OPENSSL_cleanse(p->batch, sizeof(p->batch));
-	if (i < n && err)
-		snprintf(err->msg, sizeof(err->msg), "qkid: inconsistent epoch keys in reply");
-	return i < n ? -EIO : 0;
+	return copy_batch(p, n, first, keys, key_len, got, err);
 }
 
 static int qp_advice(void *ctx, const struct iq_key_sa *sa, uint64_t pps, uint32_t *rpk)
@@ -204,6 +238,7 @@ struct iq_key_provider *iq_qki_provider_create(const char *socket, int timeout_m
 	p->pub.ctx = p;
 	p->pub.sa_open = qp_open;
 	p->pub.get_keys = qp_get_keys;
+	p->pub.peek_keys = qp_peek_keys;
 	p->pub.rpk_advice = qp_advice;
 	p->pub.sa_close = qp_close;
 	p->pub.destroy = qp_destroy;

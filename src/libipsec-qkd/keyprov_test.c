@@ -46,16 +46,17 @@ static uint64_t *served_of(struct test_provider *tp, const struct iq_key_sa *sa)
 	return &tp->sa[free_i].served;
 }
 
-static int tp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
-					   uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
+/* peek: the same keys, neither counted against the budget nor delayed */
+static int tp_keys(struct test_provider *tp, const struct iq_key_sa *sa, uint32_t first,
+				   uint32_t count, uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err,
+				   bool peek)
 {
-	struct test_provider *tp = ctx;
 	uint64_t *served = served_of(tp, sa);
 	uint32_t i;
 
 	*got = 0;
 	*key_len = 32;
-	if (tp->latency_ms) {
+	if (tp->latency_ms && !peek) {
 		struct timespec ts = { tp->latency_ms / 1000, (tp->latency_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 	}
@@ -68,7 +69,7 @@ static int tp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, ui
 		size_t sl = strlen(tp->seed);
 		unsigned int ol;
 
-		if (tp->budget && *served >= tp->budget) {
+		if (tp->budget && *served >= tp->budget && !peek) {
 			snprintf(err->msg, sizeof(err->msg), "test provider: budget of %llu keys used",
 					 (unsigned long long)tp->budget);
 			return -ENOKEY;
@@ -81,10 +82,23 @@ static int tp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, ui
 			EVP_DigestUpdate(tp->md, in, 11 + sl + 8) != 1 ||
 			EVP_DigestFinal_ex(tp->md, keys + (size_t)i * 32, &ol) != 1)
 			return -EIO;
-		(*served)++;
+		if (!peek)
+			(*served)++;
 		(*got)++;
 	}
 	return 0;
+}
+
+static int tp_get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
+					   uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
+{
+	return tp_keys(ctx, sa, first, count, keys, key_len, got, err, false);
+}
+
+static int tp_peek_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
+						uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
+{
+	return tp_keys(ctx, sa, first, count, keys, key_len, got, err, true);
 }
 
 static void tp_destroy(void *ctx)
@@ -115,6 +129,7 @@ struct iq_key_provider *iq_test_provider_create(const char *seed, uint64_t budge
 	tp->latency_ms = latency_ms;
 	tp->pub.ctx = tp;
 	tp->pub.get_keys = tp_get_keys;
+	tp->pub.peek_keys = tp_peek_keys;
 	tp->pub.destroy = tp_destroy;
 	return &tp->pub;
 }

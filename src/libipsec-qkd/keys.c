@@ -25,6 +25,27 @@ static void kp_fill(struct iq_kp_req *rq, enum iq_kp_type type, const struct iq_
 	snprintf(rq->peer, sizeof(rq->peer), "%s", sa->peer);
 }
 
+/* Post a KP_GET or KP_PEEK for window keys [first, first + count), with the CHILD_SA key
+ * material the helper derives them with; false when the request ring is full. */
+static bool post_window_keys(struct iq_dp *dp, struct iq_sa *sa, enum iq_kp_type type,
+							 uint32_t first, uint32_t count)
+{
+	struct iq_kp_req rq;
+	bool posted;
+
+	kp_fill(&rq, type, sa);
+	rq.first = first;
+	rq.count = count;
+	memcpy(rq.salt, sa->rot.hkdf_salt, sa->rot.hkdf_salt_len);
+	rq.salt_len = sa->rot.hkdf_salt_len;
+	rq.key_len = sa->rot.key_len;
+	if (type == KP_GET)
+		rq.have_end = first + iq_rot_held(&sa->rot, first);
+	posted = iq_kp_post(dp->kp, &rq);
+	OPENSSL_cleanse(rq.salt, sizeof(rq.salt));
+	return posted;
+}
+
 void iq_keys_prefetch(struct iq_dp *dp)
 {
 	struct iq_sa *sa;
@@ -33,25 +54,19 @@ void iq_keys_prefetch(struct iq_dp *dp)
 		return;
 	dp->keys_check = false;
 	for (sa = dp->sas; sa; sa = sa->next) {
-		struct iq_kp_req rq;
 		uint32_t first, count;
-		bool posted;
 
 		if (!sa->rot.enabled)
 			continue;
+		/* catching up (rotation.h): a look at the provider's keys, nothing released. If
+		 * the ring is full, the far packets that keep coming make the next one. */
+		count = iq_rot_peek(&sa->rot, dp->now_ms, &first);
+		if (count)
+			post_window_keys(dp, sa, KP_PEEK, first, count);
 		count = iq_rot_want(&sa->rot, dp->now_ms, &first);
 		if (!count)
 			continue;
-		kp_fill(&rq, KP_GET, sa);
-		rq.first = first;
-		rq.count = count;
-		memcpy(rq.salt, sa->rot.hkdf_salt, sa->rot.hkdf_salt_len);
-		rq.salt_len = sa->rot.hkdf_salt_len;
-		rq.key_len = sa->rot.key_len;
-		rq.have_end = first + iq_rot_held(&sa->rot, first);
-		posted = iq_kp_post(dp->kp, &rq);
-		OPENSSL_cleanse(rq.salt, sizeof(rq.salt));
-		if (!posted) {
+		if (!post_window_keys(dp, sa, KP_GET, first, count)) {
 			/* ring full: ask again on the next round */
 			sa->rot.requested_end = first;
 			sa->rot.key_requests--;
@@ -122,6 +137,11 @@ void iq_keys_take(struct iq_dp *dp, bool ack)
 		switch (d.type) {
 		case KP_GET:
 			take_window_keys(dp, sa, &d);
+			break;
+		case KP_PEEK:
+			/* candidates only: the window moves when a packet authenticates under one */
+			if (d.status == 0 && d.key_len == sa->rot.key_len)
+				iq_rot_store_peeked(&sa->rot, d.epoch, d.key);
 			break;
 		case KP_ADVICE:
 			take_advice(sa, &d);

@@ -36,6 +36,13 @@ void iq_lifetime_check(struct iq_dp *dp)
 				dp->cfg.expire(dp->cfg.user, reqid, spi, &dst, true);
 			continue;
 		}
+		if (!sa->soft_fired && sa->rot.rekey_due && dp->cfg.expire) {
+			/* the epoch space ends (rotation.h): a new SA starts at epoch 0 */
+			sa->soft_fired = true;
+			iq_log(dp, IQ_LOG_ERROR, "SA %08x out: window %u, the epoch space ends at %u; "
+				   "asking for a rekey of the SA", sa->spi, sa->rot.epoch, IQ_EPOCH_LIMIT);
+			dp->cfg.expire(dp->cfg.user, sa->reqid, sa->spi, &sa->dst, false);
+		}
 		if (!sa->soft_fired &&
 			((sa->lt.soft_time && age >= sa->lt.soft_time) ||
 			 (sa->lt.soft_packets && sa->packets >= sa->lt.soft_packets) ||

@@ -373,7 +373,7 @@ static void write_stats(struct espd *e, iq_dp_t *dp)
 	P(ike_rx); P(keepalive_rx);
 	P(drop_no_policy); P(drop_no_sa); P(drop_bad_packet); P(drop_seq_overflow);
 	P(drop_hard_limit); P(drop_replay); P(drop_auth); P(drop_nokey); P(drop_stall);
-	P(drop_policy_in); P(drop_pad); P(drop_tun_write); P(drop_udp_send); P(tx_blocked);
+	P(drop_policy_in); P(drop_pad); P(drop_epoch); P(drop_tun_write); P(drop_udp_send); P(tx_blocked);
 	P(windows); P(reuse_packets); P(keys_delivered); P(key_failures);
 #undef P
 	for (i = 0; i < e->nsas; i++) {
@@ -388,6 +388,7 @@ static void write_stats(struct espd *e, iq_dp_t *dp)
 		S(bytes); S(packets); S(epoch); S(rpk); S(keys_ready); S(windows);
 		S(reuse_packets); S(stall_drops); S(key_requests); S(key_failures);
 		S(replay_drops); S(auth_drops); S(nokey_drops); S(policy_drops); S(pad_drops);
+		S(epoch_drops); S(peeks); S(jumps);
 #undef S
 	}
 	fclose(f);

@@ -120,19 +120,49 @@ static uint32_t keep_from(const struct iq_rot *r)
 	return r->epoch >= r->back ? r->epoch - r->back : 0;
 }
 
+/* [keep_from, epoch + lookahead]; no wrap: the window never reaches IQ_EPOCH_LIMIT (it moves
+ * only to epochs iq_rot_rx or iq_rot_tx accepted), so epoch + lookahead < 2^32 */
 static bool in_keep_range(const struct iq_rot *r, uint32_t e)
 {
 	uint32_t lo = keep_from(r);
-	/* keep [lo, epoch + lookahead]; modular arithmetic is not needed: epochs never wrap
-	 * (an SA carries fewer than 2^32 windows as sequence numbers bound it) */
-	return e >= lo && e <= r->epoch + r->lookahead && e - lo < IQ_KEYRING;
+
+	return e >= lo && e <= r->epoch + r->lookahead && e < IQ_EPOCH_LIMIT &&
+		   e - lo < IQ_KEYRING;
 }
 
-static struct iq_wkey *ring_get(struct iq_rot *r, uint32_t e)
+static bool in_cand_range(const struct iq_rot *r, uint32_t e)
 {
-	struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
+	return r->inbound && e >= r->cand_first && e - r->cand_first < IQ_CAND_KEYS;
+}
 
+/* The key of epoch e the SA may use now: its window ring, or (inbound) a peeked candidate. */
+static struct iq_wkey *key_for(struct iq_rot *r, uint32_t e)
+{
+	struct iq_wkey *k;
+
+	if (in_keep_range(r, e))
+		k = &r->ring[e & (IQ_KEYRING - 1)];
+	else if (in_cand_range(r, e))
+		k = &r->cand[e - r->cand_first];
+	else
+		return NULL;
 	return k->valid && k->epoch == e ? k : NULL;
+}
+
+/* Forget the key schedules of contexts whose epoch no key backs any more (L3: the EVP context
+ * holds the expanded key as long as it stays keyed). Re-keying with zeros overwrites it in
+ * place and allocates nothing. */
+static void slots_wipe_stale(struct iq_rot *r)
+{
+	static const uint8_t zero[32];
+	int i;
+
+	for (i = 0; i < IQ_CTX_SLOTS; i++) {
+		if (!r->slot_keyed[i] || key_for(r, r->slot_epoch[i]))
+			continue;
+		iq_aead_rekey(&r->slot[i], zero);
+		r->slot_keyed[i] = false;
+	}
 }
 
 static void ring_wipe_below(struct iq_rot *r, uint32_t lo)
@@ -143,6 +173,13 @@ static void ring_wipe_below(struct iq_rot *r, uint32_t lo)
 		if (r->ring[i].valid && r->ring[i].epoch < lo)
 			OPENSSL_cleanse(&r->ring[i], sizeof(r->ring[i]));
 	}
+	slots_wipe_stale(r);
+}
+
+static void cand_wipe(struct iq_rot *r)
+{
+	OPENSSL_cleanse(r->cand, sizeof(r->cand));
+	slots_wipe_stale(r);
 }
 
 /* The wiped ring slot a delivered key for epoch goes into, or NULL when it is not wanted
@@ -169,6 +206,24 @@ int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
 
 	if (!k)
 		return 0;
+	memcpy(k->key, key, r->key_len);
+	k->epoch = epoch;
+	k->valid = true;
+	return 1;
+}
+
+int iq_rot_store_peeked(struct iq_rot *r, uint32_t epoch, const uint8_t *key)
+{
+	struct iq_wkey *k;
+
+	if (!r->enabled || !r->inbound)
+		return 0;
+	if (in_keep_range(r, epoch))         /* the window moved there meanwhile */
+		return iq_rot_store(r, epoch, key);
+	if (!in_cand_range(r, epoch))
+		return 0;
+	k = &r->cand[epoch - r->cand_first];
+	OPENSSL_cleanse(k, sizeof(*k));
 	memcpy(k->key, key, r->key_len);
 	k->epoch = epoch;
 	k->valid = true;
@@ -208,13 +263,12 @@ void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t no
 static struct iq_aead *slot_for(struct iq_rot *r, uint32_t e)
 {
 	unsigned i = e & (IQ_CTX_SLOTS - 1);
-	struct iq_wkey *k;
+	struct iq_wkey *k = key_for(r, e);
 
-	if (r->slot_keyed[i] && r->slot_epoch[i] == e)
-		return &r->slot[i];
-	k = ring_get(r, e);
 	if (!k)
 		return NULL;
+	if (r->slot_keyed[i] && r->slot_epoch[i] == e)
+		return &r->slot[i];
 	if (iq_aead_rekey(&r->slot[i], k->key)) {
 		r->slot_keyed[i] = false;
 		return NULL;
@@ -231,7 +285,9 @@ struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch)
 	if (!r->cur_valid || r->window_pkts >= r->window_rpk) {
 		uint32_t next = r->cur_valid ? r->epoch + 1 : r->epoch;
 
-		a = slot_for(r, next);
+		/* never past the epoch space: at the limit the exhaustion policy holds (the rekey
+		 * was asked for long before, from IQ_EPOCH_REKEY on) */
+		a = next < IQ_EPOCH_LIMIT ? slot_for(r, next) : NULL;
 		if (a) {
 			if (r->cur_valid) {
 				r->windows++;
@@ -242,6 +298,8 @@ struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch)
 			r->cur_valid = true;
 			r->window_pkts = 0;
 			r->window_rpk = r->rpk;
+			if (next >= IQ_EPOCH_REKEY)
+				r->rekey_due = true;
 		} else if (r->cur_valid && r->exhaust == IQ_EXHAUST_REUSE &&
 				   r->window_pkts < r->rpk_max) {
 			r->reuse_packets++;
@@ -264,18 +322,41 @@ struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t e)
 {
 	struct iq_aead *a;
 
-	if (!in_keep_range(r, e) || !(a = slot_for(r, e))) {
-		/* the sender may have run ahead further than our lookahead (its packets were lost
-		 * for a long time): remember, iq_rot_want follows after IQ_FAR_JUMP such packets
-		 * without a single authentic one in between */
-		if (e > r->epoch + r->lookahead) {
-			r->far_epoch = e;
-			r->far_count++;
-		}
-		r->nokey_drops++;
+	/* an epoch no SA reaches, or further ahead than any provider holds keys: forged or
+	 * broken, not worth a look-up */
+	if (e >= IQ_EPOCH_LIMIT || (e > r->epoch && e - r->epoch > IQ_JUMP_MAX)) {
+		r->epoch_drops++;
 		return NULL;
 	}
-	return a;
+	a = slot_for(r, e);
+	if (a)
+		return a;
+	/* the sender may have run ahead further than our lookahead (its packets were lost for a
+	 * while): remember, iq_rot_peek looks for keys there after IQ_FAR_PEEK such packets.
+	 * Only authentication (iq_rot_rx_ok) moves the window. */
+	if (e > r->epoch && e - r->epoch > r->lookahead) {
+		r->far_epoch = e;
+		r->far_count++;
+	}
+	r->nokey_drops++;
+	return NULL;
+}
+
+/* After the window moved: candidates now in the keep range go to the ring, all are wiped. */
+static void cand_adopt(struct iq_rot *r)
+{
+	int i;
+
+	for (i = 0; i < IQ_CAND_KEYS; i++) {
+		struct iq_wkey *c = &r->cand[i];
+
+		if (c->valid && in_keep_range(r, c->epoch)) {
+			struct iq_wkey *k = &r->ring[c->epoch & (IQ_KEYRING - 1)];
+			if (!(k->valid && k->epoch == c->epoch))
+				memcpy(k, c, sizeof(*k));
+		}
+	}
+	cand_wipe(r);
 }
 
 void iq_rot_rx_ok(struct iq_rot *r, uint32_t e)
@@ -283,32 +364,22 @@ void iq_rot_rx_ok(struct iq_rot *r, uint32_t e)
 	r->far_count = 0;
 	if (r->cur_valid && e <= r->epoch)
 		return;
-	if (r->cur_valid)
+	if (r->cur_valid) {
 		r->windows += e - r->epoch;
+		if (e - r->epoch > r->lookahead)
+			r->jumps++;
+	}
 	r->epoch = e;
 	r->cur_valid = true;
 	ring_wipe_below(r, keep_from(r));
+	cand_adopt(r);
 }
 
 uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
 {
-	uint32_t ahead;
+	uint32_t ahead, count;
 
-	if (!r->enabled)
-		return 0;
-	if (r->inbound && r->far_count >= IQ_FAR_JUMP) {
-		/* nothing authentic for a while, only packets far ahead: the sender moved on (an
-		 * outage longer than the lookahead). Move the window there, or the SA never
-		 * recovers. A forger can only do this while no genuine packet gets through. */
-		ring_wipe_below(r, UINT32_MAX);
-		r->epoch = r->far_epoch;
-		r->cur_valid = false;
-		r->far_count = 0;
-		r->requested_end = r->epoch;
-		r->retry_at_ms = 0;
-		r->jumps++;
-	}
-	if (now_ms < r->retry_at_ms)
+	if (!r->enabled || now_ms < r->retry_at_ms)
 		return 0;
 	/* ask when a quarter of the lookahead is used up (or nothing is there): three quarters
 	 * of it are the slack for the provider's answer (the helper skips keys we hold, so the
@@ -316,10 +387,32 @@ uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
 	ahead = r->requested_end > r->epoch ? r->requested_end - r->epoch : 0;
 	if (ahead > r->lookahead - r->lookahead / 4)
 		return 0;
+	count = IQ_EPOCH_LIMIT - r->epoch < r->lookahead ? IQ_EPOCH_LIMIT - r->epoch : r->lookahead;
+	if (!count)
+		return 0;
 	*first = r->epoch;
-	r->requested_end = r->epoch + r->lookahead;
+	r->requested_end = r->epoch + count;
 	r->key_requests++;
-	return r->lookahead;
+	return count;
+}
+
+uint32_t iq_rot_peek(struct iq_rot *r, uint64_t now_ms, uint32_t *first)
+{
+	uint32_t count;
+
+	if (!r->enabled || !r->inbound || r->far_count < IQ_FAR_PEEK || now_ms < r->peek_at_ms)
+		return 0;
+	/* far_epoch passed iq_rot_rx's bounds: below IQ_EPOCH_LIMIT, ahead of the window */
+	cand_wipe(r);
+	r->cand_first = r->far_epoch;
+	r->far_count = 0;
+	r->peek_at_ms = now_ms + IQ_PEEK_MS;
+	r->peeks++;
+	count = IQ_EPOCH_LIMIT - r->cand_first;
+	if (count > IQ_CAND_KEYS)
+		count = IQ_CAND_KEYS;
+	*first = r->cand_first;
+	return count;
 }
 
 uint32_t iq_rot_keys_ready(const struct iq_rot *r)
@@ -328,6 +421,7 @@ uint32_t iq_rot_keys_ready(const struct iq_rot *r)
 
 	if (!r->enabled)
 		return 0;
+	/* no wrap: epoch + lookahead < 2^32 (rotation.h) */
 	for (e = r->epoch + (r->cur_valid ? 1 : 0); e <= r->epoch + r->lookahead; e++) {
 		const struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
 		if (!(k->valid && k->epoch == e))

@@ -24,9 +24,33 @@
 #define IQ_LOOKAHEAD_DEFAULT 64
 #define IQ_LOOKAHEAD_MAX 64     /* also the most keys one request asks for (qkid's batch) */
 #define IQ_BACK_MAX 48
-#define IQ_FAR_JUMP 32          /* far-ahead packets without an authentic one: follow them */
 #define IQ_RETRY_MS 100         /* after the provider failed */
 #define IQ_RETRY_SOFT_MS 10     /* after a partial answer (keys not ready yet) */
+
+/*
+ * The epoch space. The IV carries 32 bits, and an SA never uses an epoch at or above
+ * IQ_EPOCH_LIMIT, so epoch + lookahead (+ a request's count) never wraps; qkid refuses the same
+ * epochs (QKI_EPOCH_LIMIT). An outbound SA whose epoch reaches IQ_EPOCH_REKEY asks for a rekey
+ * (the datapath's expire callback, soft); at the limit it stops switching windows and the
+ * exhaustion policy holds until the new SA takes over. Only a long-lived ESN SA with a small
+ * rpk gets there (2^32 windows of rpk packets).
+ */
+#define IQ_EPOCH_LIMIT 0xffff0000u
+#define IQ_EPOCH_REKEY (IQ_EPOCH_LIMIT - (1u << 24))
+
+/*
+ * Inbound catch-up, when the sender ran beyond the lookahead (its packets were lost for a
+ * while). Nothing a packet says moves key state before it authenticates: after IQ_FAR_PEEK
+ * packets beyond the lookahead (at most one peek per IQ_PEEK_MS), the datapath peeks at the
+ * provider's keys for IQ_CAND_KEYS epochs from the latest such epoch on (a peek releases
+ * nothing), keeps them apart as candidates, and moves its window there only when a packet
+ * authenticates under one. Epochs more than IQ_JUMP_MAX windows ahead are dropped without a
+ * look (counted in epoch_drops): no qkid holds keys that far ahead of its SA's use.
+ */
+#define IQ_JUMP_MAX (1u << 16)
+#define IQ_FAR_PEEK 8
+#define IQ_PEEK_MS 100
+#define IQ_CAND_KEYS 16
 
 struct iq_wkey {
 	uint32_t epoch;
@@ -49,7 +73,10 @@ struct iq_rot {
 	uint32_t requested_end;    /* epochs below this were requested (or delivered) */
 	uint64_t retry_at_ms;      /* after a provider failure: do not ask again before */
 	uint32_t far_epoch, far_count; /* inbound: packets beyond the lookahead since the last
-									* authentic packet, and the latest such epoch */
+									* authentic packet or peek, and the latest such epoch */
+	uint64_t peek_at_ms;       /* inbound: no peek before */
+	uint32_t cand_first;       /* inbound: cand[] holds peeked keys of [cand_first, +CAND) */
+	struct iq_wkey cand[IQ_CAND_KEYS];
 
 	struct iq_wkey ring[IQ_KEYRING];
 	struct iq_aead slot[IQ_CTX_SLOTS];
@@ -61,8 +88,12 @@ struct iq_rot {
 	size_t hkdf_salt_len;
 	size_t key_len;
 
-	uint64_t windows, reuse_packets, stall_drops, nokey_drops, jumps;
+	uint64_t windows, reuse_packets, stall_drops, nokey_drops;
+	uint64_t jumps;            /* inbound: authenticated moves beyond the lookahead */
+	uint64_t epoch_drops;      /* inbound: epoch at/above the limit or beyond IQ_JUMP_MAX */
+	uint64_t peeks;            /* inbound: candidate key look-ups (catch-up) */
 	uint64_t keys_delivered, key_requests, key_failures;
+	bool rekey_due;            /* outbound: epoch reached IQ_EPOCH_REKEY */
 };
 
 /** Set up rotation state (allocates the EVP contexts). child_key = AES key || salt. */
@@ -80,6 +111,8 @@ int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t
 
 /** Keep an already derived window key (r->key_len bytes) if the epoch is still useful. */
 int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key);
+/** A peeked window key (see iq_rot_peek): kept as a candidate if the epoch is one. */
+int iq_rot_store_peeked(struct iq_rot *r, uint32_t epoch, const uint8_t *key);
 
 /** HKDF context for iq_rot_derive_with (fetched once; for the key helper thread). */
 EVP_KDF_CTX *iq_rot_kdf_new(void);
@@ -100,9 +133,13 @@ void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t no
  */
 struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch);
 
-/** Inbound: the context for a packet of epoch e, or NULL (unknown/expired epoch). */
+/**
+ * Inbound: the context for a packet of epoch e, or NULL (unknown, expired or out-of-bounds
+ * epoch; counted). Changes no key state: the packet is not authentic yet.
+ */
 struct iq_aead *iq_rot_rx(struct iq_rot *r, uint32_t epoch);
-/** Inbound: a packet of epoch e authenticated; may advance the current window. */
+/** Inbound: a packet of epoch e authenticated; may advance the current window (also to a
+ *  candidate epoch beyond the lookahead). */
 void iq_rot_rx_ok(struct iq_rot *r, uint32_t epoch);
 
 /**
@@ -115,6 +152,13 @@ void iq_rot_rx_ok(struct iq_rot *r, uint32_t epoch);
  * again and ignored.
  */
 uint32_t iq_rot_want(struct iq_rot *r, uint64_t now_ms, uint32_t *first);
+
+/**
+ * Inbound: which epochs to peek at now for catching up (returns count, 0 = nothing). A peek
+ * must not release or move anything at the provider; its keys go to iq_rot_store_peeked.
+ * Replaces (wipes) the previous candidates.
+ */
+uint32_t iq_rot_peek(struct iq_rot *r, uint64_t now_ms, uint32_t *first);
 
 /** Number of window keys ready ahead of the current window (for stats and rpk adaptation). */
 uint32_t iq_rot_keys_ready(const struct iq_rot *r);

@@ -58,10 +58,18 @@ static void rx_esp(struct iq_dp *dp, uint8_t *esp, size_t len)
 		return;
 	}
 	if (sa->rot.enabled) {
+		uint64_t out_of_bounds = sa->rot.epoch_drops;
+
+		/* the epoch is not authenticated yet: it selects a key, it moves nothing */
 		epoch = iq_get32(esp + IQ_ESP_HDR);
 		a = iq_rot_rx(&sa->rot, epoch);
 		if (!a) {
-			dp->st.drop_nokey++;
+			if (sa->rot.epoch_drops != out_of_bounds)
+				dp->st.drop_epoch++;
+			else
+				dp->st.drop_nokey++;
+			if (sa->rot.far_count >= IQ_FAR_PEEK)
+				dp->keys_check = true;          /* time for a peek (keys.c) */
 			return;
 		}
 	} else {

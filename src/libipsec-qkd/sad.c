@@ -229,6 +229,9 @@ void iq_sa_fill_stats(const struct iq_sa *sa, struct iq_sa_stats *st)
 		st->reuse_packets = sa->rot.reuse_packets;
 		st->stall_drops = sa->rot.stall_drops;
 		st->nokey_drops = sa->rot.nokey_drops;
+		st->epoch_drops = sa->rot.epoch_drops;
+		st->peeks = sa->rot.peeks;
+		st->jumps = sa->rot.jumps;
 		st->key_requests = sa->rot.key_requests;
 		st->key_failures = sa->rot.key_failures;
 	}

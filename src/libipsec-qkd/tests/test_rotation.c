@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Key rotation: derivation, window switching, reordering across windows, exhaustion, prefetch. */
+/* Key rotation: derivation, window switching, reordering across windows, exhaustion, prefetch,
+ * catching up, forged epochs, the end of the epoch space. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,37 +293,219 @@ START_TEST(test_prefetch)
 }
 END_TEST
 
-/* the sender ran far ahead (its packets were lost longer than the lookahead): after enough
- * far-ahead packets without an authentic one, the receiver follows; authentic traffic in
- * between keeps it where it is (a forger cannot move a live SA) */
+/* an ESP packet of window `epoch` as the sender seals it (genuine), or with a key nobody has */
+static void seal_pkt(struct pkt *p, uint32_t spi, uint32_t epoch, uint64_t seq, bool genuine)
+{
+	uint8_t q[32], k[16], iv[8];
+	struct iq_aead a;
+
+	qkey(epoch, q);
+	if (!genuine)
+		q[0] ^= 0x80;
+	ck_assert_int_eq(iq_rot_derive(child_key, 20, spi, epoch, q, 32, k, 16), 0);
+	ck_assert_int_eq(iq_aead_init(&a, true, k, 16, child_key + 16), 0);
+	iq_put32(iv, epoch);
+	iq_put32(iv + 4, (uint32_t)seq);
+	memset(p->b + IQ_ESP_OFF, 0x45, 40);
+	p->len = iq_esp_seal(&a, p->b, 40, 4, spi, seq, false, iv);
+	p->epoch = epoch;
+	p->seq = seq;
+	iq_aead_free(&a);
+}
+
+/* the key a peek at the provider returns for an epoch (the helper derives it) */
+static void store_peeked(struct iq_rot *r, uint32_t from, uint32_t count)
+{
+	uint8_t q[32], k[32];
+	uint32_t e;
+
+	for (e = from; e < from + count; e++) {
+		qkey(e, q);
+		ck_assert_int_eq(iq_rot_derive(child_key, 20, r->spi, e, q, 32, k, r->key_len), 0);
+		iq_rot_store_peeked(r, e, k);
+	}
+}
+
+/* the sender ran far ahead (its packets were lost longer than the lookahead): the receiver
+ * peeks at the keys there (releasing nothing) and moves only when a packet authenticates */
 START_TEST(test_receiver_catches_up)
 {
 	struct iq_rotation cfg = { .enabled = true, .rpk_min = 4, .rpk_max = 4, .lookahead = 16 };
 	struct iq_rot rx;
+	struct iq_replay rp;
+	struct pkt p;
 	uint32_t first, n;
 	int i;
 
 	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x4000, true, child_key, 20, 1024), 0);
+	ck_assert_int_eq(iq_replay_init(&rp, 1024), 0);
 	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 16);
 	deliver(&rx, 0, 15);
-	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 0));
-	iq_rot_rx_ok(&rx, 0);
-	for (i = 0; i < IQ_FAR_JUMP - 1; i++)
-		ck_assert_ptr_null(iq_rot_rx(&rx, 1000));
-	iq_rot_rx_ok(&rx, 1);                      /* one authentic packet: no jump */
-	for (i = 0; i < IQ_FAR_JUMP - 1; i++)
-		ck_assert_ptr_null(iq_rot_rx(&rx, 1000));
-	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 0);
-	ck_assert_uint_eq(rx.epoch, 1);
-	ck_assert_ptr_null(iq_rot_rx(&rx, 1000));  /* the 32nd in a row */
-	n = iq_rot_want(&rx, 0, &first);
+	seal_pkt(&p, 0x4000, 0, 1, true);
+	ck_assert_int_eq(receive(&rx, &rp, &p), 40);
+	/* genuine packets of window 1000 without a key: no peek before IQ_FAR_PEEK of them */
+	for (i = 0; i < IQ_FAR_PEEK - 1; i++) {
+		seal_pkt(&p, 0x4000, 1000, 100 + i, true);
+		ck_assert_int_eq(receive(&rx, &rp, &p), -200);
+	}
+	ck_assert_uint_eq(iq_rot_peek(&rx, 0, &first), 0);
+	seal_pkt(&p, 0x4000, 1000, 200, true);
+	ck_assert_int_eq(receive(&rx, &rp, &p), -200);
+	n = iq_rot_peek(&rx, 0, &first);
 	ck_assert_uint_eq(first, 1000);
-	ck_assert_uint_eq(n, 16);
+	ck_assert_uint_eq(n, IQ_CAND_KEYS);
+	ck_assert_uint_eq(rx.peeks, 1);
+	/* nothing moved, and the regular requests still start at the current window */
+	ck_assert_uint_eq(rx.epoch, 0);
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1));
+	rx.requested_end = 0;
+	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 16);
+	ck_assert_uint_eq(first, 0);
+	/* the peeked keys are candidates only; the window moves with the first authentic packet */
+	store_peeked(&rx, 1000, IQ_CAND_KEYS);
+	ck_assert_uint_eq(rx.epoch, 0);
+	seal_pkt(&p, 0x4000, 1001, 300, true);
+	ck_assert_int_eq(receive(&rx, &rp, &p), 40);
+	ck_assert_uint_eq(rx.epoch, 1001);
 	ck_assert_uint_eq(rx.jumps, 1);
-	ck_assert_ptr_null(iq_rot_rx(&rx, 1));     /* the old windows are gone */
-	deliver(&rx, 1000, 1015);
+	/* the candidates became window keys, the old windows are gone */
 	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1000));
-	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1003));
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, 1015));
+	ck_assert_ptr_null(iq_rot_rx(&rx, 1));
+	ck_assert_uint_eq(iq_rot_held(&rx, 1001), IQ_CAND_KEYS - 1);
+	/* and the regular requests follow from the new window */
+	n = iq_rot_want(&rx, 0, &first);
+	ck_assert_uint_eq(first, 1001);
+	ck_assert_uint_eq(n, 16);
+	iq_replay_free(&rp);
+	iq_rot_free(&rx);
+}
+END_TEST
+
+/* forged packets (right SPI, fresh sequence numbers, any epoch) change no key state: not the
+ * window, not the ring, not what is asked of the provider; even when the provider holds real
+ * keys for a forged epoch (peeked), a forgery does not authenticate and moves nothing */
+START_TEST(test_forged_epochs_move_nothing)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 4, .rpk_max = 4, .lookahead = 16 };
+	static const uint32_t forged[] = { 6, 7, 20, 21, 40, 1000, 5 + IQ_JUMP_MAX,
+									   6 + IQ_JUMP_MAX, 0x7fffffff, IQ_EPOCH_LIMIT - 1,
+									   IQ_EPOCH_LIMIT, 0xfffffff0, 0xffffffff };
+	struct iq_rot rx;
+	struct iq_replay rp;
+	struct pkt p;
+	uint32_t first, n, held;
+	uint64_t seq = 1000;
+	size_t i;
+	int round;
+
+	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x5000, true, child_key, 20, 1024), 0);
+	ck_assert_int_eq(iq_replay_init(&rp, 1024), 0);
+	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 16);
+	deliver(&rx, 0, 15);
+	seal_pkt(&p, 0x5000, 5, 1, true);
+	ck_assert_int_eq(receive(&rx, &rp, &p), 40);
+	held = iq_rot_held(&rx, 0);
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+			int k;
+			for (k = 0; k < 2 * IQ_FAR_PEEK; k++) {
+				seal_pkt(&p, 0x5000, forged[i], seq++, false);
+				ck_assert_int_lt(receive(&rx, &rp, &p), 0);
+			}
+			/* a peek (non-destructive) may follow; give it the real keys */
+			n = iq_rot_peek(&rx, (uint64_t)(round * 100 + i) * IQ_PEEK_MS, &first);
+			if (n) {
+				ck_assert_uint_le(first + n, IQ_EPOCH_LIMIT);
+				ck_assert_uint_le(first - rx.epoch, IQ_JUMP_MAX);
+				store_peeked(&rx, first, n);
+			}
+		}
+	}
+	ck_assert_uint_eq(rx.epoch, 5);
+	ck_assert_uint_eq(rx.jumps, 0);
+	ck_assert_uint_eq(iq_rot_held(&rx, 0), held);
+	ck_assert_uint_gt(rx.epoch_drops, 0);
+	ck_assert_uint_gt(rx.peeks, 0);
+	/* what the provider is asked for still starts at the genuine window */
+	rx.requested_end = 0;
+	ck_assert_uint_eq(iq_rot_want(&rx, 0, &first), 16);
+	ck_assert_uint_eq(first, 5);
+	/* the replay window never saw a forged sequence number; genuine traffic goes on */
+	ck_assert_int_eq(iq_replay_check(&rp, 1000, false, &seq), IQ_REPLAY_OK);
+	seal_pkt(&p, 0x5000, 6, 2, true);
+	ck_assert_int_eq(receive(&rx, &rp, &p), 40);
+	ck_assert_uint_eq(rx.epoch, 6);
+	/* the window moved: candidate keys and stale contexts are wiped (L3) */
+	for (i = 0; i < IQ_CAND_KEYS; i++)
+		ck_assert(!rx.cand[i].valid);
+	for (i = 0; i < IQ_CTX_SLOTS; i++)
+		ck_assert(!rx.slot_keyed[i] || (rx.slot_epoch[i] >= 5 && rx.slot_epoch[i] <= 6 + 16));
+	iq_replay_free(&rp);
+	iq_rot_free(&rx);
+}
+END_TEST
+
+/* L5: the epoch space ends; an SA asks for a rekey long before and never wraps */
+START_TEST(test_epoch_space_end)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 1, .rpk_max = 3, .lookahead = 16,
+							   .exhaust = IQ_EXHAUST_REUSE };
+	struct iq_rot tx, rx;
+	uint32_t first, n, epoch;
+	int i;
+
+	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x6000, false, child_key, 20, 0), 0);
+	/* a long-lived ESN SA with rpk 1 got here */
+	tx.epoch = IQ_EPOCH_REKEY - 2;
+	tx.cur_valid = true;
+	tx.window_rpk = 1;
+	tx.window_pkts = 1;
+	deliver(&tx, IQ_EPOCH_REKEY - 2, IQ_EPOCH_REKEY + 2);
+	ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, IQ_EPOCH_REKEY - 1);
+	ck_assert(!tx.rekey_due);
+	ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(epoch, IQ_EPOCH_REKEY);
+	ck_assert(tx.rekey_due);                   /* the datapath asks for a rekey */
+
+	/* no rekey came: at the end of the epoch space no window switch, bounded reuse, stall */
+	tx.epoch = IQ_EPOCH_LIMIT - 3;
+	tx.window_pkts = 1;
+	n = iq_rot_want(&tx, 0, &first);
+	ck_assert_uint_eq(first, IQ_EPOCH_LIMIT - 3);
+	ck_assert_uint_eq(n, 3);                   /* never asks beyond the limit */
+	deliver(&tx, IQ_EPOCH_LIMIT - 3, IQ_EPOCH_LIMIT - 1);
+	ck_assert_int_eq(iq_rot_deliver(&tx, IQ_EPOCH_LIMIT, child_key, 20), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+		ck_assert_uint_eq(epoch, IQ_EPOCH_LIMIT - 2 + i);
+	}
+	for (i = 0; i < 2; i++) {                  /* reuse up to rpk_max = 3 packets */
+		ck_assert_ptr_nonnull(iq_rot_tx(&tx, &epoch));
+		ck_assert_uint_eq(epoch, IQ_EPOCH_LIMIT - 1);
+	}
+	ck_assert_ptr_null(iq_rot_tx(&tx, &epoch));
+	ck_assert_uint_eq(tx.epoch, IQ_EPOCH_LIMIT - 1);
+	ck_assert_uint_eq(tx.reuse_packets, 2);
+	ck_assert_uint_eq(tx.stall_drops, 1);
+
+	/* the receiver near the end: its ranges do not wrap around to epoch 0 */
+	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x6000, true, child_key, 20, 1024), 0);
+	rx.epoch = IQ_EPOCH_LIMIT - 8;
+	rx.cur_valid = true;
+	deliver(&rx, IQ_EPOCH_LIMIT - 8, IQ_EPOCH_LIMIT - 1);
+	deliver(&rx, 0, 8);                        /* wrapped epochs are not window keys */
+	ck_assert_ptr_null(iq_rot_rx(&rx, 0));
+	ck_assert_ptr_null(iq_rot_rx(&rx, 3));
+	ck_assert_uint_eq(iq_rot_keys_ready(&rx), 7);
+	ck_assert_ptr_nonnull(iq_rot_rx(&rx, IQ_EPOCH_LIMIT - 1));
+	ck_assert_ptr_null(iq_rot_rx(&rx, IQ_EPOCH_LIMIT));
+	ck_assert_ptr_null(iq_rot_rx(&rx, 0xffffffff));
+	ck_assert_uint_eq(rx.epoch_drops, 2);
+	n = iq_rot_want(&rx, 0, &first);
+	ck_assert_uint_eq(first + n, IQ_EPOCH_LIMIT);
+	iq_rot_free(&tx);
 	iq_rot_free(&rx);
 }
 END_TEST
@@ -352,6 +535,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_exhaustion, 0, 2);
 	tcase_add_test(tc, test_prefetch);
 	tcase_add_test(tc, test_receiver_catches_up);
+	tcase_add_test(tc, test_forged_epochs_move_nothing);
+	tcase_add_test(tc, test_epoch_space_end);
 	tcase_add_test(tc, test_bad_config);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -625,11 +625,13 @@ METHOD(kernel_ipsec_t, del_sa, status_t,
 		{
 			DBG1(DBG_KNL, "kernel-qkd: SA %.8x used %llu key windows (last epoch %u, %llu "
 				 "keys requested, %llu key failures, %llu packets beyond rpk, %llu stall "
-				 "drops, %llu packets without key)", sa_id.spi,
+				 "drops, %llu packets without key, %llu with an epoch out of bounds, %llu "
+				 "catch-up moves)", sa_id.spi,
 				 (unsigned long long)st.windows, st.epoch,
 				 (unsigned long long)st.key_requests, (unsigned long long)st.key_failures,
 				 (unsigned long long)st.reuse_packets, (unsigned long long)st.stall_drops,
-				 (unsigned long long)st.nokey_drops);
+				 (unsigned long long)st.nokey_drops, (unsigned long long)st.epoch_drops,
+				 (unsigned long long)st.jumps);
 		}
 	}
 	this->mutex->lock(this->mutex);

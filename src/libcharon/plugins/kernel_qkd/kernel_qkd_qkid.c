@@ -55,6 +55,14 @@ static int get_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint3
 	return this->qki->get_keys(this->qki->ctx, sa, first, count, keys, key_len, got, err);
 }
 
+static int peek_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
+					 uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err)
+{
+	private_kernel_qkd_qkid_t *this = ctx;
+
+	return this->qki->peek_keys(this->qki->ctx, sa, first, count, keys, key_len, got, err);
+}
+
 static int rpk_advice(void *ctx, const struct iq_key_sa *sa, uint64_t pkts_per_sec,
 					  uint32_t *rpk)
 {
@@ -98,6 +106,7 @@ struct iq_key_provider *kernel_qkd_qkid_provider_create(const char *socket, int 
 		.public = {
 			.sa_open = sa_open,
 			.get_keys = get_keys,
+			.peek_keys = peek_keys,
 			.rpk_advice = rpk_advice,
 			.sa_close = sa_close,
 			.destroy = provider_destroy,
