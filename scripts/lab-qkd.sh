@@ -10,16 +10,19 @@
 # Tuning from the environment: LAB_KEY_RATE (bit/s, default 200000), LAB_FIBRE_KM (when set, the
 # fibre model decides the rate), LAB_KMS_ARGS / LAB_QKID_ARGS (extra flags for both sites).
 
-KMSD=$top/src/kmsd/qkd-kmsd
-QKID=$top/src/qki/qkid
-QKICTL=$top/src/qki/qkictl
+if [ "${LAB_INSTALLED:-no}" = yes ]; then
+	KMSD=$(command -v qkd-kmsd || echo qkd-kmsd) QKID=$(command -v qkid || echo qkid)
+	QKICTL=$(command -v qkictl || echo qkictl)
+else
+	KMSD=$top/src/kmsd/qkd-kmsd QKID=$top/src/qki/qkid QKICTL=$top/src/qki/qkictl
+fi
 declare -A SAE=([gwA]=SAE_A [gwB]=SAE_B) KME=([gwA]=KME_A [gwB]=KME_B)
 declare -A QLINK_ADDR=([gwA]=fd00:51::1 [gwB]=fd00:51::2)
 
 qkd_check_built() {
 	local b
 	for b in "$KMSD" "$QKID" "$QKICTL"; do
-		[ -x "$b" ] || die "$b not built; run make first"
+		[ -x "$b" ] || die "$b not found (build it with make, or install it for LAB_INSTALLED=yes)"
 	done
 }
 

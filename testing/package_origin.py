@@ -115,7 +115,7 @@ def plugins():
 
 
 def script_files():
-    files = [os.path.join(TOP, "scripts", f) for f in ("lab", "lab-qkd.sh", "demo", "check", "pki", "bootstrap")]
+    files = [os.path.join(TOP, "scripts", f) for f in ("lab", "lab-qkd.sh", "demo", "check", "pki", "bootstrap", "package")]
     files += sorted(glob.glob(os.path.join(TOP, "testing", "*.sh")))
     files += sorted(glob.glob(os.path.join(TOP, "testing", "tests", "*.sh")))
     files += sorted(glob.glob(os.path.join(TOP, "src", "**", "tests", "*.sh"), recursive=True))

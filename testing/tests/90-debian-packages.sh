@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The Debian packages: scripts/package builds them (lintian: no errors), the plugin package
+# depends on exactly the strongSwan release of the headers, they install with apt-get, their
+# systemd units pass systemd-analyze verify, and the full QKD tunnel (x25519qkd key exchange,
+# quantum PPK, QPSK, kernel-qkd ESP key rotation with qkid window keys) comes up from installed
+# files alone (scripts/lab LAB_INSTALLED=yes; charon's maps and the daemons' executables are
+# checked: nothing from the build tree). Then the packages are purged and nothing of them is
+# left: no package files, nothing in /etc, no unit, no user. The machine is left as it was.
+. "$(dirname "$0")/../lib.sh"
+[ "$(id -u)" = 0 ] || skip "needs root (installs packages, network namespaces)"
+for t in dpkg-buildpackage dh lintian systemd-analyze; do
+	command -v "$t" >/dev/null || skip "$t not installed (scripts/bootstrap installs it)"
+done
+pkgs="strongswan-qkd-plugins qkid qkd-kmsd qkd-tools"
+for p in $pkgs; do
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | matches 'installed|config-files'; then
+		skip "package $p is already on this machine; the test would remove it"
+	fi
+done
+work=$(mktemp -d /tmp/ipseq-debs.XXXXXX)
+snapshot() {   # what must be the same before and after
+	find /etc/ipseq /etc/strongswan.d /lib/systemd/system /etc/systemd/system \
+		/usr/lib/ipsec/plugins /var/lib/systemd/deb-systemd-helper-enabled 2>/dev/null | sort
+	cut -d: -f1 /etc/passwd /etc/group | sort
+}
+snapshot > "$work/before"
+purge() { apt-get purge -y -qq $pkgs >/dev/null 2>&1 || dpkg --purge $pkgs >/dev/null 2>&1 || true; }
+trap 'cleanup; purge; rm -rf "$work"' EXIT
+
+fatal "scripts/package builds the packages, lintian reports no error" "$top/scripts/package" "$work/debs"
+grep -E '^[EW]: ' "$work/debs/lintian.txt" | sed 's/^/# lintian: /'
+for p in $pkgs; do
+	check "package $p built" test -f "$(ls "$work/debs/${p}_"*.deb 2>/dev/null | head -n 1)"
+done
+swan=$(dpkg-query -W -f='${Version}' strongswan-charon); swan=${swan%%-*}
+next=$(echo "$swan" | awk -F. '{ $NF = $NF + 1; print }' OFS=.)
+deps=$(dpkg-deb -f "$work"/debs/strongswan-qkd-plugins_*.deb Depends)
+echo "# strongswan-qkd-plugins Depends: $deps"
+check "plugins depend on strongSwan >= $swan and << $next~ (the release they were built with)" \
+	matches "strongswan-charon \(>= $swan\), strongswan-charon \(<< $next~\)" <<<"$deps"
+check "plugins depend on libstrongswan-standard-plugins (openssl, gcm)" \
+	matches 'libstrongswan-standard-plugins' <<<"$deps"
+
+fatal "apt-get installs the packages" quiet apt-get install -y --no-install-recommends "$work"/debs/*.deb
+for p in $pkgs; do check "$p installed" matches 'install ok installed' < <(dpkg-query -W -f='${Status}' "$p"); done
+check "installing does not switch charon to kernel-qkd (no /etc/strongswan.d/charon/kernel-qkd.conf)" \
+	test ! -e /etc/strongswan.d/charon/kernel-qkd.conf
+check "kernel-qkd's configuration is an example for the operator" \
+	test -f /usr/share/doc/strongswan-qkd-plugins/examples/kernel-qkd.conf
+check "charon is ordered after qkid (drop-in for strongswan.service)" \
+	matches '^After=qkid.service' < /lib/systemd/system/strongswan.service.d/ipseq-qkid.conf
+
+# systemd-analyze verify on every unit, with the programs and man pages it names installed
+mkdir -p "$work/units"
+cp /lib/systemd/system/qkid.service "$work/units/"
+cp /lib/systemd/system/qkd-kmsd@.service "$work/units/qkd-kmsd@KME_A.service"
+for u in "$work"/units/*.service; do
+	out=$(systemd-analyze verify "$u" 2>&1); rc=$?
+	[ -n "$out" ] && echo "$out" | sed 's/^/# verify: /'
+	check "systemd-analyze verify $(basename "$u"): no complaint" test "$rc" = 0 -a -z "$out"
+done
+for u in strongswan-starter.service strongswan.service; do
+	[ -f "/lib/systemd/system/$u" ] || continue
+	out=$(systemd-analyze verify "$u" 2>&1 | grep -v 'is not executable\|man ' || true)
+	check "systemd-analyze verify $u with the qkid drop-in: no complaint" test -z "$out"
+done
+for u in "$work"/units/*.service; do
+	systemd-analyze security --offline=yes "$u" 2>/dev/null | tail -n 1 | sed "s/^/# $(basename "$u"): /"
+done
+
+# The QKD tunnel from installed files only.
+export LAB_INSTALLED=yes LAB_QKD=yes LAB_DATAPATH=kernel-qkd PATH=/usr/sbin:/usr/bin:/sbin:/bin
+fatal "QKD lab comes up from the installed packages" lab up
+for gw in gwA gwB; do
+	fatal "$gw restarts with kernel-qkd rotation" quiet lab rotation "$gw" 100 65536 reuse
+done
+pid=$(cat "$LAB_DIR/gwA/run/charon.pid")
+check "gwA's charon maps the installed qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-qkd\.so' < "/proc/$pid/maps"
+check "gwA's charon maps the installed kernel-qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-kernel-qkd\.so' < "/proc/$pid/maps"
+check "gwA's charon maps nothing from the build tree" not matches "$top" < "/proc/$pid/maps"
+check "gwA's qkid is /usr/sbin/qkid" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/qkid.pid")/exe")" = /usr/sbin/qkid
+check "gwA's KME is /usr/sbin/qkd-kmsd" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/kmsd.pid")/exe")" = /usr/sbin/qkd-kmsd
+fatal "gwA initiates the QKD tunnel" lab initiate gwA net 20
+sas=$(sw gwA --list-sas 2>&1)
+check "IKE_SA negotiated the QKD key exchange (1051) and a PPK" matches '\(1051\)/PPK' <<<"$sas"
+check "QPSK authentication succeeded on gwB" in_log gwB "authentication of 'gwA.ipseq.test' with pre-shared key successful"
+check "both of gwA's SAs rotate with qkid window keys" \
+	test "$(grep -cE "kernel-qkd: (in|out)bound SA .* ESP key rotation with key peer 'gwB'" "$LAB_DIR/gwA/charon.log")" -eq 2
+check "hostA pings hostB through the tunnel (500 packets, several windows)" \
+	ip netns exec "$LAB-hostA" ping -q -c 500 -i 0.002 -W 2 192.0.2.130
+keys_out=$(qkictl -s "$LAB_DIR/gwA/qkid.sock" sas 2>/dev/null | awk '$2 == "out" { print $6 }')
+echo "# gwA's qkid handed out ${keys_out:-?} window keys for the outbound SA"
+check "installed qkictl: gwA's qkid handed out window keys (>= 4)" test "${keys_out:-0}" -ge 4
+lab down >/dev/null 2>&1
+
+fatal "apt-get purges the packages" quiet apt-get purge -y $pkgs
+for p in $pkgs; do
+	check "$p: dpkg knows none of its files" not quiet dpkg -L "$p"
+done
+snapshot > "$work/after"
+diff "$work/before" "$work/after" | sed 's/^/# left: /'
+check "nothing left in /etc, the unit and plugin directories, users or groups" cmp -s "$work/before" "$work/after"
+finish
