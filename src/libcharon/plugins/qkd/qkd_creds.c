@@ -33,6 +33,11 @@ struct private_qkd_creds_t {
 	qkd_peers_t *peers;
 
 	/**
+	 * Budget of keys spent on unauthenticated IKE_SAs
+	 */
+	qkd_budget_t *budget;
+
+	/**
 	 * PPK length in bytes
 	 */
 	size_t key_size;
@@ -223,9 +228,21 @@ static chunk_t resolve_ppk(private_qkd_creds_t *this, ike_sa_t *ike_sa, qkd_peer
 		free(keys);
 		return ppk;
 	}
+	/* IKE_AUTH is not verified yet: resolving the PPK spends a key for an unauthenticated
+	 * IKE_SA */
+	if (qkd_budget_applies(ike_sa) &&
+		!this->budget->charge(this->budget, peer->name, unique_id))
+	{
+		free(keys);
+		return chunk_empty;
+	}
 	if (!this->qki->get_key_by_id(this->qki, peer->name, keys->key_id, this->key_size,
 								  &qkey2))
 	{
+		if (qkd_budget_applies(ike_sa))
+		{
+			this->budget->refund(this->budget, unique_id);
+		}
 		free(keys);
 		return chunk_empty;
 	}
@@ -491,7 +508,8 @@ METHOD(qkd_creds_t, destroy, void,
 /*
  * Described in header
  */
-qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size)
+qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget,
+							  size_t key_size)
 {
 	private_qkd_creds_t *this;
 
@@ -514,6 +532,7 @@ qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_siz
 		},
 		.qki = qki,
 		.peers = peers,
+		.budget = budget,
 		.key_size = key_size,
 		.sas = hashtable_create(hash_id, equals_id, 8),
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),

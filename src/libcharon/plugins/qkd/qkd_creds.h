@@ -13,6 +13,7 @@
 
 #include "qkd_qki.h"
 #include "qkd_peers.h"
+#include "qkd_budget.h"
 
 #include <credentials/credential_set.h>
 
@@ -90,8 +91,10 @@ struct qkd_creds_t {
  *
  * @param qki			qkid connection
  * @param peers			peer table
+ * @param budget		budget of keys spent on unauthenticated IKE_SAs
  * @param key_size		PPK length in bytes
  */
-qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size);
+qkd_creds_t *qkd_creds_create(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget,
+							  size_t key_size);
 
 #endif /** QKD_CREDS_H_ @}*/

@@ -19,6 +19,7 @@
 static struct {
 	qkd_qki_t *qki;
 	qkd_peers_t *peers;
+	qkd_budget_t *budget;
 	size_t key_size;
 } ctx;
 
@@ -69,10 +70,12 @@ struct private_qkd_ke_t {
 /*
  * Described in header
  */
-void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size)
+void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget,
+						size_t key_size)
 {
 	ctx.qki = qki;
 	ctx.peers = peers;
+	ctx.budget = budget;
 	ctx.key_size = key_size;
 }
 
@@ -216,7 +219,9 @@ static bool check_version(chunk_t value, size_t len, size_t len_v1, char *what)
  */
 static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 {
+	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
 	qkd_peer_t *peer;
+	bool charged = FALSE;
 
 	if (!check_version(value, QKD_KEI_LEN, QKD_KEI_LEN_V1, "data"))
 	{
@@ -235,8 +240,20 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 	}
 	memcpy(this->key_id, value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN);
 	this->key_id[QKD_KEY_ID_LEN] = '\0';
+	if (ctx.budget && qkd_budget_applies(ike_sa))
+	{	/* nothing about this IKE_SA_INIT is authenticated, yet resolving spends the key */
+		if (!ctx.budget->charge(ctx.budget, peer->name, ike_sa->get_unique_id(ike_sa)))
+		{
+			return FALSE;
+		}
+		charged = TRUE;
+	}
 	if (!ctx.qki->get_key_by_id(ctx.qki, peer->name, this->key_id, ctx.key_size, &this->qkey))
 	{
+		if (charged)
+		{
+			ctx.budget->refund(ctx.budget, ike_sa->get_unique_id(ike_sa));
+		}
 		DBG1(DBG_IKE, "qkd: peer '%s' proposed quantum key %s, which we cannot obtain; "
 			 "key exchange refused", peer->name, this->key_id);
 		return FALSE;

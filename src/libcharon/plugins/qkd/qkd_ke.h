@@ -13,6 +13,7 @@
 
 #include "qkd_qki.h"
 #include "qkd_peers.h"
+#include "qkd_budget.h"
 
 #include <crypto/key_exchange.h>
 
@@ -42,9 +43,11 @@
  *
  * @param qki		qkid connection, NULL to unset
  * @param peers		peer table
+ * @param budget	budget of keys spent on unauthenticated IKE_SAs, NULL for none
  * @param key_size	quantum key length in bytes
  */
-void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, size_t key_size);
+void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget,
+						size_t key_size);
 
 /**
  * Create a hybrid X25519 + QKD key exchange (a ke_constructor_t).

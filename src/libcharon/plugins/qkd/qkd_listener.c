@@ -34,6 +34,11 @@ struct private_qkd_listener_t {
 	 * QKD peers
 	 */
 	qkd_peers_t *peers;
+
+	/**
+	 * Budget of keys spent on unauthenticated IKE_SAs
+	 */
+	qkd_budget_t *budget;
 };
 
 /**
@@ -214,6 +219,10 @@ METHOD(listener_t, ike_updown, bool,
 METHOD(listener_t, ike_state_change, bool,
 	private_qkd_listener_t *this, ike_sa_t *ike_sa, ike_sa_state_t state)
 {
+	if (state == IKE_ESTABLISHED)
+	{	/* authenticated (also a rekeyed IKE_SA): its keys are well spent */
+		this->budget->authenticated(this->budget, ike_sa->get_unique_id(ike_sa));
+	}
 	if (state == IKE_DESTROYING)
 	{
 		this->creds->forget(this->creds, ike_sa->get_unique_id(ike_sa));
@@ -230,7 +239,8 @@ METHOD(qkd_listener_t, destroy, void,
 /*
  * Described in header
  */
-qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers)
+qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers,
+									 qkd_budget_t *budget)
 {
 	private_qkd_listener_t *this;
 
@@ -246,6 +256,7 @@ qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers)
 		},
 		.creds = creds,
 		.peers = peers,
+		.budget = budget,
 	);
 	return &this->public;
 }

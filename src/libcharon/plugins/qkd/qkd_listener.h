@@ -40,6 +40,7 @@ struct qkd_listener_t {
 /**
  * Create the listener.
  */
-qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers);
+qkd_listener_t *qkd_listener_create(qkd_creds_t *creds, qkd_peers_t *peers,
+									 qkd_budget_t *budget);
 
 #endif /** QKD_LISTENER_H_ @}*/

@@ -39,6 +39,11 @@ struct private_qkd_plugin_t {
 	qkd_peers_t *peers;
 
 	/**
+	 * Budget of keys spent on unauthenticated IKE_SAs
+	 */
+	qkd_budget_t *budget;
+
+	/**
 	 * PPK / QPSK credentials
 	 */
 	qkd_creds_t *creds;
@@ -62,7 +67,7 @@ static bool plugin_cb(private_qkd_plugin_t *this,
 					  plugin_feature_t *feature, bool reg, void *cb_data)
 {
 	char *socket;
-	int timeout, key_size;
+	int timeout, key_size, unauth_keys, unauth_window;
 
 	if (reg)
 	{
@@ -77,27 +82,42 @@ static bool plugin_cb(private_qkd_plugin_t *this,
 			DBG1(DBG_CFG, "qkd: key_size %d out of range 16..64, using 32", key_size);
 			key_size = 32;
 		}
+		unauth_keys = lib->settings->get_int(lib->settings,
+								"%s.plugins.qkd.unauthenticated_keys", 8, lib->ns);
+		unauth_window = lib->settings->get_time(lib->settings,
+								"%s.plugins.qkd.unauthenticated_window", 300, lib->ns);
+		if (unauth_keys < 0 || unauth_window <= 0)
+		{
+			DBG1(DBG_CFG, "qkd: unauthenticated_keys %d / unauthenticated_window %d s out of "
+				 "range, using 8 keys per 300 s", unauth_keys, unauth_window);
+			unauth_keys = 8;
+			unauth_window = 300;
+		}
 		this->qki = qkd_qki_create(socket, timeout);
 		this->peers = qkd_peers_create();
-		this->creds = qkd_creds_create(this->qki, this->peers, key_size);
-		this->listener = qkd_listener_create(this->creds, this->peers);
-		qkd_ke_set_context(this->qki, this->peers, key_size);
+		this->budget = qkd_budget_create(unauth_keys, unauth_window);
+		this->creds = qkd_creds_create(this->qki, this->peers, this->budget, key_size);
+		this->listener = qkd_listener_create(this->creds, this->peers, this->budget);
+		qkd_ke_set_context(this->qki, this->peers, this->budget, key_size);
 		lib->proposal->register_token(lib->proposal, QKD_X25519_KEYWORD,
 									  KEY_EXCHANGE_METHOD, QKD_X25519, 0);
 		lib->credmgr->add_set(lib->credmgr, &this->creds->set);
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
 		DBG1(DBG_CFG, "qkd plugin %s loaded (built %s against strongSwan %s headers): "
-			 "qkid at %s, %d-bit quantum keys, %d QKD peer(s), key exchange '%s' = %d",
+			 "qkid at %s, %d-bit quantum keys, %d QKD peer(s), key exchange '%s' = %d, "
+			 "at most %d keys per peer on unauthenticated IKE_SAs within %d s",
 			 IPSEQ_VERSION, IPSEQ_BUILD_DATE, VERSION, socket, key_size * 8,
-			 this->peers->count(this->peers), QKD_X25519_KEYWORD, QKD_X25519);
+			 this->peers->count(this->peers), QKD_X25519_KEYWORD, QKD_X25519, unauth_keys,
+			 unauth_window);
 	}
 	else
 	{
 		charon->bus->remove_listener(charon->bus, &this->listener->listener);
 		lib->credmgr->remove_set(lib->credmgr, &this->creds->set);
-		qkd_ke_set_context(NULL, NULL, 0);
+		qkd_ke_set_context(NULL, NULL, NULL, 0);
 		this->listener->destroy(this->listener);
 		this->creds->destroy(this->creds);
+		this->budget->destroy(this->budget);
 		this->peers->destroy(this->peers);
 		this->qki->destroy(this->qki);
 	}

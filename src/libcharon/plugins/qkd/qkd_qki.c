@@ -9,6 +9,7 @@
 
 #include <daemon.h>
 #include <threading/mutex.h>
+#include <collections/linked_list.h>
 
 #include <qki_client.h>
 
@@ -35,15 +36,20 @@ struct private_qkd_qki_t {
 	int timeout_ms;
 
 	/**
-	 * Connection, NULL until the first call or after a failure
+	 * Idle connections (struct qki_client*). A call takes one, or opens a new one if none is
+	 * idle, so no thread waits for another's call (qkid may hold a key request for up to the
+	 * timeout while it fetches from the KME).
 	 */
-	struct qki_client *client;
+	linked_list_t *idle;
 
 	/**
-	 * Serializes use of the connection
+	 * Protects idle (never held during a call)
 	 */
 	mutex_t *mutex;
 };
+
+/** Idle connections kept open; more are closed after their call */
+#define IDLE_MAX 4
 
 /*
  * Described in header
@@ -74,21 +80,47 @@ bool qkd_key_id_valid(const char *id, size_t len)
 }
 
 /**
- * Get a connection, opening one if needed. Call with the mutex held.
+ * Open a new connection
  */
-static struct qki_client *get_client(private_qkd_qki_t *this)
+static struct qki_client *connect_client(private_qkd_qki_t *this)
 {
+	struct qki_client *client;
 	struct qki_error err;
 
-	if (!this->client)
+	client = qki_client_connect(this->socket, this->timeout_ms, &err);
+	if (!client)
 	{
-		this->client = qki_client_connect(this->socket, this->timeout_ms, &err);
-		if (!this->client)
-		{
-			DBG1(DBG_CFG, "qkd: cannot reach qkid at %s: %s", this->socket, err.message);
-		}
+		DBG1(DBG_CFG, "qkd: cannot reach qkid at %s: %s", this->socket, err.message);
 	}
-	return this->client;
+	return client;
+}
+
+/**
+ * Take an idle connection, or open one
+ */
+static struct qki_client *take_client(private_qkd_qki_t *this)
+{
+	struct qki_client *client = NULL;
+
+	this->mutex->lock(this->mutex);
+	this->idle->remove_first(this->idle, (void**)&client);
+	this->mutex->unlock(this->mutex);
+	return client ?: connect_client(this);
+}
+
+/**
+ * Give a working connection back for the next call
+ */
+static void return_client(private_qkd_qki_t *this, struct qki_client *client)
+{
+	this->mutex->lock(this->mutex);
+	if (this->idle->get_count(this->idle) < IDLE_MAX)
+	{
+		this->idle->insert_last(this->idle, client);
+		client = NULL;
+	}
+	this->mutex->unlock(this->mutex);
+	qki_client_close(client);
 }
 
 /**
@@ -128,43 +160,40 @@ typedef struct {
 } request_t;
 
 /**
- * Run a request; a connection that went stale (qkid restarted) gets one fresh attempt. Call
- * with the mutex held.
+ * Run a request on a connection of its own; a connection that went stale (qkid restarted)
+ * gets one fresh attempt.
  */
 static bool request(private_qkd_qki_t *this, request_t *req, struct qki_error *err)
 {
+	struct qki_client *client;
 	int try, rc;
 
 	err->code = QKI_ERR_CONNECT;
-	for (try = 0; try < 2 && get_client(this); try++)
+	for (try = 0; try < 2 && (client = try ? connect_client(this) : take_client(this)); try++)
 	{
 		if (req->key_id_in)
 		{
-			rc = qki_get_key_by_id(this->client, req->peer, req->key_id_in, req->size,
-								   req->key, err);
+			rc = qki_get_key_by_id(client, req->peer, req->key_id_in, req->size, req->key,
+								   err);
 		}
 		else
 		{
-			rc = qki_get_new_key(this->client, req->peer, req->size, req->key,
-								 req->key_id_out, err);
+			rc = qki_get_new_key(client, req->peer, req->size, req->key, req->key_id_out,
+								 err);
 		}
-		if (rc == QKI_OK)
+		if (rc == QKI_OK || !is_transport(err))
 		{
-			return TRUE;
+			return_client(this, client);
+			return rc == QKI_OK;
 		}
-		if (!is_transport(err))
-		{
-			break;
-		}
-		qki_client_close(this->client);
-		this->client = NULL;
+		qki_client_close(client);
 	}
 	return FALSE;
 }
 
 /**
- * Run a key request into a fresh chunk of req->size bytes, serialized with the other calls.
- * On failure the chunk is cleared and err says why (code QKI_ERR_CONNECT: already logged).
+ * Run a key request into a fresh chunk of req->size bytes. On failure the chunk is cleared and
+ * err says why (code QKI_ERR_CONNECT: already logged).
  */
 static bool request_key(private_qkd_qki_t *this, request_t *req, chunk_t *key,
 						struct qki_error *err)
@@ -181,9 +210,7 @@ static bool request_key(private_qkd_qki_t *this, request_t *req, chunk_t *key,
 	}
 	*key = chunk_alloc(req->size);
 	req->key = key->ptr;
-	this->mutex->lock(this->mutex);
 	ok = request(this, req, err);
-	this->mutex->unlock(this->mutex);
 	if (!ok)
 	{
 		chunk_clear(key);
@@ -244,7 +271,7 @@ METHOD(qkd_qki_t, get_key_by_id, bool,
 METHOD(qkd_qki_t, destroy, void,
 	private_qkd_qki_t *this)
 {
-	qki_client_close(this->client);
+	this->idle->destroy_function(this->idle, (void*)qki_client_close);
 	this->mutex->destroy(this->mutex);
 	free(this->socket);
 	free(this);
@@ -265,6 +292,7 @@ qkd_qki_t *qkd_qki_create(char *socket, int timeout_ms)
 		},
 		.socket = strdup(socket),
 		.timeout_ms = timeout_ms,
+		.idle = linked_list_create(),
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
 	);
 	return &this->public;

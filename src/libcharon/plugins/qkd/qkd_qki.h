@@ -22,8 +22,9 @@ typedef struct qkd_qki_t qkd_qki_t;
  * The plugin's connection to qkid, the only source of quantum keys.
  *
  * Calls block the calling charon thread for at most the configured timeout; they must never be
- * made from a bus hook (all listeners share one mutex). The connection is shared and serialized;
- * it is reopened on the next call after a failure.
+ * made from a bus hook (all listeners share one mutex). Each call runs on a connection of its
+ * own (idle ones are reused, a few are kept open), so no thread waits for another's call; a
+ * connection that failed is closed.
  */
 struct qkd_qki_t {
 

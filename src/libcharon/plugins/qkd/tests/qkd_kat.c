@@ -157,7 +157,7 @@ int main(void)
 	{
 		fail("cannot load strongSwan's openssl and kdf plugins");
 	}
-	qkd_ke_set_context(&qki, &peers, sizeof(qkey));
+	qkd_ke_set_context(&qki, &peers, NULL, sizeof(qkey));
 	fill(qkey, sizeof(qkey), 0x00);
 	fill(qkey2, sizeof(qkey2), 0x80);
 	fill(nonce_i, sizeof(nonce_i), 0x40);
@@ -234,7 +234,7 @@ int main(void)
 	proposal->destroy(proposal);
 	id->destroy(id);
 	ke->destroy(ke);
-	qkd_ke_set_context(NULL, NULL, 0);
+	qkd_ke_set_context(NULL, NULL, NULL, 0);
 	libcharon_deinit();
 	library_deinit();
 	return EXIT_SUCCESS;
