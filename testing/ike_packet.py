@@ -6,6 +6,9 @@
   ike_packet.py ke-resize IN OUT DELTA  grow (DELTA > 0) or shrink the KE payload's data
   ike_packet.py ke-info IN              print the KE payload's method and data length
   ike_packet.py ke-set IN OUT OFF HEX   overwrite the KE payload's data from byte OFF with HEX
+  ike_packet.py send-each DST PORT IN... send each message once, as fast as possible, without
+                                        waiting for replies (for rates), each under a fresh
+                                        random initiator SPI
   ike_packet.py send IN DST PORT [N]    send the message N times over UDP (from any local port),
                                         each copy under a fresh random initiator SPI, so the
                                         responder takes it for a new IKE_SA (not a retransmit);
@@ -100,6 +103,13 @@ def send(msg, dst, port):
 
 def main():
     cmd = sys.argv[1]
+    if cmd == "send-each":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for path in sys.argv[4:1004]:
+            msg = bytearray(open(path, "rb").read())
+            msg[0:8] = os.urandom(8)
+            s.sendto(bytes(msg), (sys.argv[2], int(sys.argv[3])))
+        return
     if cmd == "extract":
         for sport, dport, payload in pcap_udp_payloads(sys.argv[2]):
             if dport == 4500 and payload[:4] == b"\0\0\0\0":
