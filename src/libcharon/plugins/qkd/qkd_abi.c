@@ -21,7 +21,7 @@
 #error "strongSwan headers configured without --enable-mediation (ME): Debian's charon has it"
 #endif
 
-/* Offsets proven against Debian 12's 5.9.8 binaries on x86_64 (ARCHITECTURE.md): with ME,
+/* Offsets proven against Debian 12's 5.9.8 binaries on x86_64 (docs/facts.md): with ME,
  * ike_sa_t.get_keymat sits at 488, without at 416. The members used by the plugins follow. */
 #if defined(__x86_64__)
 _Static_assert(offsetof(ike_sa_t, get_keymat) == 488, "ike_sa_t layout differs from Debian's charon");
