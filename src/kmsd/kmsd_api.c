@@ -25,6 +25,7 @@
 #include <microhttpd.h>
 
 #include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 #define BODY_MAX (64 * 1024)
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -103,7 +104,7 @@ static void key_body_free(void *cls)
 {
 	struct key_body *b = cls;
 
-	etsi014_wipe(b->data, b->cap);
+	ipseq_wipe(b->data, b->cap);
 	free(b);
 }
 
@@ -395,7 +396,7 @@ struct enc_keys {
 static void enc_keys_free(struct enc_keys *e)
 {
 	if (e->bytes)
-		etsi014_wipe(e->bytes, e->bytes_len);
+		ipseq_wipe(e->bytes, e->bytes_len);
 	free(e->bytes);
 	free(e->ids);
 	e->bytes = e->ids = NULL;
@@ -816,8 +817,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!rq->too_large && rq->len + n > BODY_MAX) {
 			rq->too_large = 1;
 		} else if (!rq->too_large) {
-			char *b = etsi014_grow_wiped(rq->body, &rq->cap, rq->len, rq->len + n + 1,
-						     1024);
+			char *b = ipseq_grow_wiped(rq->body, &rq->cap, rq->len, rq->len + n + 1,
+						   1024);
 			if (!b)
 				return MHD_NO;
 			rq->body = b;
@@ -888,7 +889,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
 	if (!rq)
 		return;
 	if (rq->body) {
-		etsi014_wipe(rq->body, rq->cap);
+		ipseq_wipe(rq->body, rq->cap);
 		free(rq->body);
 	}
 	free(rq);
@@ -986,7 +987,7 @@ void kmsd_api_stop(struct kmsd_kme *k)
 		MHD_stop_daemon(k->httpd);
 	k->httpd = NULL;
 	if (k->pem_key)
-		etsi014_wipe(k->pem_key, strlen(k->pem_key));
+		ipseq_wipe(k->pem_key, strlen(k->pem_key));
 	free(k->pem_cert);
 	free(k->pem_key);
 	free(k->pem_ca);

@@ -13,7 +13,7 @@
 
 #include <gnutls/crypto.h>
 
-#include "etsi014_codec.h"
+#include "ipseq_util.h"
 #include "kmsd_link_codec.h"
 
 #define KEYS_BATCH_BYTES (256u * 1024)
@@ -82,7 +82,7 @@ int kmsd_keygen_tick(struct kmsd_link *l)
 		if (i != batch || kmsd_link_send(l, KMSD_MSG_KEYS, w.p, w.len) < 0)
 			rc = -1;
 		pthread_mutex_unlock(&s->lock);
-		etsi014_wipe(w.p, w.len);
+		ipseq_wipe(w.p, w.len);
 		n -= batch;
 	}
 	kmsd_w_free(&w);

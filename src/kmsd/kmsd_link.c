@@ -33,7 +33,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "etsi014_codec.h"
+#include "ipseq_util.h"
 #include "kmsd_link_codec.h"
 
 #define LINK_VERSION 1
@@ -126,7 +126,7 @@ static int flush_queue(struct kmsd_link *l)
 		next = m->next;
 		if (rc == 0 && write_all(l, m->data, m->len) < 0)
 			rc = -1;
-		etsi014_wipe(m->data, m->len);
+		ipseq_wipe(m->data, m->len);
 		free(m);
 	}
 	return rc;
@@ -149,7 +149,7 @@ static int read_available(struct kmsd_link *l)
 				kmsd_log(KMSD_LOG_WARN, "QKD link: receive buffer overflow");
 				return -1;
 			}
-			p = etsi014_grow_wiped(l->rbuf, &l->rcap, l->rlen, l->rlen + 16384, 65536);
+			p = ipseq_grow_wiped(l->rbuf, &l->rcap, l->rlen, l->rlen + 16384, 65536);
 			if (!p)
 				return -1;
 			l->rbuf = p;
@@ -299,7 +299,7 @@ static void close_conn(struct kmsd_link *l)
 		l->fd = -1;
 	}
 	if (l->rbuf) {
-		etsi014_wipe(l->rbuf, l->rcap);
+		ipseq_wipe(l->rbuf, l->rcap);
 		free(l->rbuf);
 	}
 	l->rbuf = NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 void kmsd_w_reserve(struct kmsd_wbuf *w, size_t n)
 {
@@ -18,7 +19,7 @@ void kmsd_w_reserve(struct kmsd_wbuf *w, size_t n)
 
 	if (w->err)
 		return;
-	p = etsi014_grow_wiped(w->p, &w->cap, w->len, w->len + n, 256);
+	p = ipseq_grow_wiped(w->p, &w->cap, w->len, w->len + n, 256);
 	if (!p)
 		w->err = 1;
 	else
@@ -61,7 +62,7 @@ void kmsd_w_str(struct kmsd_wbuf *w, const char *s)
 void kmsd_w_free(struct kmsd_wbuf *w)
 {
 	if (w->p) {
-		etsi014_wipe(w->p, w->cap);
+		ipseq_wipe(w->p, w->cap);
 		free(w->p);
 	}
 	memset(w, 0, sizeof(*w));

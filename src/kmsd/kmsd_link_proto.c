@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "etsi014_codec.h"
+#include "ipseq_util.h"
 #include "kmsd_link_codec.h"
 
 /* Master: a master SAE at the slave KME wants keys. Choose blocks, reserve for our slave SAE. */
@@ -78,7 +78,7 @@ static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 		rc = -1;
 	pthread_mutex_unlock(&s->lock);
 	if (bytes) {
-		etsi014_wipe(bytes, need * s->block_bytes);
+		ipseq_wipe(bytes, need * s->block_bytes);
 		free(bytes);
 	}
 	free(ids);
@@ -135,7 +135,7 @@ static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 	pthread_mutex_unlock(&l->plock);
 	pthread_mutex_unlock(&s->lock);
 	if (scratch) {
-		etsi014_wipe(scratch, need * s->block_bytes);
+		ipseq_wipe(scratch, need * s->block_bytes);
 		free(scratch);
 	}
 	return rc;
@@ -194,7 +194,7 @@ static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (bytes) {
-		etsi014_wipe(bytes, need * s->block_bytes);
+		ipseq_wipe(bytes, need * s->block_bytes);
 		free(bytes);
 	}
 	kmsd_w_free(&w);
@@ -289,7 +289,7 @@ int kmsd_link_process(struct kmsd_link *l)
 		}
 		memmove(l->rbuf, l->rbuf + 4 + len, l->rlen - 4 - len);
 		l->rlen -= 4 + len;
-		etsi014_wipe(l->rbuf + l->rlen, 4 + len);
+		ipseq_wipe(l->rbuf + l->rlen, 4 + len);
 	}
 	return 0;
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, size_t len)
 {
@@ -36,7 +36,7 @@ int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, si
 	pthread_mutex_lock(&l->qlock);
 	if (!atomic_load(&l->up)) {
 		pthread_mutex_unlock(&l->qlock);
-		etsi014_wipe(m->data, m->len);
+		ipseq_wipe(m->data, m->len);
 		free(m);
 		return -1;
 	}
@@ -55,7 +55,7 @@ void kmsd_link_free_msgs(struct kmsd_out_msg *m)
 {
 	while (m) {
 		struct kmsd_out_msg *next = m->next;
-		etsi014_wipe(m->data, m->len);
+		ipseq_wipe(m->data, m->len);
 		free(m);
 		m = next;
 	}
@@ -122,7 +122,7 @@ void kmsd_link_pending_release(struct kmsd_link *l, struct kmsd_link_pending *p)
 	pthread_mutex_unlock(&l->plock);
 	pthread_cond_destroy(&p->cond);
 	if (p->bytes) {
-		etsi014_wipe(p->bytes, p->bytes_len);
+		ipseq_wipe(p->bytes, p->bytes_len);
 		free(p->bytes);
 	}
 	free(p->ids);

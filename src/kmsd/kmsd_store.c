@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 int kmsd_store_init(struct kmsd_store *s, unsigned block_bits, size_t cap)
 {
@@ -28,7 +29,7 @@ int kmsd_store_init(struct kmsd_store *s, unsigned block_bits, size_t cap)
 static void free_ring(struct kmsd_store *s)
 {
 	if (s->keys) {
-		etsi014_wipe(s->keys, s->cap * s->block_bytes);
+		ipseq_wipe(s->keys, s->cap * s->block_bytes);
 		free(s->keys);
 	}
 	free(s->ids);
@@ -71,7 +72,7 @@ void kmsd_store_flush(struct kmsd_store *s)
 	s->stats.flushed_blocks += s->count;
 	for (n = 0; n < s->count; n++) {
 		size_t slot = (s->head + n) % s->cap;
-		etsi014_wipe(s->keys + slot * s->block_bytes, s->block_bytes);
+		ipseq_wipe(s->keys + slot * s->block_bytes, s->block_bytes);
 	}
 	s->head = s->count = 0;
 }
@@ -110,7 +111,7 @@ int kmsd_store_pop(struct kmsd_store *s, size_t n, const uint8_t *want_ids, uint
 			memcpy(ids_out + i * 16, s->ids[slot], 16);
 		if (key_out)
 			memcpy(key_out + i * s->block_bytes, k, s->block_bytes);
-		etsi014_wipe(k, s->block_bytes);
+		ipseq_wipe(k, s->block_bytes);
 	}
 	s->head = (s->head + n) % s->cap;
 	s->count -= n;
@@ -151,7 +152,7 @@ void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *
 	else
 		s->newest = rk->older;
 	s->n_reserved--;
-	etsi014_wipe(rk, sizeof(*rk) + rk->len);
+	ipseq_wipe(rk, sizeof(*rk) + rk->len);
 	free(rk);
 }
 

@@ -7,6 +7,7 @@
  * handle while sequential calls reuse the open TLS connection of a pooled handle.
  */
 #include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -184,7 +185,7 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
 	/* the body holds key material: grown without realloc, the old copy wiped */
-	d = etsi014_grow_wiped(b->data, &b->cap, b->len, b->len + n + 1, 4096);
+	d = ipseq_grow_wiped(b->data, &b->cap, b->len, b->len + n + 1, 4096);
 	if (!d)
 		return 0;
 	b->data = d;
@@ -197,7 +198,7 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 static void body_release(struct body *b)
 {
 	if (b->data) {
-		etsi014_wipe(b->data, b->cap);
+		ipseq_wipe(b->data, b->cap);
 		free(b->data);
 	}
 	memset(b, 0, sizeof(*b));

@@ -7,6 +7,7 @@
  * scratch copies are wiped before they are released.
  */
 #include "etsi014_codec.h"
+#include "ipseq_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -33,39 +34,6 @@ enum etsi014_error_code etsi014_fail(struct etsi014_error *err, enum etsi014_err
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 	return code;
-}
-
-void etsi014_wipe(void *p, size_t n)
-{
-	/* The volatile function pointer keeps the compiler from proving the store dead. */
-	static void *(*const volatile do_memset)(void *, int, size_t) = memset;
-
-	if (p && n)
-		do_memset(p, 0, n);
-}
-
-void *etsi014_grow_wiped(void *buf, size_t *cap, size_t used, size_t need, size_t first_cap)
-{
-	size_t c = *cap ? *cap : first_cap;
-	void *p;
-
-	if (buf && need <= *cap)
-		return buf;
-	while (c < need) {
-		if (c > SIZE_MAX / 2)
-			return NULL;
-		c *= 2;
-	}
-	p = malloc(c);
-	if (!p)
-		return NULL;
-	if (buf) {
-		memcpy(p, buf, used);
-		etsi014_wipe(buf, *cap);
-		free(buf);
-	}
-	*cap = c;
-	return p;
 }
 
 /* --- base64 ------------------------------------------------------------------------------------ */
@@ -301,7 +269,7 @@ static struct json_object *parse_object(const char *body, size_t len, struct ets
 	 * json-c frees that unwiped; json-c has no API for it, so wipe through the (public but
 	 * deprecated) struct fields of json-c 0.16. */
 	if (tok->pb && tok->pb->buf)
-		etsi014_wipe(tok->pb->buf, (size_t)tok->pb->size);
+		ipseq_wipe(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 	if (jerr != json_tokener_success || !obj) {
 		json_object_put(obj);
@@ -453,7 +421,7 @@ void etsi014_key_container_free(struct etsi014_key_container *kc)
 
 	if (!b)
 		return;
-	etsi014_wipe(b, b->total);
+	ipseq_wipe(b, b->total);
 	free(b);
 }
 
@@ -579,7 +547,7 @@ out:
 			if (json_object_is_type(k, json_type_object) &&
 			    json_object_object_get_ex(k, "key", &key) &&
 			    json_object_is_type(key, json_type_string))
-				etsi014_wipe((char *)json_object_get_string(key),
+				ipseq_wipe((char *)json_object_get_string(key),
 					     (size_t)json_object_get_string_len(key));
 		}
 	}

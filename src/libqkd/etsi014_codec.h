@@ -16,14 +16,6 @@
 enum etsi014_error_code etsi014_fail(struct etsi014_error *err, enum etsi014_error_code code,
 				     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Wipe memory in a way the compiler does not remove. */
-void etsi014_wipe(void *p, size_t n);
-/* Grow a buffer that may hold key material to at least need bytes (capacity doubling from
- * first_cap): a new allocation takes the used bytes, the old one is wiped and freed (never
- * realloc, which would leave a copy behind). Returns the buffer and updates *cap, or returns
- * NULL and leaves buf and *cap as they were. buf is returned as it is if it is large enough. */
-void *etsi014_grow_wiped(void *buf, size_t *cap, size_t used, size_t need, size_t first_cap);
-
 /* Strict RFC 4648 base64 (standard alphabet, padding required, no whitespace, unused bits 0).
  * Returns the decoded length, or -1 if the input is not canonical base64 or does not fit. */
 long etsi014_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap);

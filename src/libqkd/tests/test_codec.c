@@ -371,31 +371,6 @@ START_TEST(error_body)
 }
 END_TEST
 
-START_TEST(grow_wiped)
-{
-	size_t cap = 0;
-	char *b = etsi014_grow_wiped(NULL, &cap, 0, 10, 16), *g;
-
-	ck_assert_ptr_nonnull(b);
-	ck_assert_uint_eq(cap, 16);
-	memcpy(b, "0123456789", 10);
-	/* large enough: the same buffer */
-	ck_assert_ptr_eq(etsi014_grow_wiped(b, &cap, 10, 16, 16), b);
-	ck_assert_uint_eq(cap, 16);
-	/* growth doubles until it fits and keeps the used bytes */
-	g = etsi014_grow_wiped(b, &cap, 10, 40, 16);
-	ck_assert_ptr_nonnull(g);
-	ck_assert_uint_eq(cap, 64);
-	ck_assert_mem_eq(g, "0123456789", 10);
-	/* a failed allocation leaves buffer and capacity as they were */
-	ck_assert_ptr_null(etsi014_grow_wiped(g, &cap, 10, SIZE_MAX / 2 + 1, 16));
-	ck_assert_ptr_null(etsi014_grow_wiped(g, &cap, 10, SIZE_MAX, 16)); /* no doubling overflow */
-	ck_assert_uint_eq(cap, 64);
-	ck_assert_mem_eq(g, "0123456789", 10);
-	free(g);
-}
-END_TEST
-
 START_TEST(container_alloc_limits)
 {
 	struct etsi014_key_container *kc;
@@ -431,7 +406,6 @@ int main(void)
 			    sizeof(bad_containers) / sizeof(bad_containers[0]));
 	tcase_add_test(tc, error_body);
 	tcase_add_test(tc, container_alloc_limits);
-	tcase_add_test(tc, grow_wiped);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
