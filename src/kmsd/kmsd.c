@@ -25,7 +25,7 @@ int main(int argc, char **argv)
 		kmsd_config_free(&cfg);
 		return rc > 0 ? 0 : 2;
 	}
-	kmsd_log_set_level(cfg.log_level);
+	ipseq_log_open("qkd-kmsd", cfg.log_level, 0);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 	kme.max_key_size = cfg.max_key_size;
 	kme.max_key_per_request = cfg.max_key_per_request;
 	if (kmsd_store_init(&kme.store, cfg.key_size, cfg.max_key_count) < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "cannot allocate the key store");
+		ipseq_log(IPSEQ_LOG_ERR, "cannot allocate the key store");
 		kmsd_config_free(&cfg);
 		return 1;
 	}
@@ -51,12 +51,12 @@ int main(int argc, char **argv)
 		goto out;
 	if (kmsd_api_start(&kme) < 0)
 		goto out;
-	kmsd_log(KMSD_LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s; QKD link %s %s (%s)",
-		 cfg.kme_id, cfg.listen, kme.is_link_master ? "master listening on" : "slave to",
-		 cfg.link_address, kme.is_link_master ? "generates keys" : "receives keys");
+	ipseq_log(IPSEQ_LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s; QKD link %s %s (%s)",
+		  cfg.kme_id, cfg.listen, kme.is_link_master ? "master listening on" : "slave to",
+		  cfg.link_address, kme.is_link_master ? "generates keys" : "receives keys");
 	if (kme.is_link_master)
-		kmsd_log(KMSD_LOG_INFO, "secret key rate %.1f bit/s%s", kme.rate_bps,
-			 cfg.key_rate > 0 ? "" : " (fibre model)");
+		ipseq_log(IPSEQ_LOG_INFO, "secret key rate %.1f bit/s%s", kme.rate_bps,
+			  cfg.key_rate > 0 ? "" : " (fibre model)");
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
@@ -64,13 +64,13 @@ int main(int argc, char **argv)
 		if (sig == SIGUSR1) {
 			int now = !atomic_load(&kme.outage);
 			atomic_store(&kme.outage, now);
-			kmsd_log(KMSD_LOG_WARN, "simulated outage %s",
-				 now ? "ON: answering 503" : "OFF");
+			ipseq_log(IPSEQ_LOG_WARN, "simulated outage %s",
+				  now ? "ON: answering 503" : "OFF");
 			continue;
 		}
 		if (sig == SIGHUP)
 			continue;
-		kmsd_log(KMSD_LOG_INFO, "signal %d: stopping", sig);
+		ipseq_log(IPSEQ_LOG_INFO, "signal %d: stopping", sig);
 		break;
 	}
 	ret = 0;

@@ -20,24 +20,13 @@
 #include <time.h>
 
 #include "etsi014_client.h" /* ETSI014_ID_MAX, ETSI014_KEY_ID_LEN */
+#include "ipseq_log.h"     /* ipseq_log, IPSEQ_LOG_*: libipseq */
+#include "ipseq_util.h"    /* ipseq_wipe, ipseq_now_ms */
 
 #define KMSD_MAX_SAES 32
 #define KMSD_BLOCK_BITS_MAX 8192
 #define KMSD_KEY_COUNT_MAX 10000000u
 #define KMSD_PER_REQUEST_MAX 1024
-
-/* --- logging ---------------------------------------------------------------------------------- */
-
-enum kmsd_log_level {
-	KMSD_LOG_ERROR = 0,
-	KMSD_LOG_WARN = 1,
-	KMSD_LOG_INFO = 2,
-	KMSD_LOG_DEBUG = 3,
-};
-void kmsd_log_set_level(enum kmsd_log_level level);
-int kmsd_log_enabled(enum kmsd_log_level level);
-void kmsd_log(enum kmsd_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 /* --- configuration (kmsd_config.c) ------------------------------------------------------------ */
 
@@ -65,7 +54,7 @@ struct kmsd_config {
 	unsigned reservation_lifetime; /* seconds a reserved key waits for its slave */
 	double fail_rate;              /* probability of a simulated 503 */
 	unsigned max_connections;
-	enum kmsd_log_level log_level;
+	enum ipseq_log_level log_level;
 	char *config_file;
 };
 
@@ -86,7 +75,7 @@ struct kmsd_reserved_key {
 	uint8_t id[16];
 	char master[ETSI014_ID_MAX + 1];
 	char slave[ETSI014_ID_MAX + 1];
-	uint64_t expires_ms;                 /* CLOCK_MONOTONIC, see kmsd_store_now_ms() */
+	uint64_t expires_ms;                 /* CLOCK_MONOTONIC, see ipseq_now_ms() */
 	size_t len;
 	uint8_t key[];
 };
@@ -134,10 +123,9 @@ int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *m
 struct kmsd_reserved_key *kmsd_store_find_reserved(struct kmsd_store *s, const uint8_t id[16]);
 /* Wipes and frees rk. */
 void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *rk);
-/* Drop reservations whose lifetime ended by now_ms (a kmsd_store_now_ms() value). */
+/* Drop reservations whose lifetime ended by now_ms (an ipseq_now_ms() value: CLOCK_MONOTONIC,
+ * so lifetimes do not jump with the wall clock). */
 size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms);
-/* Milliseconds on CLOCK_MONOTONIC: reservation lifetimes must not jump with the wall clock. */
-uint64_t kmsd_store_now_ms(void);
 
 /* --- QKD link (kmsd_link.c) ------------------------------------------------------------------- */
 

@@ -86,7 +86,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, co
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	kmsd_log(KMSD_LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
+	ipseq_log(IPSEQ_LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
 	json_object_object_add(o, "message", json_object_new_string(message));
 	json_object_object_add(d, "reason", json_object_new_string(detail));
 	json_object_array_add(details, d);
@@ -476,8 +476,8 @@ static enum MHD_Result answer_enc(struct kmsd_kme *k, struct MHD_Connection *c,
 	s->stats.served_enc_bits += (uint64_t)e->number * e->size;
 	pthread_mutex_unlock(&s->lock);
 	kmsd_format_ids(e->ids, e->number, e->bpk * 16, ids_text, sizeof(ids_text));
-	kmsd_log(KMSD_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
-		 e->number, e->size, ids_text);
+	ipseq_log(IPSEQ_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
+		  e->number, e->size, ids_text);
 	ret = out ? reply_keys(c, out, e->number) : MHD_NO;
 	free(out);
 	return ret;
@@ -729,7 +729,7 @@ static int dec_deliver(struct kmsd_kme *k, struct MHD_Connection *c, const char 
 	/* A reservation past its lifetime is gone now, not at the link thread's next
 	 * once-a-second sweep. */
 	pthread_mutex_lock(&s->lock);
-	kmsd_store_expire(s, kmsd_store_now_ms());
+	kmsd_store_expire(s, ipseq_now_ms());
 	if (dec_find(s, caller, master, w) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		return -1;
@@ -748,8 +748,9 @@ static int dec_deliver(struct kmsd_kme *k, struct MHD_Connection *c, const char 
 	pthread_mutex_unlock(&s->lock);
 	if (*ret == MHD_YES) {
 		kmsd_format_ids(w->consumed + 2, w->n, 16, logids, sizeof(logids));
-		kmsd_log(KMSD_LOG_INFO, "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s",
-			 caller, master, w->n, logids);
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s", caller,
+			  master, w->n, logids);
 		kmsd_link_send(&k->link, KMSD_MSG_CONSUMED, w->consumed,
 			       2 + w->n * 16); /* best effort */
 	}
@@ -913,7 +914,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
-	kmsd_log(KMSD_LOG_DEBUG, "httpd: %s", buf);
+	ipseq_log(IPSEQ_LOG_DEBUG, "httpd: %s", buf);
 }
 
 static char *read_pem(const char *path)
@@ -923,7 +924,7 @@ static char *read_pem(const char *path)
 	long n;
 
 	if (!f) {
-		kmsd_log(KMSD_LOG_ERROR, "cannot open %s", path);
+		ipseq_log(IPSEQ_LOG_ERR, "cannot open %s", path);
 		return NULL;
 	}
 	if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
@@ -948,7 +949,7 @@ int kmsd_api_start(struct kmsd_kme *k)
 			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
 	if (kmsd_resolve(k->cfg->listen, 1, &ss, &sl) < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "listen '%s' is not host:port", k->cfg->listen);
+		ipseq_log(IPSEQ_LOG_ERR, "listen '%s' is not host:port", k->cfg->listen);
 		return -1;
 	}
 	if (ss.ss_family == AF_INET6)
@@ -973,9 +974,9 @@ int kmsd_api_start(struct kmsd_kme *k)
 		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
 		MHD_OPTION_END);
 	if (!k->httpd) {
-		kmsd_log(KMSD_LOG_ERROR,
-			 "cannot start HTTPS on %s (address in use or bad certificate)",
-			 k->cfg->listen);
+		ipseq_log(IPSEQ_LOG_ERR,
+			  "cannot start HTTPS on %s (address in use or bad certificate)",
+			  k->cfg->listen);
 		return -1;
 	}
 	return 0;

@@ -189,7 +189,7 @@ static int set_opt(struct kmsd_config *cfg, const struct opt *o, const char *val
 		int i;
 		for (i = 0; i < 4; i++) {
 			if (strcmp(value, names[i]) == 0) {
-				*(enum kmsd_log_level *)field = (enum kmsd_log_level)i;
+				*(enum ipseq_log_level *)field = (enum ipseq_log_level)i;
 				return 0;
 			}
 		}

@@ -43,14 +43,6 @@
 
 /* --- helpers ----------------------------------------------------------------------------------- */
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void set_nonblock(int fd, int on)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -100,14 +92,14 @@ static int write_all(struct kmsd_link *l, const uint8_t *d, size_t len)
 			struct pollfd p = {.fd = l->fd, .events = POLLOUT | POLLIN};
 			int pr = poll(&p, 1, IO_TIMEOUT_MS);
 			if (pr == 0) {
-				kmsd_log(KMSD_LOG_WARN, "QKD link: write timed out");
+				ipseq_log(IPSEQ_LOG_WARN, "QKD link: write timed out");
 				return -1;
 			}
 			if (pr > 0 && (p.revents & POLLIN) && read_available(l) < 0)
 				return -1;
 			continue;
 		}
-		kmsd_log(KMSD_LOG_WARN, "QKD link: send failed: %s", gnutls_strerror((int)n));
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: send failed: %s", gnutls_strerror((int)n));
 		return -1;
 	}
 	return 0;
@@ -146,7 +138,7 @@ static int read_available(struct kmsd_link *l)
 
 			/* one doubling always makes the room (rcap >= 65536) */
 			if ((l->rcap ? l->rcap * 2 : 65536) > RBUF_MAX) {
-				kmsd_log(KMSD_LOG_WARN, "QKD link: receive buffer overflow");
+				ipseq_log(IPSEQ_LOG_WARN, "QKD link: receive buffer overflow");
 				return -1;
 			}
 			p = ipseq_grow_wiped(l->rbuf, &l->rcap, l->rlen, l->rlen + 16384, 65536);
@@ -162,10 +154,10 @@ static int read_available(struct kmsd_link *l)
 		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 			return 0;
 		if (n == 0)
-			kmsd_log(KMSD_LOG_WARN, "QKD link: peer closed the connection");
+			ipseq_log(IPSEQ_LOG_WARN, "QKD link: peer closed the connection");
 		else
-			kmsd_log(KMSD_LOG_WARN, "QKD link: receive failed: %s",
-				 gnutls_strerror((int)n));
+			ipseq_log(IPSEQ_LOG_WARN, "QKD link: receive failed: %s",
+				  gnutls_strerror((int)n));
 		return -1;
 	}
 }
@@ -179,8 +171,8 @@ static int open_listener(struct kmsd_link *l)
 	int fd, one = 1;
 
 	if (kmsd_resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
-			 l->kme->cfg->link_address);
+		ipseq_log(IPSEQ_LOG_ERR, "link_address '%s' is not host:port",
+			  l->kme->cfg->link_address);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -188,8 +180,8 @@ static int open_listener(struct kmsd_link *l)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4) < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "QKD link: cannot listen on %s: %s",
-			 l->kme->cfg->link_address, strerror(errno));
+		ipseq_log(IPSEQ_LOG_ERR, "QKD link: cannot listen on %s: %s",
+			  l->kme->cfg->link_address, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -225,8 +217,8 @@ static int connect_peer(struct kmsd_link *l, unsigned *failures)
 	struct pollfd p;
 
 	if (kmsd_resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "link_address '%s' is not host:port",
-			 l->kme->cfg->link_address);
+		ipseq_log(IPSEQ_LOG_ERR, "link_address '%s' is not host:port",
+			  l->kme->cfg->link_address);
 		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -244,8 +236,8 @@ static int connect_peer(struct kmsd_link *l, unsigned *failures)
 	}
 	if (err) {
 		if ((*failures)++ % 20 == 0)
-			kmsd_log(KMSD_LOG_INFO, "QKD link: cannot reach %s: %s (retrying)",
-				 l->kme->cfg->link_address, strerror(err));
+			ipseq_log(IPSEQ_LOG_INFO, "QKD link: cannot reach %s: %s (retrying)",
+				  l->kme->cfg->link_address, strerror(err));
 		close(fd);
 		return -1;
 	}
@@ -265,8 +257,8 @@ static int peer_cn_ok(struct kmsd_link *l)
 
 	rc = gnutls_certificate_verify_peers2(s, &status);
 	if (rc < 0 || status != 0) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: peer certificate not trusted (%s)",
-			 rc < 0 ? gnutls_strerror(rc) : "verification failed");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: peer certificate not trusted (%s)",
+			  rc < 0 ? gnutls_strerror(rc) : "verification failed");
 		return 0;
 	}
 	certs = gnutls_certificate_get_peers(s, &n);
@@ -278,9 +270,9 @@ static int peer_cn_ok(struct kmsd_link *l)
 						   &cnlen);
 	gnutls_x509_crt_deinit(crt);
 	if (rc < 0 || strcmp(cn, l->kme->cfg->peer_kme_id) != 0) {
-		kmsd_log(KMSD_LOG_WARN,
-			 "QKD link: peer certificate CN '%s' is not peer_kme_id '%s'",
-			 rc < 0 ? "?" : cn, l->kme->cfg->peer_kme_id);
+		ipseq_log(IPSEQ_LOG_WARN,
+			  "QKD link: peer certificate CN '%s' is not peer_kme_id '%s'",
+			  rc < 0 ? "?" : cn, l->kme->cfg->peer_kme_id);
 		return 0;
 	}
 	return 1;
@@ -309,7 +301,7 @@ static void close_conn(struct kmsd_link *l)
 /* Read until one full message is buffered (handshake phase only). */
 static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 {
-	double end = mono_now() + timeout_ms / 1000.0;
+	uint64_t end = ipseq_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (l->rlen >= 4) {
@@ -322,7 +314,7 @@ static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 		}
 		if (gnutls_record_check_pending(l->tls) == 0) {
 			struct pollfd p = {.fd = l->fd, .events = POLLIN};
-			int ms = (int)((end - mono_now()) * 1000);
+			int ms = (int)((int64_t)end - (int64_t)ipseq_now_ms());
 			if (ms <= 0 || poll(&p, 1, ms) <= 0)
 				return -1;
 		}
@@ -358,7 +350,8 @@ static int handshake(struct kmsd_link *l, int fd)
 		rc = gnutls_handshake(s);
 	} while (rc < 0 && !gnutls_error_is_fatal(rc));
 	if (rc < 0) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: TLS handshake failed: %s", gnutls_strerror(rc));
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: TLS handshake failed: %s",
+			  gnutls_strerror(rc));
 		return -1;
 	}
 	if (!peer_cn_ok(l))
@@ -384,7 +377,7 @@ static int handshake(struct kmsd_link *l, int fd)
 	}
 	kmsd_w_free(&w);
 	if (rc < 0 || read_one(l, IO_TIMEOUT_MS) < 0 || l->rbuf[4] != KMSD_MSG_HELLO) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: no HELLO from peer");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: no HELLO from peer");
 		return -1;
 	}
 	r.p = l->rbuf + 5;
@@ -401,9 +394,9 @@ static int handshake(struct kmsd_link *l, int fd)
 	l->rlen -= 5 + r.len;
 	if (r.err || version != LINK_VERSION || role == (k->is_link_master ? 0u : 1u) ||
 	    strcmp(peer_id, k->cfg->peer_kme_id) != 0) {
-		kmsd_log(KMSD_LOG_WARN,
-			 "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
-			 version, role, peer_id);
+		ipseq_log(IPSEQ_LOG_WARN,
+			  "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
+			  version, role, peer_id);
 		return -1;
 	}
 
@@ -413,9 +406,9 @@ static int handshake(struct kmsd_link *l, int fd)
 		kmsd_store_flush(&k->store);
 	} else if (kmsd_store_resize(&k->store, bits, cap) < 0) {
 		pthread_mutex_unlock(&k->store.lock);
-		kmsd_log(KMSD_LOG_ERROR,
-			 "QKD link: cannot hold the master's store (%u blocks of %u bits)", cap,
-			 bits);
+		ipseq_log(IPSEQ_LOG_ERR,
+			  "QKD link: cannot hold the master's store (%u blocks of %u bits)", cap,
+			  bits);
 		return -1;
 	}
 	pthread_mutex_lock(&l->qlock);
@@ -427,13 +420,13 @@ static int handshake(struct kmsd_link *l, int fd)
 	l->credit_bits = 0;
 	clock_gettime(CLOCK_MONOTONIC, &l->last_tick);
 	if (k->is_link_master)
-		kmsd_log(KMSD_LOG_INFO, "QKD link up: %s is link slave; generating %.0f bit/s in "
-			 "%u-bit blocks, store bound %u",
-			 peer_id, k->rate_bps, bits ? bits : 0, (unsigned)k->store.cap);
+		ipseq_log(IPSEQ_LOG_INFO, "QKD link up: %s is link slave; generating %.0f bit/s in "
+			  "%u-bit blocks, store bound %u",
+			  peer_id, k->rate_bps, bits ? bits : 0, (unsigned)k->store.cap);
 	else
-		kmsd_log(KMSD_LOG_INFO,
-			 "QKD link up: %s is link master; %u-bit blocks, store bound %u", peer_id,
-			 bits, cap);
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "QKD link up: %s is link master; %u-bit blocks, store bound %u", peer_id,
+			  bits, cap);
 	return 0;
 }
 
@@ -458,13 +451,13 @@ static void teardown(struct kmsd_link *l)
 	pthread_mutex_unlock(&l->plock);
 	close_conn(l);
 	if (was_up)
-		kmsd_log(KMSD_LOG_WARN, "QKD link down: available keys flushed on this side");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link down: available keys flushed on this side");
 }
 
 static void run(struct kmsd_link *l)
 {
 	struct kmsd_kme *k = l->kme;
-	double next_expire = 0;
+	uint64_t next_expire = 0;
 	char buf[256];
 
 	while (!atomic_load(&l->stop)) {
@@ -482,8 +475,8 @@ static void run(struct kmsd_link *l)
 			while (read(l->wake[0], buf, sizeof(buf)) > 0)
 				;
 		if (nfds == 3 && (p[2].revents & POLLIN)) {
-			kmsd_log(KMSD_LOG_WARN,
-				 "QKD link: new connection from the peer replaces this one");
+			ipseq_log(IPSEQ_LOG_WARN,
+				  "QKD link: new connection from the peer replaces this one");
 			return;
 		}
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
@@ -497,11 +490,11 @@ static void run(struct kmsd_link *l)
 			return;
 		if (flush_queue(l) < 0)
 			return;
-		if (mono_now() >= next_expire) {
+		if (ipseq_now_ms() >= next_expire) {
 			pthread_mutex_lock(&k->store.lock);
-			kmsd_store_expire(&k->store, kmsd_store_now_ms());
+			kmsd_store_expire(&k->store, ipseq_now_ms());
 			pthread_mutex_unlock(&k->store.lock);
-			next_expire = mono_now() + 1;
+			next_expire = ipseq_now_ms() + 1000;
 		}
 	}
 }
@@ -519,7 +512,7 @@ static void *link_main(void *arg)
 				nap(l, (int)l->kme->cfg->link_retry_ms);
 			/* the reservation clock runs while the link is down, too */
 			pthread_mutex_lock(&l->kme->store.lock);
-			kmsd_store_expire(&l->kme->store, kmsd_store_now_ms());
+			kmsd_store_expire(&l->kme->store, ipseq_now_ms());
 			pthread_mutex_unlock(&l->kme->store.lock);
 			continue;
 		}
@@ -551,13 +544,13 @@ int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *k)
 	rc = gnutls_certificate_set_x509_key_file(creds, k->cfg->cert, k->cfg->key,
 						  GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
-		kmsd_log(KMSD_LOG_ERROR, "QKD link: cannot load %s / %s: %s", k->cfg->cert,
-			 k->cfg->key, gnutls_strerror(rc));
+		ipseq_log(IPSEQ_LOG_ERR, "QKD link: cannot load %s / %s: %s", k->cfg->cert,
+			  k->cfg->key, gnutls_strerror(rc));
 		return -1;
 	}
 	rc = gnutls_certificate_set_x509_trust_file(creds, k->cfg->ca, GNUTLS_X509_FMT_PEM);
 	if (rc <= 0) {
-		kmsd_log(KMSD_LOG_ERROR, "QKD link: no CA certificate in %s", k->cfg->ca);
+		ipseq_log(IPSEQ_LOG_ERR, "QKD link: no CA certificate in %s", k->cfg->ca);
 		return -1;
 	}
 	if (k->is_link_master && open_listener(l) < 0)
@@ -573,7 +566,7 @@ void kmsd_link_stop(struct kmsd_link *l)
 	if (l->started) {
 		atomic_store(&l->stop, 1);
 		if (write(l->wake[1], "s", 1) < 0)
-			kmsd_log(KMSD_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+			ipseq_log(IPSEQ_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
 		pthread_join(l->thread, NULL);
 		l->started = 0;
 	}

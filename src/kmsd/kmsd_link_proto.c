@@ -37,7 +37,7 @@ static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 	kmsd_r_str(r, slave);
 	if (r->err || number == 0 || number > KMSD_PER_REQUEST_MAX || size == 0 || size % 8 ||
 	    size > ETSI014_KEY_BITS_MAX) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REQ");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: malformed ALLOC_REQ");
 		return -1;
 	}
 	if (!kmsd_config_is_local_sae(k->cfg, slave) || !kmsd_config_is_peer_sae(k->cfg, master))
@@ -60,12 +60,13 @@ static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 					   bytes + i * bpk * s->block_bytes, size / 8,
 					   k->cfg->reservation_lifetime);
 		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		kmsd_log(KMSD_LOG_INFO,
-			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
-			 slave, master, k->cfg->peer_kme_id, ids_text);
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number,
+			  size, slave, master, k->cfg->peer_kme_id, ids_text);
 	} else {
-		kmsd_log(KMSD_LOG_INFO, "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)",
-			 number, size, master, slave, status);
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)", number, size,
+			  master, slave, status);
 	}
 	kmsd_w_u32(&w, req);
 	kmsd_w_u16(&w, status);
@@ -100,7 +101,7 @@ static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 	int rc = 0;
 
 	if (r->err || (!status && (need == 0 || bpk != kmsd_blocks_per_key(s, size)))) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed ALLOC_REP");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: malformed ALLOC_REP");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -119,8 +120,8 @@ static int on_alloc_rep(struct kmsd_link *l, struct kmsd_rbuf *r)
 			dst = scratch;
 		}
 		if (!dst || kmsd_store_pop(s, need, ids, NULL, dst) < 0) {
-			kmsd_log(KMSD_LOG_ERROR, "QKD link: stores diverged "
-				 "(ALLOC_REP names blocks we do not hold)");
+			ipseq_log(IPSEQ_LOG_ERR, "QKD link: stores diverged "
+				  "(ALLOC_REP names blocks we do not hold)");
 			if (p)
 				kmsd_link_pending_complete(p, KMSD_LINK_DESYNC);
 			rc = -1;
@@ -160,21 +161,21 @@ static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 	kmsd_r_str(r, slave);
 	ids = kmsd_r_bytes(r, need * 16);
 	if (r->err || need == 0 || size == 0 || size % 8 || bpk != kmsd_blocks_per_key(s, size)) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed RESERVE");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: malformed RESERVE");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
 	bytes = malloc(need * s->block_bytes);
 	if (!bytes || kmsd_store_pop(s, need, ids, NULL, bytes) < 0) {
-		kmsd_log(KMSD_LOG_ERROR,
-			 "QKD link: stores diverged (RESERVE names blocks we do not hold)");
+		ipseq_log(IPSEQ_LOG_ERR,
+			  "QKD link: stores diverged (RESERVE names blocks we do not hold)");
 		rc = -1;
 	} else if (!kmsd_config_is_local_sae(k->cfg, slave) ||
 		   !kmsd_config_is_peer_sae(k->cfg, master)) {
 		/* The blocks are consumed on both sides anyway; the keys just never get served. */
-		kmsd_log(KMSD_LOG_WARN,
-			 "peer reserved keys for %s -> %s, not a registered pair here", master,
-			 slave);
+		ipseq_log(IPSEQ_LOG_WARN,
+			  "peer reserved keys for %s -> %s, not a registered pair here", master,
+			  slave);
 		status = KMSD_LINK_UNAUTHORIZED;
 	} else {
 		for (i = 0; i < number; i++)
@@ -182,9 +183,9 @@ static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 					   bytes + i * bpk * s->block_bytes, size / 8,
 					   k->cfg->reservation_lifetime);
 		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		kmsd_log(KMSD_LOG_INFO,
-			 "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number, size,
-			 slave, master, k->cfg->peer_kme_id, ids_text);
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number,
+			  size, slave, master, k->cfg->peer_kme_id, ids_text);
 	}
 	if (rc == 0) {
 		kmsd_w_u32(&w, req);
@@ -224,14 +225,14 @@ static int on_keys(struct kmsd_link *l, struct kmsd_rbuf *r)
 	int rc = 0;
 
 	if (r->err) {
-		kmsd_log(KMSD_LOG_WARN, "QKD link: malformed KEYS");
+		ipseq_log(IPSEQ_LOG_WARN, "QKD link: malformed KEYS");
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n && rc == 0; i++) {
 		const uint8_t *id = kmsd_r_bytes(r, 16), *key = kmsd_r_bytes(r, s->block_bytes);
 		if (!id || !key || kmsd_store_push(s, id, key) < 0) {
-			kmsd_log(KMSD_LOG_ERROR, "QKD link: KEYS message does not fit the store");
+			ipseq_log(IPSEQ_LOG_ERR, "QKD link: KEYS message does not fit the store");
 			rc = -1;
 		}
 	}
@@ -248,8 +249,8 @@ static int on_consumed(struct kmsd_link *l, struct kmsd_rbuf *r)
 	if (!ids)
 		return -1;
 	kmsd_format_ids(ids, n, 16, text, sizeof(text));
-	kmsd_log(KMSD_LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n,
-		 text);
+	ipseq_log(IPSEQ_LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n,
+		  text);
 	return 0;
 }
 
@@ -264,7 +265,7 @@ int kmsd_link_process(struct kmsd_link *l)
 		int rc;
 
 		if (len == 0 || len > KMSD_LINK_MSG_MAX) {
-			kmsd_log(KMSD_LOG_WARN, "QKD link: bad message length %u", len);
+			ipseq_log(IPSEQ_LOG_WARN, "QKD link: bad message length %u", len);
 			return -1;
 		}
 		if (l->rlen < 4 + (size_t)len)
@@ -283,8 +284,8 @@ int kmsd_link_process(struct kmsd_link *l)
 		default: rc = -1; break;
 		}
 		if (rc < 0) {
-			kmsd_log(KMSD_LOG_WARN, "QKD link: cannot handle message type %u",
-				 l->rbuf[4]);
+			ipseq_log(IPSEQ_LOG_WARN, "QKD link: cannot handle message type %u",
+				  l->rbuf[4]);
 			return -1;
 		}
 		memmove(l->rbuf, l->rbuf + 4 + len, l->rlen - 4 - len);

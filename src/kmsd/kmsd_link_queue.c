@@ -47,7 +47,7 @@ int kmsd_link_send(struct kmsd_link *l, uint8_t type, const uint8_t *payload, si
 	l->qtail = m;
 	pthread_mutex_unlock(&l->qlock);
 	if (write(l->wake[1], "w", 1) < 0 && errno != EAGAIN)
-		kmsd_log(KMSD_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
+		ipseq_log(IPSEQ_LOG_DEBUG, "QKD link: wake pipe: %s", strerror(errno));
 	return 0;
 }
 

@@ -168,8 +168,8 @@ int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *m
 	while (s->n_reserved >= s->max_reserved && s->oldest) {
 		char idtext[ETSI014_KEY_ID_LEN + 1];
 		etsi014_uuid_format(s->oldest->id, idtext);
-		kmsd_log(KMSD_LOG_WARN, "reservation table full: dropping key %s reserved for %s",
-			 idtext, s->oldest->slave);
+		ipseq_log(IPSEQ_LOG_WARN, "reservation table full: dropping key %s reserved for %s",
+			  idtext, s->oldest->slave);
 		s->stats.expired_keys++;
 		kmsd_store_remove_reserved(s, s->oldest);
 	}
@@ -179,7 +179,7 @@ int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *m
 	memcpy(rk->id, id, 16);
 	snprintf(rk->master, sizeof(rk->master), "%s", master);
 	snprintf(rk->slave, sizeof(rk->slave), "%s", slave);
-	rk->expires_ms = kmsd_store_now_ms() + (uint64_t)lifetime_s * 1000;
+	rk->expires_ms = ipseq_now_ms() + (uint64_t)lifetime_s * 1000;
 	rk->len = len;
 	memcpy(rk->key, key, len);
 	b = bucket_of(id);
@@ -196,14 +196,6 @@ int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *m
 	return 0;
 }
 
-uint64_t kmsd_store_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms)
 {
 	size_t n = 0;
@@ -212,8 +204,8 @@ size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms)
 	while (s->oldest && s->oldest->expires_ms <= now_ms) {
 		char idtext[ETSI014_KEY_ID_LEN + 1];
 		etsi014_uuid_format(s->oldest->id, idtext);
-		kmsd_log(KMSD_LOG_INFO, "key %s reserved for %s expired unfetched", idtext,
-			 s->oldest->slave);
+		ipseq_log(IPSEQ_LOG_INFO, "key %s reserved for %s expired unfetched", idtext,
+			  s->oldest->slave);
 		kmsd_store_remove_reserved(s, s->oldest);
 		s->stats.expired_keys++;
 		n++;

@@ -129,10 +129,10 @@ START_TEST(reservations)
 	id_of(id, 2);
 	kmsd_store_remove_reserved(&s, kmsd_store_find_reserved(&s, id));
 	ck_assert_uint_eq(s.n_reserved, 2);
-	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms()), 0);
+	ck_assert_uint_eq(kmsd_store_expire(&s, ipseq_now_ms()), 0);
 	/* a 100 s lifetime still holds at 99 s, and is over at 100 s */
-	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms() + 99 * 1000), 0);
-	ck_assert_uint_eq(kmsd_store_expire(&s, kmsd_store_now_ms() + 100 * 1000 + 1), 2);
+	ck_assert_uint_eq(kmsd_store_expire(&s, ipseq_now_ms() + 99 * 1000), 0);
+	ck_assert_uint_eq(kmsd_store_expire(&s, ipseq_now_ms() + 100 * 1000 + 1), 2);
 	ck_assert_uint_eq(s.n_reserved, 0);
 	ck_assert_ptr_null(s.oldest);
 	ck_assert_ptr_null(s.newest);
@@ -197,7 +197,7 @@ START_TEST(config_file_and_flags)
 	ck_assert_uint_eq(cfg.n_peer_saes, 1);
 	ck_assert_uint_eq(cfg.max_key_count, 77);
 	ck_assert_int_eq(cfg.link_mode, KMSD_LINK_CONNECT);
-	ck_assert_int_eq(cfg.log_level, KMSD_LOG_DEBUG);
+	ck_assert_int_eq(cfg.log_level, IPSEQ_LOG_DEBUG);
 	ck_assert(fabs(kmsd_config_effective_rate(&cfg) - 1234.5) < 1e-9);
 	ck_assert_uint_eq(cfg.key_size, 256); /* default */
 	ck_assert(kmsd_config_is_local_sae(&cfg, "S3"));
@@ -976,7 +976,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	kmsd_log_set_level(KMSD_LOG_ERROR);
+	ipseq_log_set_level(IPSEQ_LOG_ERR);
 	tcase_add_test(tc, ring_fifo_and_wrap);
 	tcase_add_test(tc, ring_bounds);
 	tcase_add_test(tc, ring_pop_verifies_ids);
