@@ -16,7 +16,7 @@ QKI_SA_BUFFER_TOTAL=64 QKI_SA_BUFFER_MAX=16 QKI_POOL_TARGET=8 \
 	fatal "KMEs at 60 keys/s and two qkids come up" qki_lab_up --key-rate 15360
 out=$QDIR/out; mkdir -p "$out"
 
-# sim FILE PROBE-ARGS...: run qki-probe's sim (16 s, 10 s warm-up) and measure the supply with
+# sim FILE PROBE-ARGS...: run qki-probe's sim (22 s, 10 s warm-up) and measure the supply with
 # site A's KME's own counters (it generates). Once the SAs draw, both KMEs restart: their stores
 # start empty, and with the SAs wanting more than the link makes no stock builds up again, so in
 # the measured part the link's rate is all there is. That rate is steady whoever draws (the
@@ -70,14 +70,14 @@ evaluate() {
 		"$(awk '/^jain_satisfaction/ {print $2}' "$f"), vs max-min $(awk '/^jain_vs_maxmin/ {print $2}' "$f.fair")"
 }
 
-# master side: 16 s, the first 10 s are warm-up
-sim "$out/sim-a.txt" qa sim siteB f0000001 out 16 10 10 10 10 100
+# master side: 22 s, the first 10 s are warm-up
+sim "$out/sim-a.txt" qa sim siteB f0000001 out 22 10 10 10 10 100
 check "qkictl sas shows the 4 SAs during the run" test "$(grep -c '^f000000[1-4] out siteB' "$out/sim-a.txt.sas")" -eq 4
 check "qkictl sas counts starvation on the bursting SA" \
 	awk '$1 == "f0000004" { exit !($NF > 0) }' "$out/sim-a.txt.sas"
 evaluate "$out/sim-a.txt" "master side"
 
 # slave side
-sim "$out/sim-b.txt" qb sim siteA f1000001 in 16 10 10 10 10 100
+sim "$out/sim-b.txt" qb sim siteA f1000001 in 22 10 10 10 10 100
 evaluate "$out/sim-b.txt" "slave side"
 finish

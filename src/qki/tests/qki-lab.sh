@@ -101,7 +101,10 @@ kms_start() {
 }
 kms_stop() {
 	[ -n "${KPID[$1]:-}" ] || return 0
-	kill "${KPID[$1]}" 2>/dev/null; wait "${KPID[$1]}" 2>/dev/null; unset "KPID[$1]"
+	kill "${KPID[$1]}" 2>/dev/null; wait "${KPID[$1]}" 2>/dev/null
+	# (wait returns at once in a subshell, where the KME is no child: its ports must be free)
+	wait_for 5 bash -c "! kill -0 ${KPID[$1]} 2>/dev/null"
+	unset "KPID[$1]"
 }
 
 qki_start() {
@@ -128,15 +131,10 @@ kme_api() {
 		--key "$QDIR/pki/SAE_$S.key" --cacert "$QDIR/pki/ca.pem" "$@" \
 		"https://127.0.0.1:8443/api/v1/keys/$path"
 }
-# kme_status_field a|b EXPR: a field of the KME's status (Python expression over d), e.g.
-# d["stored_key_count"]; the KME's own counters are in d["status_extension"]
-kme_status_field() {
-	local other=B; [ "$1" = b ] && other=A
-	kme_api "$1" "SAE_$other/status" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"
-}
-# kme_generated_keys a|b: keys (blocks of key_size bits) the site's KME has generated so far,
-# from its own counters: the supply, measured apart from qkid
-kme_generated_keys() { kme_status_field "$1" 'd["status_extension"]["generated_bits"] // d["key_size"]'; }
+# kme_status a|b: the KME's ETSI status (JSON); its own counters are in status_extension
+kme_status() { if [ "$1" = a ]; then kme_api a SAE_B/status; else kme_api b SAE_A/status; fi; }
+# kme_status_field a|b EXPR: a field of the KME's status (Python expression over d)
+kme_status_field() { kme_status "$1" | python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"; }
 # kme_restart: restart both KMEs, so their stores start empty (the link flushes them when it
 # goes down) and what qkid can get from then on is what the link generates; waits for the link
 kme_link_up() { [ "$(kme_status_field a 'd["status_extension"]["link_up"]')" = True ]; }
@@ -147,11 +145,13 @@ kme_restart() {
 }
 # now_s: a monotonic clock in seconds (for rates)
 now_s() { awk '{ print $1 }' /proc/uptime; }
-# kme_sample a|b: "TIME KEYS": kme_generated_keys and the middle of the time it took to ask
+# kme_sample a|b: "TIME KEYS": the keys the KME generated so far, at the middle of the request
+# that asked (only the request is timed: its length bounds the error of TIME)
 kme_sample() {
-	local t0 g t1
-	t0=$(now_s); g=$(kme_generated_keys "$1"); t1=$(now_s)
-	awk -v a="$t0" -v b="$t1" -v g="$g" 'BEGIN { printf "%.3f %s\n", (a + b) / 2, g }'
+	local t0 t1 json
+	t0=$(now_s); json=$(kme_status "$1"); t1=$(now_s)
+	python3 -c 'import json, sys; d = json.loads(sys.argv[3]); print("%.3f %d" % ((float(sys.argv[1]) + float(sys.argv[2])) / 2, d["status_extension"]["generated_bits"] // d["key_size"]))' \
+		"$t0" "$t1" "$json"
 }
 # kme_supply "T0 G0" "T1 G1": keys/s generated between two kme_samples
 kme_supply() {
