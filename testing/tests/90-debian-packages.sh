@@ -81,6 +81,12 @@ check "gwA's charon maps the installed kernel-qkd plugin" matches '/usr/lib/ipse
 check "gwA's charon maps nothing from the build tree" not matches "$top" < "/proc/$pid/maps"
 check "gwA's qkid is /usr/sbin/qkid" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/qkid.pid")/exe")" = /usr/sbin/qkid
 check "gwA's KME is /usr/sbin/qkd-kmsd" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/kmsd.pid")/exe")" = /usr/sbin/qkd-kmsd
+# qkid.service's readiness probe (ExecStartPost) against this qkid, and against no qkid at all
+probe=$(sed -n 's/^ExecStartPost=//p' /lib/systemd/system/qkid.service)
+check "qkid.service's readiness probe passes once qkid's socket accepts" \
+	bash -c "${probe//\/run\/qkid\/qkid.sock/$LAB_DIR/gwA/qkid.sock}"
+check "qkid.service's readiness probe fails (bounded) without a qkid" \
+	not bash -c "${probe//\/run\/qkid\/qkid.sock/$LAB_DIR/none.sock}"
 fatal "gwA initiates the QKD tunnel" lab initiate gwA net 20
 sas=$(sw gwA --list-sas 2>&1)
 check "IKE_SA negotiated the QKD key exchange (1051) and a PPK" matches '\(1051\)/PPK' <<<"$sas"
