@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Forged ESP-in-UDP packets for a rotating SA (testing/tests/64-datapath-forged-epochs.sh).
+"""Forged ESP-in-UDP packets for a rotating SA (testing/tests/65-datapath-forged-epochs.sh).
 
 Sends --count packets to --to with the given SPI, each with a sequence number far above any
 genuine one (so it passes the replay check, which comes before authentication) and the epoch
