@@ -296,257 +296,306 @@ static int kme_failing(const struct qkid_peer *p)
 	return p->kme_state == QKI_KME_BACKOFF && p->kme_fail_streak >= 3;
 }
 
+/* One request being handled: what its handler gets. */
+struct request {
+	struct qkid *d;
+	struct qkid_conn *c;
+	struct qki_hdr h;
+	struct qki_attrs a;
+	struct qki_msg m;       /* the reply, begun in d->reply */
+	struct qkid_peer *p;    /* the PEER named, if it exists */
+	struct qkid_sa *sa;     /* the registered SA named by SPI and DIR (handlers with .sa) */
+	uint32_t spi, wait;
+	uint8_t dir;
+	int first_try;
+	int expired;            /* the wait is over: answer now whatever the state */
+};
+
+enum handled {
+	PARKED,                 /* waits for keys; tried again later */
+	REPLY,                  /* the reply in r->m is to be sent */
+	ANSWERED,               /* an error reply was sent already */
+};
+
+static enum handled refuse(struct request *r, int code, const char *msg)
+{
+	reply_error(r->d, r->c, r->h.type | QKI_REPLY, r->h.seq, code, msg);
+	return ANSWERED;
+}
+
+static enum handled on_version(struct request *r)
+{
+	qki_msg_put_str(&r->m, QKI_A_VERSION, PACKAGE_VERSION);
+	qki_msg_put_u32(&r->m, QKI_A_RPK_MIN, r->d->conf->rpk_min);
+	qki_msg_put_u32(&r->m, QKI_A_RPK_MAX, r->d->conf->rpk_max);
+	return REPLY;
+}
+
+/* KEY_NEW (initiator) and KEY_GET (responder): an IKE key of SIZE bytes. */
+static enum handled on_key(struct request *r)
+{
+	struct qkid_peer *p = r->p;
+	char key_id[QKI_KEY_ID_MAX], text[64];
+	uint8_t key[QKI_KEY_MAX];
+	const char *msg = NULL;
+	uint32_t size = 0;
+	int rc;
+
+	qki_attr_u32(&r->a, QKI_A_SIZE, &size);
+	if (size == 0 || size > p->key_len) {
+		snprintf(text, sizeof(text), "SIZE must be 1..%u", p->key_len);
+		return refuse(r, QKI_ERR_INVALID, text);
+	}
+	if (r->h.type == QKI_T_KEY_NEW) {
+		rc = qkid_ike_new(p, size, key, key_id, &msg);
+	} else {
+		qki_attr_str(&r->a, QKI_A_KEY_ID, key_id, sizeof(key_id));
+		rc = qkid_ike_get(p, key_id, size, key, &msg);
+	}
+	if (rc == QKID_AGAIN) {
+		qkid_peer_flush(p);     /* a NEED or an on-demand fetch may be waiting */
+		if (!r->expired && r->wait && !kme_failing(p))
+			return PARKED;
+		rc = kme_failing(p) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
+		if (!msg)
+			msg = p->last_error[0] && p->kme_state == QKI_KME_BACKOFF ?
+				p->last_error : "no key within WAIT_MS";
+	}
+	if (rc != QKI_OK)
+		return refuse(r, rc, msg);
+	/* the peer learns of the assignment before our caller gets the key */
+	qkid_peer_flush(p);
+	qki_msg_put_str(&r->m, QKI_A_KEY_ID, key_id);
+	qki_msg_put(&r->m, QKI_A_KEY, key, size);
+	OPENSSL_cleanse(key, sizeof(key));
+	return REPLY;
+}
+
+static enum handled on_sa_register(struct request *r)
+{
+	struct qkid_sa *sa;
+	int rc = qkid_sa_register(r->p, r->spi, r->dir, r->c, &sa);
+	if (rc != QKI_OK)
+		return refuse(r, rc, rc == QKI_ERR_EXISTS ? "SA registered for another peer" : NULL);
+	qkid_peer_flush(r->p);
+	qki_msg_put_u32(&r->m, QKI_A_CAPACITY, qkid_sa_capacity(r->p));
+	return REPLY;
+}
+
+static enum handled on_sa_keys(struct request *r)
+{
+	struct qkid *d = r->d;
+	struct qkid_sa *sa = r->sa;
+	const char *msg = NULL;
+	uint32_t epoch = 0, count = 0, got = 0, next = 0;
+	uint8_t peek = 0;
+	int rc;
+
+	qki_attr_u32(&r->a, QKI_A_EPOCH, &epoch);
+	qki_attr_u32(&r->a, QKI_A_COUNT, &count);
+	qki_attr_u8(&r->a, QKI_A_PEEK, &peek);
+	if (count == 0)
+		return refuse(r, QKI_ERR_INVALID, "COUNT must be at least 1");
+	if (epoch >= QKI_EPOCH_LIMIT) {
+		log_warn("local API: SA %08x/%s: keys for epoch %u refused: the epoch space "
+			 "ends at %u (the SA must be rekeyed)", sa->spi,
+			 sa->dir == QKI_DIR_IN ? "in" : "out", epoch, QKI_EPOCH_LIMIT);
+		return refuse(r, QKI_ERR_INVALID, "EPOCH beyond the epoch space; rekey the SA");
+	}
+	if (count > QKI_EPOCH_BATCH_MAX)
+		count = QKI_EPOCH_BATCH_MAX;
+	if (count > QKI_EPOCH_LIMIT - epoch)
+		count = QKI_EPOCH_LIMIT - epoch;
+	rc = qkid_sa_keys(sa, epoch, count, peek, &r->m, &got, &next, &msg);
+	if (rc == QKID_AGAIN && peek) {
+		rc = QKI_ERR_NO_KEY;        /* a look only: never parked, never starved */
+		msg = "no key held for this epoch";
+	} else if (rc == QKID_AGAIN) {
+		if (r->first_try)
+			sa->starved++;
+		qkid_peer_flush(sa->peer);
+		if (!r->expired && r->wait && !kme_failing(sa->peer)) {
+			OPENSSL_cleanse(d->reply, r->m.len);
+			return PARKED;
+		}
+		rc = kme_failing(sa->peer) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
+		if (!msg)
+			msg = sa->peer->kme_state == QKI_KME_BACKOFF ? sa->peer->last_error
+								     : "no key for this epoch yet";
+	}
+	qkid_peer_flush(sa->peer);
+	if (rc != QKI_OK) {
+		qki_msg_init(&r->m, d->reply, sizeof(d->reply), r->h.type | QKI_REPLY, r->h.seq);
+		qki_msg_put_u32(&r->m, QKI_A_ERROR, (uint32_t)(rc < 0 ? QKI_ERR_INTERNAL : rc));
+		qki_msg_put_str(&r->m, QKI_A_MESSAGE, msg ? msg : qki_strerror(rc));
+	}
+	qki_msg_put_u32(&r->m, QKI_A_NEXT_EPOCH, next);
+	qki_msg_put_u32(&r->m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
+	return REPLY;
+}
+
+static enum handled on_sa_report(struct request *r)
+{
+	uint64_t packets = 0, bytes = 0;
+	qki_attr_u64(&r->a, QKI_A_PACKETS, &packets);
+	qki_attr_u64(&r->a, QKI_A_BYTES, &bytes);
+	qkid_sa_report(r->sa, packets, bytes);
+	qki_msg_put_u32(&r->m, QKI_A_RPK, qkid_sa_rpk(r->sa, NULL));
+	return REPLY;
+}
+
+static enum handled on_sa_unregister(struct request *r)
+{
+	qkid_sa_unregister(r->sa);
+	return REPLY;
+}
+
+static enum handled on_sa_flush(struct request *r)
+{
+	qki_msg_put_u32(&r->m, QKI_A_COUNT, qkid_sa_flush(r->sa));
+	qkid_peer_flush(r->sa->peer);
+	return REPLY;
+}
+
+static enum handled on_rpk_advice(struct request *r)
+{
+	struct qkid_sa *sa = r->sa;
+	double share;
+	uint32_t rpk = qkid_sa_rpk(sa, &share);
+	qki_msg_put_u32(&r->m, QKI_A_RPK, rpk);
+	qki_msg_put_u32(&r->m, QKI_A_RPK_MIN, r->d->conf->rpk_min);
+	qki_msg_put_u32(&r->m, QKI_A_RPK_MAX, r->d->conf->rpk_max);
+	qki_msg_put_u32(&r->m, QKI_A_LEVEL, qkid_sa_level(sa));
+	qki_msg_put_u32(&r->m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
+	qki_msg_put_u64(&r->m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
+	qki_msg_put_u64(&r->m, QKI_A_RATE_IN, (uint64_t)llround(share * 1000));
+	return REPLY;
+}
+
+/* Every peer (or the one named) with its SAs. */
+static enum handled on_status(struct request *r)
+{
+	struct qkid *d = r->d;
+	struct qki_msg *m = &r->m;
+	if (r->a.a[QKI_A_PEER].present && !r->p)
+		return refuse(r, QKI_ERR_NO_PEER, "no such peer in qkid.conf");
+	qki_msg_put_str(m, QKI_A_VERSION, PACKAGE_VERSION);
+	qki_msg_put_u64(m, QKI_A_UPTIME, (uint64_t)(qkid_now_ms() - d->t_start) / 1000);
+	qki_msg_put_u32(m, QKI_A_RPK_MIN, d->conf->rpk_min);
+	qki_msg_put_u32(m, QKI_A_RPK_MAX, d->conf->rpk_max);
+	qki_msg_put_u32(m, QKI_A_KEYS_HELD, (uint32_t)(d->arena.n_slots - d->arena.n_free));
+	qki_msg_put_u32(m, QKI_A_KEYS_SLOTS, (uint32_t)d->arena.n_slots);
+	for (size_t i = 0; i < d->n_peers; i++) {
+		struct qkid_peer *q = &d->peers[i];
+		if (r->p && q != r->p)
+			continue;
+		put_peer_info(m, q);
+		for (struct qkid_sa *s = q->sas; s && !m->overflow; s = s->next)
+			put_sa_info(m, s);
+	}
+	if (m->overflow)
+		return refuse(r, QKI_ERR_INTERNAL, "status too large; ask for one peer");
+	return REPLY;
+}
+
+static enum handled on_peer_resync(struct request *r)
+{
+	qkid_peer_resync(r->p);
+	return REPLY;
+}
+
+#define ATTRS(...) ((const int[]){ __VA_ARGS__, 0 })
+
+/* One handler per request type. Before it runs, the attributes `need` are present, PEER names
+ * a configured peer (`peer`), and SPI/DIR name an SA qkid knows (`sa`). */
+static const struct handler {
+	uint8_t type;
+	const int *need;
+	unsigned peer:1, sa:1;
+	enum handled (*fn)(struct request *r);
+} handlers[] = {
+	{ .type = QKI_T_VERSION, .need = ATTRS(0), .fn = on_version },
+	{ .type = QKI_T_KEY_NEW, .need = ATTRS(QKI_A_PEER, QKI_A_SIZE), .peer = 1, .fn = on_key },
+	{ .type = QKI_T_KEY_GET, .need = ATTRS(QKI_A_PEER, QKI_A_KEY_ID, QKI_A_SIZE), .peer = 1,
+	  .fn = on_key },
+	{ .type = QKI_T_SA_REGISTER, .need = ATTRS(QKI_A_PEER, QKI_A_SPI, QKI_A_DIR), .peer = 1,
+	  .fn = on_sa_register },
+	{ .type = QKI_T_SA_KEYS, .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_EPOCH, QKI_A_COUNT),
+	  .sa = 1, .fn = on_sa_keys },
+	{ .type = QKI_T_SA_REPORT, .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_PACKETS, QKI_A_BYTES),
+	  .sa = 1, .fn = on_sa_report },
+	{ .type = QKI_T_SA_UNREGISTER, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1,
+	  .fn = on_sa_unregister },
+	{ .type = QKI_T_SA_FLUSH, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1, .fn = on_sa_flush },
+	{ .type = QKI_T_RPK_ADVICE, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1,
+	  .fn = on_rpk_advice },
+	{ .type = QKI_T_STATUS, .need = ATTRS(0), .fn = on_status },
+	{ .type = QKI_T_PEER_RESYNC, .need = ATTRS(QKI_A_PEER), .peer = 1, .fn = on_peer_resync },
+};
+
 /*
  * Handle the request in c->rx. Returns 1 when answered, 0 when parked (waiting for keys).
  * `expired`: the wait is over, answer now whatever the state.
  */
 static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expired)
 {
-	const struct qkid_conf *conf = d->conf;
-	struct qki_hdr h;
-	struct qki_attrs a;
-	struct qki_msg m;
-	struct qkid_peer *p = NULL;
-	struct qkid_sa *sa = NULL;
-	const char *why = NULL, *missing = NULL, *msg = NULL;
-	char peer[QKI_NAME_MAX], key_id[QKI_KEY_ID_MAX];
-	uint8_t key[QKI_KEY_MAX], rtype, dir = 0, peek = 0;
-	uint32_t size = 0, spi = 0, wait = 0, epoch = 0, count = 0, next = 0, got = 0;
-	uint64_t packets = 0, bytes = 0;
-	int r;
+	struct request r = { .d = d, .c = c, .first_try = first_try, .expired = expired };
+	const struct handler *h = NULL;
+	const char *why = NULL, *missing = NULL;
+	char text[64];
 
-	qki_hdr_parse(c->rx, QKI_HDR_LEN, &h);
-	rtype = h.type | QKI_REPLY;
-	if (qki_attrs_parse(c->rx + QKI_HDR_LEN, h.length, &a, &why)) {
-		log_warn("local API: malformed request 0x%02x: %s", h.type, why);
-		reply_error(d, c, rtype, h.seq, QKI_ERR_PROTO, why);
+	qki_hdr_parse(c->rx, QKI_HDR_LEN, &r.h);
+	if (qki_attrs_parse(c->rx + QKI_HDR_LEN, r.h.length, &r.a, &why)) {
+		log_warn("local API: malformed request 0x%02x: %s", r.h.type, why);
+		refuse(&r, QKI_ERR_PROTO, why);
 		return 1;
 	}
-	qki_attr_u32(&a, QKI_A_WAIT_MS, &wait);
-	if (wait > WAIT_MAX_MS)
-		wait = WAIT_MAX_MS;
-	if (a.a[QKI_A_PEER].present) {
-		qki_attr_str(&a, QKI_A_PEER, peer, sizeof(peer));
-		p = qkid_peer_by_name(d, peer);
+	qki_attr_u32(&r.a, QKI_A_WAIT_MS, &r.wait);
+	if (r.wait > WAIT_MAX_MS)
+		r.wait = WAIT_MAX_MS;
+	if (r.a.a[QKI_A_PEER].present) {
+		char peer[QKI_NAME_MAX];
+		qki_attr_str(&r.a, QKI_A_PEER, peer, sizeof(peer));
+		r.p = qkid_peer_by_name(d, peer);
 	}
-	if (a.a[QKI_A_SPI].present || a.a[QKI_A_DIR].present) {
-		qki_attr_u32(&a, QKI_A_SPI, &spi);
-		qki_attr_u8(&a, QKI_A_DIR, &dir);
-		if (dir != QKI_DIR_IN && dir != QKI_DIR_OUT) {
-			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, "DIR must be 1 (in) or 2 (out)");
+	if (r.a.a[QKI_A_SPI].present || r.a.a[QKI_A_DIR].present) {
+		qki_attr_u32(&r.a, QKI_A_SPI, &r.spi);
+		qki_attr_u8(&r.a, QKI_A_DIR, &r.dir);
+		if (r.dir != QKI_DIR_IN && r.dir != QKI_DIR_OUT) {
+			refuse(&r, QKI_ERR_INVALID, "DIR must be 1 (in) or 2 (out)");
 			return 1;
 		}
 	}
-	qki_msg_init(&m, d->reply, sizeof(d->reply), rtype, h.seq);
-
-	switch (h.type) {
-	case QKI_T_VERSION:
-		qki_msg_put_str(&m, QKI_A_VERSION, PACKAGE_VERSION);
-		qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
-		qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
-		break;
-
-	case QKI_T_KEY_NEW:
-	case QKI_T_KEY_GET: {
-		static const int req_new[] = { QKI_A_PEER, QKI_A_SIZE, 0 };
-		static const int req_get[] = { QKI_A_PEER, QKI_A_KEY_ID, QKI_A_SIZE, 0 };
-		if (!need_attrs(&a, h.type == QKI_T_KEY_NEW ? req_new : req_get, &missing))
-			goto missing;
-		if (!p)
-			goto no_peer;
-		qki_attr_u32(&a, QKI_A_SIZE, &size);
-		if (size == 0 || size > p->key_len) {
-			snprintf((char *)key, sizeof(key), "SIZE must be 1..%u", p->key_len);
-			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, (char *)key);
-			return 1;
-		}
-		if (h.type == QKI_T_KEY_NEW) {
-			r = qkid_ike_new(p, size, key, key_id, &msg);
-		} else {
-			qki_attr_str(&a, QKI_A_KEY_ID, key_id, sizeof(key_id));
-			r = qkid_ike_get(p, key_id, size, key, &msg);
-		}
-		if (r == QKID_AGAIN) {
-			qkid_peer_flush(p);     /* a NEED or an on-demand fetch may be waiting */
-			if (!expired && wait && !kme_failing(p))
-				return 0;
-			r = kme_failing(p) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
-			if (!msg)
-				msg = p->last_error[0] && p->kme_state == QKI_KME_BACKOFF ?
-					p->last_error : "no key within WAIT_MS";
-		}
-		if (r != QKI_OK) {
-			reply_error(d, c, rtype, h.seq, r, msg);
-			return 1;
-		}
-		/* the peer learns of the assignment before our caller gets the key */
-		qkid_peer_flush(p);
-		qki_msg_put_str(&m, QKI_A_KEY_ID, key_id);
-		qki_msg_put(&m, QKI_A_KEY, key, size);
-		OPENSSL_cleanse(key, sizeof(key));
-		break;
-	}
-
-	case QKI_T_SA_REGISTER: {
-		static const int req[] = { QKI_A_PEER, QKI_A_SPI, QKI_A_DIR, 0 };
-		if (!need_attrs(&a, req, &missing))
-			goto missing;
-		if (!p)
-			goto no_peer;
-		r = qkid_sa_register(p, spi, dir, c, &sa);
-		if (r != QKI_OK) {
-			reply_error(d, c, rtype, h.seq, r, r == QKI_ERR_EXISTS ?
-				    "SA registered for another peer" : NULL);
-			return 1;
-		}
-		qkid_peer_flush(p);
-		qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_sa_capacity(p));
-		break;
-	}
-
-	case QKI_T_SA_KEYS: {
-		static const int req[] = { QKI_A_SPI, QKI_A_DIR, QKI_A_EPOCH, QKI_A_COUNT, 0 };
-		if (!need_attrs(&a, req, &missing))
-			goto missing;
-		if (!(sa = qkid_sa_find(d, spi, dir)))
-			goto no_sa;
-		qki_attr_u32(&a, QKI_A_EPOCH, &epoch);
-		qki_attr_u32(&a, QKI_A_COUNT, &count);
-		qki_attr_u8(&a, QKI_A_PEEK, &peek);
-		if (count == 0) {
-			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, "COUNT must be at least 1");
-			return 1;
-		}
-		if (epoch >= QKI_EPOCH_LIMIT) {
-			log_warn("local API: SA %08x/%s: keys for epoch %u refused: the epoch space "
-				 "ends at %u (the SA must be rekeyed)", spi, dir == QKI_DIR_IN ? "in" : "out",
-				 epoch, QKI_EPOCH_LIMIT);
-			reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID,
-				    "EPOCH beyond the epoch space; rekey the SA");
-			return 1;
-		}
-		if (count > QKI_EPOCH_BATCH_MAX)
-			count = QKI_EPOCH_BATCH_MAX;
-		if (count > QKI_EPOCH_LIMIT - epoch)
-			count = QKI_EPOCH_LIMIT - epoch;
-		r = qkid_sa_keys(sa, epoch, count, peek, &m, &got, &next, &msg);
-		if (r == QKID_AGAIN && peek) {
-			r = QKI_ERR_NO_KEY;         /* a look only: never parked, never starved */
-			msg = "no key held for this epoch";
-		} else if (r == QKID_AGAIN) {
-			if (first_try)
-				sa->starved++;
-			qkid_peer_flush(sa->peer);
-			if (!expired && wait && !kme_failing(sa->peer)) {
-				OPENSSL_cleanse(d->reply, m.len);
-				return 0;
-			}
-			r = kme_failing(sa->peer) ? QKI_ERR_KME : QKI_ERR_NO_KEY;
-			if (!msg)
-				msg = sa->peer->kme_state == QKI_KME_BACKOFF ? sa->peer->last_error
-									     : "no key for this epoch yet";
-		}
-		qkid_peer_flush(sa->peer);
-		if (r != QKI_OK) {
-			qki_msg_init(&m, d->reply, sizeof(d->reply), rtype, h.seq);
-			qki_msg_put_u32(&m, QKI_A_ERROR, (uint32_t)(r < 0 ? QKI_ERR_INTERNAL : r));
-			qki_msg_put_str(&m, QKI_A_MESSAGE, msg ? msg : qki_strerror(r));
-		}
-		qki_msg_put_u32(&m, QKI_A_NEXT_EPOCH, next);
-		qki_msg_put_u32(&m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
-		break;
-	}
-
-	case QKI_T_SA_REPORT: {
-		static const int req[] = { QKI_A_SPI, QKI_A_DIR, QKI_A_PACKETS, QKI_A_BYTES, 0 };
-		if (!need_attrs(&a, req, &missing))
-			goto missing;
-		if (!(sa = qkid_sa_find(d, spi, dir)))
-			goto no_sa;
-		qki_attr_u64(&a, QKI_A_PACKETS, &packets);
-		qki_attr_u64(&a, QKI_A_BYTES, &bytes);
-		qkid_sa_report(sa, packets, bytes);
-		qki_msg_put_u32(&m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
-		break;
-	}
-
-	case QKI_T_SA_UNREGISTER:
-	case QKI_T_SA_FLUSH:
-	case QKI_T_RPK_ADVICE: {
-		static const int req[] = { QKI_A_SPI, QKI_A_DIR, 0 };
-		if (!need_attrs(&a, req, &missing))
-			goto missing;
-		if (!(sa = qkid_sa_find(d, spi, dir)))
-			goto no_sa;
-		if (h.type == QKI_T_SA_UNREGISTER) {
-			qkid_sa_unregister(sa);
-		} else if (h.type == QKI_T_SA_FLUSH) {
-			qki_msg_put_u32(&m, QKI_A_COUNT, qkid_sa_flush(sa));
-			qkid_peer_flush(sa->peer);
-		} else {
-			double share;
-			uint32_t rpk = qkid_sa_rpk(sa, &share);
-			qki_msg_put_u32(&m, QKI_A_RPK, rpk);
-			qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
-			qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
-			qki_msg_put_u32(&m, QKI_A_LEVEL, qkid_sa_level(sa));
-			qki_msg_put_u32(&m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
-			qki_msg_put_u64(&m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
-			qki_msg_put_u64(&m, QKI_A_RATE_IN, (uint64_t)llround(share * 1000));
-		}
-		break;
-	}
-
-	case QKI_T_STATUS:
-		if (a.a[QKI_A_PEER].present && !p)
-			goto no_peer;
-		qki_msg_put_str(&m, QKI_A_VERSION, PACKAGE_VERSION);
-		qki_msg_put_u64(&m, QKI_A_UPTIME, (uint64_t)(qkid_now_ms() - d->t_start) / 1000);
-		qki_msg_put_u32(&m, QKI_A_RPK_MIN, conf->rpk_min);
-		qki_msg_put_u32(&m, QKI_A_RPK_MAX, conf->rpk_max);
-		qki_msg_put_u32(&m, QKI_A_KEYS_HELD, (uint32_t)(d->arena.n_slots - d->arena.n_free));
-		qki_msg_put_u32(&m, QKI_A_KEYS_SLOTS, (uint32_t)d->arena.n_slots);
-		for (size_t i = 0; i < d->n_peers; i++) {
-			struct qkid_peer *q = &d->peers[i];
-			if (p && q != p)
-				continue;
-			put_peer_info(&m, q);
-			for (struct qkid_sa *s = q->sas; s && !m.overflow; s = s->next)
-				put_sa_info(&m, s);
-		}
-		if (m.overflow) {
-			reply_error(d, c, rtype, h.seq, QKI_ERR_INTERNAL,
-				    "status too large; ask for one peer");
-			return 1;
-		}
-		break;
-
-	case QKI_T_PEER_RESYNC:
-		if (!a.a[QKI_A_PEER].present) {
-			missing = "PEER";
-			goto missing;
-		}
-		if (!p)
-			goto no_peer;
-		qkid_peer_resync(p);
-		break;
-
-	default:
-		reply_error(d, c, rtype, h.seq, QKI_ERR_UNSUPPORTED, "unknown request type");
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]) && !h; i++)
+		if (handlers[i].type == r.h.type)
+			h = &handlers[i];
+	if (!h) {
+		refuse(&r, QKI_ERR_UNSUPPORTED, "unknown request type");
 		return 1;
 	}
-	queue_reply(d, c, &m);
-	return 1;
-
-missing:
-	snprintf(peer, sizeof(peer), "missing attribute %s", missing);
-	reply_error(d, c, rtype, h.seq, QKI_ERR_INVALID, peer);
-	return 1;
-no_peer:
-	reply_error(d, c, rtype, h.seq, QKI_ERR_NO_PEER, "no such peer in qkid.conf");
-	return 1;
-no_sa:
-	reply_error(d, c, rtype, h.seq, QKI_ERR_NO_SA, "SA not registered");
+	if (!need_attrs(&r.a, h->need, &missing)) {
+		snprintf(text, sizeof(text), "missing attribute %s", missing);
+		refuse(&r, QKI_ERR_INVALID, text);
+		return 1;
+	}
+	if (h->peer && !r.p) {
+		refuse(&r, QKI_ERR_NO_PEER, "no such peer in qkid.conf");
+		return 1;
+	}
+	if (h->sa && !(r.sa = qkid_sa_find(d, r.spi, r.dir))) {
+		refuse(&r, QKI_ERR_NO_SA, "SA not registered");
+		return 1;
+	}
+	qki_msg_init(&r.m, d->reply, sizeof(d->reply), r.h.type | QKI_REPLY, r.h.seq);
+	switch (h->fn(&r)) {
+	case PARKED:
+		return 0;
+	case REPLY:
+		queue_reply(d, c, &r.m);
+		return 1;
+	case ANSWERED:
+		break;
+	}
 	return 1;
 }
 
