@@ -12,6 +12,7 @@
  * enc/dec print one line per key: "<key_ID> <bits>" (plus the key in hex with --show-keys,
  * meant for tests only). Exit status: 0 on success, 10 + enum etsi014_error_code on a KME or
  * transport error (16 = HTTP 400, 17 = 401, 18 = 503, 20 = malformed), 2 on usage errors.
+ * Each subcommand is one *_main in the table below; `qkd-etsi014 SUBCOMMAND --help` shows its help.
  */
 #include "etsi014_client.h"
 
@@ -33,14 +34,48 @@ struct options {
 	unsigned threads;
 };
 
+static int status_main(struct options *o, int argc, char **argv);
+static int enc_main(struct options *o, int argc, char **argv);
+static int dec_main(struct options *o, int argc, char **argv);
+static int bench_main(struct options *o, int argc, char **argv);
+
+/* One entry per subcommand: its positional arguments (min..max, -1 = any) and its help. */
+static const struct subcommand {
+	const char *name;
+	const char *args;
+	int min_args, max_args;
+	const char *help;
+	int (*main)(struct options *o, int argc, char **argv);
+} subcommands[] = {
+	{ "status", "SLAVE_SAE_ID", 1, 1,
+	  "print the KME's status for the link to SLAVE_SAE_ID (key size, stored keys, limits)\n",
+	  status_main },
+	{ "enc", "SLAVE_SAE_ID", 1, 1,
+	  "get new keys for SLAVE_SAE_ID (master side); one line per key: KEY_ID BITS\n"
+	  "  -n, --number N, -s, --size BITS, -g, --get, --show-keys\n",
+	  enc_main },
+	{ "dec", "MASTER_SAE_ID KEY_ID...", 2, -1,
+	  "get the keys with these key_IDs from MASTER_SAE_ID (slave side); one line per key\n"
+	  "  -s, --size BITS, -g, --get, --show-keys\n",
+	  dec_main },
+	{ "bench", "SLAVE_SAE_ID MASTER_SAE_ID --peer-url URL\n"
+	  "                   --peer-cert FILE --peer-key FILE", 2, 2,
+	  "enc at --url, dec of the same key_IDs at --peer-url with the peer SAE's\n"
+	  "--peer-cert/--peer-key, for --duration SECONDS (5) in --threads N (1); prints one line\n"
+	  "of figures; exit status 1 if any key differed or a request failed\n"
+	  "  -n, --number N, -s, --size BITS\n",
+	  bench_main },
+};
+
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
 static void usage(FILE *f)
 {
+	fprintf(f, "usage: ");
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		fprintf(f, "%sqkd-etsi014 [options] %s %s\n", i ? "       " : "",
+			subcommands[i].name, subcommands[i].args);
 	fprintf(f,
-		"usage: qkd-etsi014 [options] status SLAVE_SAE_ID\n"
-		"       qkd-etsi014 [options] enc SLAVE_SAE_ID\n"
-		"       qkd-etsi014 [options] dec MASTER_SAE_ID KEY_ID...\n"
-		"       qkd-etsi014 [options] bench SLAVE_SAE_ID MASTER_SAE_ID --peer-url URL\n"
-		"                   --peer-cert FILE --peer-key FILE\n"
 		"options:\n"
 		"  -u, --url URL           KME base URL (default https://127.0.0.1:8443)\n"
 		"  -c, --cert FILE         SAE client certificate (PEM)\n"
@@ -51,9 +86,24 @@ static void usage(FILE *f)
 		"  -g, --get               use the GET form instead of POST\n"
 		"      --connect-timeout MS, --timeout MS\n"
 		"      --show-keys         also print key bytes in hex (testing only)\n"
+		"  -h, --help              this text; after a subcommand, that subcommand's help\n"
 		"bench: enc at --url, dec of the same key_IDs at --peer-url with the peer SAE's\n"
 		"       --peer-cert/--peer-key; --duration SECONDS (5), --threads N (1)\n"
 		"exit status: 0 ok, 10+error code on failure (16=400 17=401 18=503 20=malformed)\n");
+}
+
+static const struct subcommand *subcommand(const char *name)
+{
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		if (strcmp(name, subcommands[i].name) == 0)
+			return &subcommands[i];
+	return NULL;
+}
+
+static void subcommand_usage(FILE *f, const struct subcommand *s)
+{
+	fprintf(f, "usage: qkd-etsi014 [options] %s %s\n%s"
+		"(qkd-etsi014 --help lists the common options)\n", s->name, s->args, s->help);
 }
 
 static int fail_exit(const char *what, enum etsi014_error_code rc, const struct etsi014_error *e)
@@ -61,6 +111,15 @@ static int fail_exit(const char *what, enum etsi014_error_code rc, const struct 
 	fprintf(stderr, "qkd-etsi014: %s: %s: %s%s%s\n", what, etsi014_strerror(rc), e->message,
 		e->details[0] ? " details=" : "", e->details);
 	return 10 + (int)rc;
+}
+
+static struct etsi014_client *client_new(const struct etsi014_client_config *cfg, int *ret)
+{
+	struct etsi014_error e;
+	struct etsi014_client *c = etsi014_client_new(cfg, &e);
+	if (!c)
+		*ret = fail_exit("client", e.code, &e);
+	return c;
 }
 
 static void print_keys(const struct etsi014_key_container *kc, int show)
@@ -160,18 +219,22 @@ static void *bench_thread(void *arg)
 	return NULL;
 }
 
-static int run_bench(struct options *o, const char *slave_id, const char *master_id)
+static int bench_main(struct options *o, int argc, char **argv)
 {
+	const char *slave_id = argv[1], *master_id = argv[2];
 	struct bench b = {0};
 	struct etsi014_error e;
 	pthread_t tids[64];
 	unsigned i, n = o->threads ? o->threads : 1;
 	double t0, el;
 
+	(void)argc;
 	if (n > 64 || !o->peer.kme_url || !o->peer.cert_file || !o->peer.key_file) {
-		usage(stderr);
+		subcommand_usage(stderr, subcommand("bench"));
 		return 2;
 	}
+	o->peer.connect_timeout_ms = o->cfg.connect_timeout_ms;
+	o->peer.total_timeout_ms = o->cfg.total_timeout_ms;
 	b.master = etsi014_client_new(&o->cfg, &e);
 	if (!b.master)
 		return fail_exit("client", e.code, &e);
@@ -203,6 +266,83 @@ static int run_bench(struct options *o, const char *slave_id, const char *master
 	etsi014_client_free(b.slave);
 	pthread_mutex_destroy(&b.lock);
 	return b.mismatches || b.errors ? 1 : 0;
+}
+
+/* --- status, enc, dec ------------------------------------------------------------------------- */
+
+static int status_main(struct options *o, int argc, char **argv)
+{
+	struct etsi014_client *c;
+	struct etsi014_status st;
+	struct etsi014_error e;
+	enum etsi014_error_code rc;
+	int ret = 0;
+
+	(void)argc;
+	if (!(c = client_new(&o->cfg, &ret)))
+		return ret;
+	rc = etsi014_get_status(c, argv[1], &st, &e);
+	if (rc) {
+		ret = fail_exit("status", rc, &e);
+	} else {
+		printf("source_KME_ID=%s\ntarget_KME_ID=%s\nmaster_SAE_ID=%s\n"
+		       "slave_SAE_ID=%s\nkey_size=%u\nstored_key_count=%u\n"
+		       "max_key_count=%u\nmax_key_per_request=%u\nmax_key_size=%u\n"
+		       "min_key_size=%u\nmax_SAE_ID_count=%u\n",
+		       st.source_kme_id, st.target_kme_id, st.master_sae_id, st.slave_sae_id,
+		       st.key_size, st.stored_key_count, st.max_key_count,
+		       st.max_key_per_request, st.max_key_size, st.min_key_size,
+		       st.max_sae_id_count);
+	}
+	etsi014_client_free(c);
+	return ret;
+}
+
+static int enc_main(struct options *o, int argc, char **argv)
+{
+	struct etsi014_enc_request req = {
+		.number = o->number, .size_bits = o->size_bits, .method = o->method,
+	};
+	struct etsi014_client *c;
+	struct etsi014_key_container *kc;
+	struct etsi014_error e;
+	enum etsi014_error_code rc;
+	int ret = 0;
+
+	(void)argc;
+	if (!(c = client_new(&o->cfg, &ret)))
+		return ret;
+	rc = etsi014_get_enc_keys_ex(c, argv[1], &req, &kc, &e);
+	if (rc) {
+		ret = fail_exit("enc_keys", rc, &e);
+	} else {
+		print_keys(kc, o->show_keys);
+		etsi014_key_container_free(kc);
+	}
+	etsi014_client_free(c);
+	return ret;
+}
+
+static int dec_main(struct options *o, int argc, char **argv)
+{
+	struct etsi014_client *c;
+	struct etsi014_key_container *kc;
+	struct etsi014_error e;
+	enum etsi014_error_code rc;
+	int ret = 0;
+
+	if (!(c = client_new(&o->cfg, &ret)))
+		return ret;
+	rc = etsi014_get_dec_keys_ex(c, argv[1], (const char *const *)&argv[2], (size_t)(argc - 2),
+				     o->size_bits, o->method, &kc, &e);
+	if (rc) {
+		ret = fail_exit("dec_keys", rc, &e);
+	} else {
+		print_keys(kc, o->show_keys);
+		etsi014_key_container_free(kc);
+	}
+	etsi014_client_free(c);
+	return ret;
 }
 
 /* --- main -------------------------------------------------------------------------------------- */
@@ -241,11 +381,8 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct options o = {0};
-	struct etsi014_client *c;
-	struct etsi014_error e;
-	enum etsi014_error_code rc;
-	const char *cmd;
-	int opt, ret;
+	const struct subcommand *s = NULL;
+	int opt, help = 0, n_args;
 
 	signal(SIGPIPE, SIG_IGN); /* a KME closing mid-request fails the call (see etsi014_client.h) */
 	o.cfg.kme_url = "https://127.0.0.1:8443";
@@ -266,75 +403,27 @@ int main(int argc, char **argv)
 		case 'K': o.peer.key_file = optarg; break;
 		case 'd': o.duration = atof(optarg); break;
 		case 'j': o.threads = parse_uint(optarg, "threads"); break;
-		case 'h': usage(stdout); return 0;
+		case 'h': help = 1; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 2 > argc) {
+	if (optind < argc)
+		s = subcommand(argv[optind]);
+	if (help) {
+		if (s)
+			subcommand_usage(stdout, s);
+		else
+			usage(stdout);
+		return 0;
+	}
+	if (!s) {
 		usage(stderr);
 		return 2;
 	}
-	cmd = argv[optind];
-	if (strcmp(cmd, "bench") == 0) {
-		if (optind + 3 != argc) {
-			usage(stderr);
-			return 2;
-		}
-		o.peer.connect_timeout_ms = o.cfg.connect_timeout_ms;
-		o.peer.total_timeout_ms = o.cfg.total_timeout_ms;
-		return run_bench(&o, argv[optind + 1], argv[optind + 2]);
+	n_args = argc - optind - 1;
+	if (n_args < s->min_args || (s->max_args >= 0 && n_args > s->max_args)) {
+		subcommand_usage(stderr, s);
+		return 2;
 	}
-
-	c = etsi014_client_new(&o.cfg, &e);
-	if (!c)
-		return fail_exit("client", e.code, &e);
-	ret = 0;
-	if (strcmp(cmd, "status") == 0 && optind + 2 == argc) {
-		struct etsi014_status st;
-
-		rc = etsi014_get_status(c, argv[optind + 1], &st, &e);
-		if (rc) {
-			ret = fail_exit("status", rc, &e);
-		} else {
-			printf("source_KME_ID=%s\ntarget_KME_ID=%s\nmaster_SAE_ID=%s\n"
-			       "slave_SAE_ID=%s\nkey_size=%u\nstored_key_count=%u\n"
-			       "max_key_count=%u\nmax_key_per_request=%u\nmax_key_size=%u\n"
-			       "min_key_size=%u\nmax_SAE_ID_count=%u\n",
-			       st.source_kme_id, st.target_kme_id, st.master_sae_id, st.slave_sae_id,
-			       st.key_size, st.stored_key_count, st.max_key_count,
-			       st.max_key_per_request, st.max_key_size, st.min_key_size,
-			       st.max_sae_id_count);
-		}
-	} else if (strcmp(cmd, "enc") == 0 && optind + 2 == argc) {
-		struct etsi014_enc_request req = {
-			.number = o.number, .size_bits = o.size_bits, .method = o.method,
-		};
-		struct etsi014_key_container *kc;
-
-		rc = etsi014_get_enc_keys_ex(c, argv[optind + 1], &req, &kc, &e);
-		if (rc) {
-			ret = fail_exit("enc_keys", rc, &e);
-		} else {
-			print_keys(kc, o.show_keys);
-			etsi014_key_container_free(kc);
-		}
-	} else if (strcmp(cmd, "dec") == 0 && optind + 3 <= argc) {
-		struct etsi014_key_container *kc;
-
-		rc = etsi014_get_dec_keys_ex(c, argv[optind + 1],
-					     (const char *const *)&argv[optind + 2],
-					     (size_t)(argc - optind - 2), o.size_bits, o.method, &kc,
-					     &e);
-		if (rc) {
-			ret = fail_exit("dec_keys", rc, &e);
-		} else {
-			print_keys(kc, o.show_keys);
-			etsi014_key_container_free(kc);
-		}
-	} else {
-		usage(stderr);
-		ret = 2;
-	}
-	etsi014_client_free(c);
-	return ret;
+	return s->main(&o, argc - optind, argv + optind);
 }
