@@ -592,5 +592,13 @@ void etsi014_parse_error_body(const char *body, size_t len, struct etsi014_error
 		if (s)
 			copy_printable(err->details, sizeof(err->details), s, strlen(s));
 	}
+	if (!err->message[0]) {
+		/* Not an ETSI error object (e.g. {"detail": ...} from a web framework in front of
+		 * the KME): its text says more than the HTTP status alone. */
+		const char *s = json_object_to_json_string_ext(
+			root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		if (s)
+			copy_printable(err->message, sizeof(err->message), s, strlen(s));
+	}
 	json_object_put(root);
 }

@@ -46,8 +46,9 @@ enum etsi014_error_code etsi014_parse_key_container(const char *body, size_t len
 						    struct etsi014_key_container **out,
 						    struct etsi014_error *err);
 
-/* Fill err->message/details from an error body {"message": ..., "details": [...]}. Anything that
- * does not parse becomes a sanitized excerpt of the body. Never fails. */
+/* Fill err->message/details from an error body {"message": ..., "details": [...]}. A JSON object
+ * without a string "message" (e.g. {"detail": "..."}), and anything that does not parse, becomes
+ * a sanitized excerpt of the body in err->message. Never fails. */
 void etsi014_parse_error_body(const char *body, size_t len, struct etsi014_error *err);
 
 /* Allocate a container for n keys of key_len bytes each (key memory zeroed, count = n). */

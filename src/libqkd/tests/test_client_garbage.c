@@ -118,6 +118,8 @@ static const struct gcase cases[] = {
 	{"400", OP_ENC, 400, "{\"message\":\"size not supported\",\"details\":[{\"size\":7}]}",
 	 H_NORMAL, ETSI014_ERR_HTTP_400},
 	{"401", OP_ENC, 401, "{\"message\":\"unauthorized\"}", H_NORMAL, ETSI014_ERR_HTTP_401},
+	{"401 without ETSI message", OP_ENC, 401, "{\"detail\":\"certificate not registered\"}",
+	 H_NORMAL, ETSI014_ERR_HTTP_401},
 	{"503", OP_ENC, 503, "{\"message\":\"keys exhausted\",\"details\":[{\"stored\":0}]}",
 	 H_NORMAL, ETSI014_ERR_HTTP_503},
 	{"503 html", OP_DEC, 503, "<html><body>down</body></html>", H_NORMAL,
@@ -450,6 +452,8 @@ START_TEST(garbage_case)
 	}
 	if (rc == ETSI014_ERR_HTTP_503 && gc->op == OP_ENC)
 		ck_assert_str_eq(e.message, "keys exhausted");
+	if (gc->body && strstr(gc->body, "\"detail\""))   /* its text, not just "HTTP 401" */
+		ck_assert_str_eq(e.message, "{\"detail\":\"certificate not registered\"}");
 }
 END_TEST
 

@@ -357,6 +357,7 @@ START_TEST(error_body)
 	struct etsi014_error e = {0};
 	const char *b1 = "{\"message\":\"not enough keys\",\"details\":[{\"stored\":0}]}";
 	const char *b2 = "<html>503 \x01 oops</html>";
+	const char *b3 = "{ \"detail\": \"SAE_B is not registered\" }";
 
 	etsi014_parse_error_body(b1, strlen(b1), &e);
 	ck_assert_str_eq(e.message, "not enough keys");
@@ -366,8 +367,12 @@ START_TEST(error_body)
 	ck_assert_str_eq(e.details, "");
 	etsi014_parse_error_body("", 0, &e);
 	ck_assert_str_eq(e.message, "");
+	/* no ETSI "message": the body's text, not nothing */
 	etsi014_parse_error_body("{\"message\":5}", 13, &e);
-	ck_assert_str_eq(e.message, "");
+	ck_assert_str_eq(e.message, "{\"message\":5}");
+	etsi014_parse_error_body(b3, strlen(b3), &e);
+	ck_assert_str_eq(e.message, "{\"detail\":\"SAE_B is not registered\"}");
+	ck_assert_str_eq(e.details, "");
 }
 END_TEST
 
