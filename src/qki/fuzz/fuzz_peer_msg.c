@@ -15,14 +15,13 @@
 
 #include "../qkid.h"
 #include "../qkid_log.h"
+#include "ipseq_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int64_t qkid_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ipseq_now_ms();
 }
 
 void qkid_random(void *buf, size_t n)

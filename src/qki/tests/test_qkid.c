@@ -19,6 +19,7 @@
 #include "../qkid.h"
 #include "../qkid_conf.h"
 #include "../qkid_log.h"
+#include "ipseq_util.h"
 #include "../qkid_fair.h"
 #include "../qkid_peerproto.h"
 #include "../qkid_replay.h"
@@ -312,9 +313,7 @@ struct side {
 
 int64_t qkid_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ipseq_now_ms();
 }
 
 void qkid_random(void *buf, size_t n)
