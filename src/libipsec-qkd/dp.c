@@ -25,6 +25,7 @@
 
 #include "ctl.h"
 #include "dp.h"
+#include "ipseq_util.h"
 #include "keys.h"
 #include "lifetime.h"
 #include "rx.h"
@@ -34,10 +35,7 @@
 
 uint64_t iq_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ipseq_now_ms();
 }
 
 void iq_seterr(iq_err_t *err, const char *fmt, ...)
