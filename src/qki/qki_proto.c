@@ -82,6 +82,7 @@ const char *qki_strerror(int code)
 	case QKI_ERR_STALE: return "epoch no longer available";
 	case QKI_ERR_BUSY: return "daemon busy";
 	case QKI_ERR_INTERNAL: return "internal error";
+	case QKI_ERR_PERMISSION: return "permission denied";
 	case QKI_ERR_CONNECT: return "cannot connect to qkid";
 	case QKI_ERR_IO: return "connection to qkid failed";
 	case QKI_ERR_TIMEOUT: return "timeout waiting for qkid";

@@ -146,6 +146,7 @@ enum qki_error_code {
 	QKI_ERR_STALE = 13,      /* epoch no longer available (released or lost in a resync) */
 	QKI_ERR_BUSY = 14,       /* too many parked requests */
 	QKI_ERR_INTERNAL = 15,
+	QKI_ERR_PERMISSION = 16, /* the caller may not (its role, or another client's SA) */
 	/* client-side only */
 	QKI_ERR_CONNECT = 64,    /* cannot connect to the socket */
 	QKI_ERR_IO = 65,         /* read/write failed or connection closed */

@@ -220,9 +220,19 @@ struct qkid_peer {
 
 /* ---- local connections (qkid_local.c) ------------------------------------------------------- */
 
+/* What a local caller may do, from its SO_PEERCRED credentials at connect time. */
+enum qkid_access {
+	QKID_ACCESS_NONE = 0,   /* VERSION only */
+	QKID_ACCESS_STATUS,     /* also STATUS and RPK_ADVICE: no key, no change */
+	QKID_ACCESS_KEYS,       /* everything: root, qkid's own user, members of key_group */
+};
+
 struct qkid_conn {
 	struct qkid_conn *next;
 	int fd;
+	uid_t uid;              /* of the process that connected */
+	uint8_t access;         /* enum qkid_access */
+	uint8_t refused;        /* a request was refused and logged (once per connection) */
 	uint8_t *rx;            /* QKI_HDR_LEN + QKI_MSG_MAX */
 	size_t rx_len;
 	uint8_t *tx;
@@ -243,6 +253,7 @@ struct qkid {
 	int64_t t_start;
 	int notify_rd, notify_wr;
 	int local_fd;
+	gid_t key_gid, status_gid;      /* (gid_t)-1: none */
 	struct qkid_conn *conns;
 	size_t n_conns;
 	int listen_fd;

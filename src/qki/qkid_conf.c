@@ -99,6 +99,8 @@ int qkid_conf_set(struct qkid_conf *c, const char *key, const char *value, char 
 {
 	STR_KEY("socket", c->socket_path)
 	STR_KEY("socket_group", c->socket_group)
+	STR_KEY("key_group", c->key_group)
+	STR_KEY("status_group", c->status_group)
 	STR_KEY("listen", c->listen)
 	STR_KEY("pid_file", c->pid_file)
 	if (!strcmp(key, "socket_mode"))

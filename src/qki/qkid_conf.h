@@ -48,6 +48,8 @@ struct qkid_peer_conf {
 struct qkid_conf {
 	char socket_path[QKID_PATH_MAX];
 	char socket_group[64];
+	char key_group[64];     /* key access besides root and qkid's own user */
+	char status_group[64];  /* status only; empty: socket_group */
 	unsigned socket_mode;
 	char listen[QKID_PATH_MAX];     /* host:port for peer qkids ("" = do not listen) */
 	char pid_file[QKID_PATH_MAX];

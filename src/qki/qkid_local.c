@@ -29,6 +29,21 @@
 #define WAIT_MAX_MS 60000
 #define PARKED_MAX 256
 
+/* gid of a group named in qkid.conf; (gid_t)-1 when none is named. */
+static int resolve_group(const char *name, const char *key, gid_t *gid, char *err, size_t errlen)
+{
+	struct group *g;
+	*gid = (gid_t)-1;
+	if (!name[0])
+		return 0;
+	if (!(g = getgrnam(name))) {
+		snprintf(err, errlen, "%s %s: no such group", key, name);
+		return -1;
+	}
+	*gid = g->gr_gid;
+	return 0;
+}
+
 int qkid_local_open(struct qkid *d, char *err, size_t errlen)
 {
 	const struct qkid_conf *c = d->conf;
@@ -91,6 +106,14 @@ int qkid_local_open(struct qkid *d, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (resolve_group(c->key_group, "key_group", &d->key_gid, err, errlen) ||
+	    resolve_group(c->status_group[0] ? c->status_group : c->socket_group,
+			  c->status_group[0] ? "status_group" : "socket_group", &d->status_gid,
+			  err, errlen)) {
+		close(fd);
+		unlink(c->socket_path);
+		return -1;
+	}
 	if (chmod(c->socket_path, c->socket_mode & 0770) || listen(fd, 64)) {
 		snprintf(err, errlen, "socket %s: %s", c->socket_path, strerror(errno));
 		close(fd);
@@ -100,6 +123,48 @@ int qkid_local_open(struct qkid *d, char *err, size_t errlen)
 	log_info("local API on %s (mode %04o%s%s)", c->socket_path, c->socket_mode & 0770,
 		 c->socket_group[0] ? ", group " : "", c->socket_group);
 	return 0;
+}
+
+static int in_groups(gid_t want, const gid_t *gids, size_t n)
+{
+	if (want == (gid_t)-1)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (gids[i] == want)
+			return 1;
+	return 0;
+}
+
+/*
+ * What the process at the other end of fd may do, from its credentials at connect time
+ * (SO_PEERCRED, and SO_PEERGROUPS for its supplementary groups): key access for root, qkid's own
+ * user and members of key_group; status for members of status_group (or, without one, of
+ * socket_group); else nothing but VERSION.
+ */
+static uint8_t caller_access(const struct qkid *d, int fd, uid_t *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t gids[64];
+	size_t n = 0;
+
+	*uid = (uid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || len != sizeof(cr))
+		return QKID_ACCESS_NONE;
+	*uid = cr.uid;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return QKID_ACCESS_KEYS;
+	gids[n++] = cr.gid;
+#ifdef SO_PEERGROUPS
+	len = sizeof(gids) - sizeof(gids[0]);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &len) == 0)
+		n += len / sizeof(gids[0]);
+#endif
+	if (in_groups(d->key_gid, gids, n))
+		return QKID_ACCESS_KEYS;
+	if (in_groups(d->status_gid, gids, n))
+		return QKID_ACCESS_STATUS;
+	return QKID_ACCESS_NONE;
 }
 
 void qkid_local_accept(struct qkid *d)
@@ -122,6 +187,7 @@ void qkid_local_accept(struct qkid *d)
 		return;
 	}
 	c->fd = fd;
+	c->access = caller_access(d, fd, &c->uid);
 	c->next = d->conns;
 	d->conns = c;
 	d->n_conns++;
@@ -373,10 +439,12 @@ static enum handled on_key(struct request *r)
 
 static enum handled on_sa_register(struct request *r)
 {
-	struct qkid_sa *sa;
+	struct qkid_sa *sa = qkid_sa_find(r->d, r->spi, r->dir);
+	const char *taken = sa && sa->peer != r->p ? "SA registered for another peer"
+						    : "SA registered by another client";
 	int rc = qkid_sa_register(r->p, r->spi, r->dir, r->c, &sa);
 	if (rc != QKI_OK)
-		return refuse(r, rc, rc == QKI_ERR_EXISTS ? "SA registered for another peer" : NULL);
+		return refuse(r, rc, rc == QKI_ERR_EXISTS ? taken : NULL);
 	qkid_peer_flush(r->p);
 	qki_msg_put_u32(&r->m, QKI_A_CAPACITY, qkid_sa_capacity(r->p));
 	return REPLY;
@@ -506,31 +574,40 @@ static enum handled on_peer_resync(struct request *r)
 
 #define ATTRS(...) ((const int[]){ __VA_ARGS__, 0 })
 
-/* One handler per request type. Before it runs, the attributes `need` are present, PEER names
- * a configured peer (`peer`), and SPI/DIR name an SA qkid knows (`sa`). */
+/* One handler per request type. Before it runs, the caller has the `access` it needs, the
+ * attributes `need` are present, PEER names a configured peer (`peer`), SPI/DIR name an SA qkid
+ * knows (`sa`), and for `owner` requests this connection registered that SA. */
 static const struct handler {
 	uint8_t type;
+	uint8_t access;         /* enum qkid_access the caller needs at least */
 	const int *need;
 	unsigned peer:1, sa:1;
+	unsigned owner:1;       /* only the connection that registered the SA */
 	enum handled (*fn)(struct request *r);
 } handlers[] = {
-	{ .type = QKI_T_VERSION, .need = ATTRS(0), .fn = on_version },
-	{ .type = QKI_T_KEY_NEW, .need = ATTRS(QKI_A_PEER, QKI_A_SIZE), .peer = 1, .fn = on_key },
-	{ .type = QKI_T_KEY_GET, .need = ATTRS(QKI_A_PEER, QKI_A_KEY_ID, QKI_A_SIZE), .peer = 1,
-	  .fn = on_key },
-	{ .type = QKI_T_SA_REGISTER, .need = ATTRS(QKI_A_PEER, QKI_A_SPI, QKI_A_DIR), .peer = 1,
-	  .fn = on_sa_register },
-	{ .type = QKI_T_SA_KEYS, .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_EPOCH, QKI_A_COUNT),
-	  .sa = 1, .fn = on_sa_keys },
-	{ .type = QKI_T_SA_REPORT, .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_PACKETS, QKI_A_BYTES),
-	  .sa = 1, .fn = on_sa_report },
-	{ .type = QKI_T_SA_UNREGISTER, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1,
-	  .fn = on_sa_unregister },
-	{ .type = QKI_T_SA_FLUSH, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1, .fn = on_sa_flush },
-	{ .type = QKI_T_RPK_ADVICE, .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1,
-	  .fn = on_rpk_advice },
-	{ .type = QKI_T_STATUS, .need = ATTRS(0), .fn = on_status },
-	{ .type = QKI_T_PEER_RESYNC, .need = ATTRS(QKI_A_PEER), .peer = 1, .fn = on_peer_resync },
+	{ .type = QKI_T_VERSION, .access = QKID_ACCESS_NONE, .need = ATTRS(0), .fn = on_version },
+	{ .type = QKI_T_STATUS, .access = QKID_ACCESS_STATUS, .need = ATTRS(0), .fn = on_status },
+	{ .type = QKI_T_RPK_ADVICE, .access = QKID_ACCESS_STATUS,
+	  .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1, .fn = on_rpk_advice },
+	{ .type = QKI_T_KEY_NEW, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_PEER, QKI_A_SIZE), .peer = 1, .fn = on_key },
+	{ .type = QKI_T_KEY_GET, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_PEER, QKI_A_KEY_ID, QKI_A_SIZE), .peer = 1, .fn = on_key },
+	{ .type = QKI_T_SA_REGISTER, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_PEER, QKI_A_SPI, QKI_A_DIR), .peer = 1, .fn = on_sa_register },
+	{ .type = QKI_T_SA_KEYS, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_EPOCH, QKI_A_COUNT), .sa = 1, .owner = 1,
+	  .fn = on_sa_keys },
+	{ .type = QKI_T_SA_REPORT, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_SPI, QKI_A_DIR, QKI_A_PACKETS, QKI_A_BYTES), .sa = 1, .owner = 1,
+	  .fn = on_sa_report },
+	{ .type = QKI_T_SA_UNREGISTER, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1, .owner = 1, .fn = on_sa_unregister },
+	/* the operator's `qkictl flush`: any caller with key access */
+	{ .type = QKI_T_SA_FLUSH, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_SPI, QKI_A_DIR), .sa = 1, .fn = on_sa_flush },
+	{ .type = QKI_T_PEER_RESYNC, .access = QKID_ACCESS_KEYS,
+	  .need = ATTRS(QKI_A_PEER), .peer = 1, .fn = on_peer_resync },
 };
 
 /*
@@ -573,6 +650,17 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 		refuse(&r, QKI_ERR_UNSUPPORTED, "unknown request type");
 		return 1;
 	}
+	if (c->access < h->access) {
+		int keys = h->access == QKID_ACCESS_KEYS;
+		if (!c->refused) {     /* once per connection: a client may retry in a loop */
+			c->refused = 1;
+			log_warn("local API: request 0x%02x from uid %ld refused: it needs %s",
+				 r.h.type, (long)c->uid, keys ? "key access" : "status access");
+		}
+		refuse(&r, QKI_ERR_PERMISSION, keys ? "needs key access (root or key_group)"
+						    : "needs status access (status_group)");
+		return 1;
+	}
 	if (!need_attrs(&r.a, h->need, &missing)) {
 		snprintf(text, sizeof(text), "missing attribute %s", missing);
 		refuse(&r, QKI_ERR_INVALID, text);
@@ -584,6 +672,14 @@ static int dispatch(struct qkid *d, struct qkid_conn *c, int first_try, int expi
 	}
 	if (h->sa && !(r.sa = qkid_sa_find(d, r.spi, r.dir))) {
 		refuse(&r, QKI_ERR_NO_SA, "SA not registered");
+		return 1;
+	}
+	if (h->owner && r.sa->owner != c) {
+		/* an SA that lost its connection is registered again by its next user */
+		if (r.sa->registered)
+			refuse(&r, QKI_ERR_PERMISSION, "SA registered by another client");
+		else
+			refuse(&r, QKI_ERR_NO_SA, "SA not registered");
 		return 1;
 	}
 	qki_msg_init(&r.m, d->reply, sizeof(d->reply), r.h.type | QKI_REPLY, r.h.seq);

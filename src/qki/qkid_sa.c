@@ -218,6 +218,9 @@ int qkid_sa_register(struct qkid_peer *p, uint32_t spi, uint8_t dir, struct qkid
 		     struct qkid_sa **out)
 {
 	struct qkid_sa *sa = qkid_sa_find(p->d, spi, dir);
+	/* an SA belongs to the connection that registered it until that connection closes */
+	if (sa && sa->registered && sa->owner != owner)
+		return QKI_ERR_EXISTS;
 	if (sa && sa->peer != p) {
 		if (sa->registered)
 			return QKI_ERR_EXISTS;

@@ -8,6 +8,8 @@
  *   qki-probe SOCK epochs PEER SPI in|out FIRST COUNT [WAIT_MS]
  *                                                register, then keys of COUNT epochs:
  *                                                "epoch key_id fpr" per line
+ *   qki-probe SOCK keys SPI in|out FIRST COUNT [WAIT_MS]
+ *                                                like epochs, without registering the SA first
  *   qki-probe SOCK follow PEER SPI in|out FIRST COUNT [WAIT_MS]
  *                                                like epochs, but follows STALE answers to the
  *                                                next epoch ("# stale E next N" line)
@@ -43,7 +45,7 @@ static const char *errname(int code)
 {
 	static const char *const n[] = { "OK", "PROTO", "VERSION", "UNSUPPORTED", "INVALID",
 		"NO_PEER", "NO_SA", "EXISTS", "NO_KEY", "UNKNOWN_KEY", "KEY_USED", "KME",
-		"PEER_DOWN", "STALE", "BUSY", "INTERNAL" };
+		"PEER_DOWN", "STALE", "BUSY", "INTERNAL", "PERMISSION" };
 	if (code >= 0 && code < (int)(sizeof(n) / sizeof(n[0])))
 		return n[code];
 	switch (code) {
@@ -120,7 +122,8 @@ static int cmd_get(struct qki_client *c, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_epochs(struct qki_client *c, int argc, char **argv, int follow)
+/* argv: PEER SPI DIR FIRST COUNT [WAIT_MS]; PEER only matters with reg */
+static int cmd_epochs(struct qki_client *c, int argc, char **argv, int follow, int reg)
 {
 	struct qki_error err;
 	enum qki_dir dir;
@@ -132,7 +135,7 @@ static int cmd_epochs(struct qki_client *c, int argc, char **argv, int follow)
 		return 2;
 	first = (uint32_t)strtoul(argv[3], NULL, 10);
 	count = (uint32_t)strtoul(argv[4], NULL, 10);
-	r = qki_sa_register(c, argv[0], spi, dir, NULL, &err);
+	r = reg ? qki_sa_register(c, argv[0], spi, dir, NULL, &err) : QKI_OK;
 	if (r) {
 		printf("ERR %s %s\n", errname(r), err.message);
 		return 1;
@@ -514,9 +517,11 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[2], "get") && argc >= 5)
 		rc = cmd_get(c, argc - 3, argv + 3);
 	else if (!strcmp(argv[2], "epochs") && argc >= 8)
-		rc = cmd_epochs(c, argc - 3, argv + 3, 0);
+		rc = cmd_epochs(c, argc - 3, argv + 3, 0, 1);
+	else if (!strcmp(argv[2], "keys") && argc >= 7)
+		rc = cmd_epochs(c, argc - 2, argv + 2, 0, 0);   /* argv[0] "keys" stands for PEER */
 	else if (!strcmp(argv[2], "follow") && argc >= 8)
-		rc = cmd_epochs(c, argc - 3, argv + 3, 1);
+		rc = cmd_epochs(c, argc - 3, argv + 3, 1, 1);
 	else if (!strcmp(argv[2], "sim") && argc >= 9)
 		rc = cmd_sim(c, argc - 3, argv + 3);
 	else if (!strcmp(argv[2], "bench") && argc >= 5)

@@ -808,6 +808,28 @@ START_TEST(test_sync_out_of_order)
 }
 END_TEST
 
+START_TEST(test_sync_sa_owner)
+{
+	struct side *m = side_new(QKI_ROLE_MASTER);
+	struct qkid_conn *first = (struct qkid_conn *)1, *second = (struct qkid_conn *)2;
+	struct qkid_sa *sa, *other = NULL;
+
+	ck_assert_int_eq(qkid_sa_register(&m->p, SPI, QKI_DIR_OUT, first, &sa), QKI_OK);
+	ck_assert_int_eq(qkid_sa_register(&m->p, SPI, QKI_DIR_OUT, first, &sa), QKI_OK);
+	/* another connection cannot take the SA while the first one is connected */
+	ck_assert_int_eq(qkid_sa_register(&m->p, SPI, QKI_DIR_OUT, second, &other),
+			 QKI_ERR_EXISTS);
+	ck_assert_ptr_null(other);
+	ck_assert_ptr_eq(sa->owner, first);
+	/* once it closed, the next registration takes it (a restarted datapath) */
+	qkid_conn_gone(&m->d, first);
+	ck_assert_int_eq(qkid_sa_register(&m->p, SPI, QKI_DIR_OUT, second, &other), QKI_OK);
+	ck_assert_ptr_eq(other, sa);
+	ck_assert_ptr_eq(sa->owner, second);
+	side_free(m);
+}
+END_TEST
+
 /* ---- configuration ---- */
 
 static const char good_conf[] =
@@ -962,6 +984,7 @@ int main(void)
 	tcase_add_test(ts, test_sync_malformed);
 	tcase_add_test(ts, test_sync_replay);
 	tcase_add_test(ts, test_sync_out_of_order);
+	tcase_add_test(ts, test_sync_sa_owner);
 	tcase_add_test(tc, test_conf_good);
 	tcase_add_test(tc, test_conf_bad);
 	tcase_add_test(tc, test_conf_example);
