@@ -13,6 +13,10 @@ for t in dpkg-buildpackage dh lintian systemd-analyze; do
 	command -v "$t" >/dev/null || skip "$t not installed (scripts/bootstrap installs it)"
 done
 pkgs="strongswan-qkd-plugins qkid qkd-kmsd qkd-tools"
+# One run at a time on a machine: two runs would install and purge the same packages under
+# each other (bounded wait).
+exec 9>/run/lock/ipseq-debian-packages.lock
+flock -w 1800 9 || skip "another run of this test held the package lock for 30 minutes"
 for p in $pkgs; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | matches 'installed|config-files'; then
 		skip "package $p is already on this machine; the test would remove it"
