@@ -87,3 +87,37 @@ logged_key_ids() {
 }
 # ping from hostA to hostB, quietly
 ping_b() { ip netns exec "$LAB-hostA" ping -c "${1:-3}" -i 0.2 -W 2 192.0.2.130 >/dev/null 2>&1; }
+# ping_all NODE COUNT INTERVAL DST [PING_OPTS...]: COUNT pings from NODE; prints "R of COUNT
+# answered" and succeeds only if every one was answered (ping itself succeeds on partial loss)
+ping_all() {
+	local r
+	r=$(ip netns exec "$LAB-$1" ping -q -c "$2" -i "$3" -W 2 "${@:5}" "$4" 2>&1 |
+		grep -oE '[0-9]+ received' | grep -oE '[0-9]+')
+	echo "# $1 -> $4: ${r:-0} of $2 pings answered"
+	[ "${r:-0}" -eq "$2" ]
+}
+# esp_epochs PCAP OFFSET [FILTER...]: the distinct IV epochs of the ESP-in-UDP packets FILTER
+# selects in PCAP (the 4 bytes at OFFSET from the IP header: 36 for IPv4, 56 for IPv6); capture
+# with no_gso, or a GSO batch counts as one packet
+esp_epochs() {
+	local pcap=$1 off=$2; shift 2
+	tcpdump -r "$pcap" -n -x "$@" 2>/dev/null | awk -v o="$off" '
+		/^[^ \t]/ { if (h != "") print substr(h, 2 * o + 1, 8); h = ""; next }
+		/^[ \t]+0x/ { for (i = 2; i <= NF; i++) h = h $i }
+		END { if (h != "") print substr(h, 2 * o + 1, 8) }' | sort -u | wc -l
+}
+# sa_windows GW [LINE]: the most key windows one SA of GW used, from the datapath's counters
+# that charon logs when it deletes the SA (0 if no SA rotated); only log lines after LINE
+sa_windows() {
+	tail -n +"$(( ${2:-0} + 1 ))" "$LAB_DIR/$1/charon.log" |
+		grep -oE 'kernel-qkd: SA [0-9a-f]+ used [0-9]+ key windows' |
+		awk '{ if ($5 > m) m = $5 } END { print m + 0 }'
+}
+# sa_auth_failures GW [LINE]: packets that failed authentication on GW's deleted SAs, summed
+# (only log lines after LINE)
+sa_auth_failures() {
+	tail -n +"$(( ${2:-0} + 1 ))" "$LAB_DIR/$1/charon.log" |
+		grep -oE 'kernel-qkd: SA [0-9a-f]+ deleted after [0-9]+ packets \([0-9]+ replayed, [0-9]+ failed' | awk '{ s += $10 } END { print s + 0 }'
+}
+# windows_at_least GW N [LINE]: an SA of GW used at least N key windows (see sa_windows)
+windows_at_least() { [ "$(sa_windows "$1" "${3:-0}")" -ge "$2" ]; }
