@@ -85,26 +85,30 @@ int qkid_ike_new(struct qkid_peer *p, size_t size, uint8_t *key, char *key_id, c
 	return QKI_OK;
 }
 
-int qkid_ike_get(struct qkid_peer *p, const char *key_id, size_t size, uint8_t *key,
+int qkid_ike_get(struct qkid_peer *p, const char *key_id_in, size_t size, uint8_t *key,
 		 const char **msg)
 {
-	struct qkey *k = qkid_key_find(p, key_id);
+	char key_id[ETSI014_KEY_ID_LEN + 1];
+	struct qkey *k;
 	int want_use = p->role == QKI_ROLE_MASTER ? QKP_USE_IKE_SLAVE : QKP_USE_IKE_MASTER;
 
 	if (size == 0 || size > p->key_len) {
 		*msg = "size must be 1..key_size bytes";
 		return QKI_ERR_INVALID;
 	}
+	/* One form, lower case, as every key_ID is kept: an upper-case copy of a used key_ID is
+	 * that key_ID (KEY_USED), not an unknown one to fetch on demand. */
+	if (!etsi014_key_id_canonical(key_id_in, key_id)) {
+		*msg = "key_ID is not a UUID";
+		return QKI_ERR_INVALID;
+	}
+	k = qkid_key_find(p, key_id);
 	if (!k) {
 		if (p->role == QKI_ROLE_MASTER) {
 			*msg = "key_ID was not handed to the peer by this qkid";
 			return QKI_ERR_UNKNOWN_KEY;
 		}
 		/* the announcement may still be on its way: ask our KME directly */
-		if (!etsi014_key_id_valid(key_id)) {
-			*msg = "key_ID is not a UUID";
-			return QKI_ERR_INVALID;
-		}
 		k = qkid_key_new(p, key_id);
 		if (!k)
 			return QKI_ERR_INTERNAL;

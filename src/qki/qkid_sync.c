@@ -127,8 +127,12 @@ static int entry_parse(const uint8_t *v, uint16_t l, struct entry_view *e)
 	if (qki_tlv_parse(qkp_rules, QKP_A_MAX, v, l, e->a, NULL))
 		return -1;
 	if (e->a[QKP_A_KEY_ID].present) {
-		memcpy(e->id, e->a[QKP_A_KEY_ID].val, e->a[QKP_A_KEY_ID].len);
-		e->id[e->a[QKP_A_KEY_ID].len] = 0;
+		char raw[QKI_KEY_ID_MAX];
+		memcpy(raw, e->a[QKP_A_KEY_ID].val, e->a[QKP_A_KEY_ID].len);
+		raw[e->a[QKP_A_KEY_ID].len] = 0;
+		/* key_IDs are compared in one form, lower case; anything but a UUID is malformed */
+		if (!etsi014_key_id_canonical(raw, e->id))
+			return -1;
 	}
 	if (e->a[QKP_A_USE].present) e->use = e->a[QKP_A_USE].val[0];
 	if (e->a[QKP_A_RX].present) e->rx = e->a[QKP_A_RX].val[0];

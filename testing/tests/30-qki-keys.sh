@@ -18,6 +18,12 @@ qb get siteA $(awk '{print $1}' "$out/a-new.txt") > "$out/b-get.txt"
 check "B resolves the same 5 keys (same fingerprints)" diff "$out/a-new.txt" "$out/b-get.txt"
 qb get siteA "$(head -n 1 "$out/a-new.txt" | cut -d' ' -f1)" > "$out/b-again.txt"
 check "B refuses a key_ID it already gave out (replayed IKE message)" grep -q 'ERR KEY_USED' "$out/b-again.txt"
+# one canonical form, lower case: an upper-case copy of a used key_ID is that key_ID (KEY_USED),
+# not an unknown one to fetch on demand
+used=$(awk '$1 ~ /[a-f]/ { print $1; exit }' "$out/a-new.txt")
+qb get siteA "${used^^}" > "$out/b-upper.txt"
+check "B answers KEY_USED to an upper-case copy of a used key_ID, no key" \
+	bash -c "grep -q 'ERR KEY_USED' '$out/b-upper.txt' && test -n '$used'"
 qa get siteB "$(head -n 1 "$out/a-new.txt" | cut -d' ' -f1)" > "$out/a-own.txt"
 check "A does not answer KEY_GET for its own initiator key" grep -q ' ERR ' "$out/a-own.txt"
 

@@ -830,6 +830,58 @@ START_TEST(test_sync_sa_owner)
 }
 END_TEST
 
+/* issue 12 M2: key_IDs are kept in lower case; an upper-case copy of a used one is that key_ID */
+static void upper(char *dst, const char *src)
+{
+	for (; *src; src++)
+		*dst++ = (char)(*src >= 'a' && *src <= 'f' ? *src - 32 : *src);
+	*dst = 0;
+}
+
+START_TEST(test_key_id_case)
+{
+	struct side *s = side_new(QKI_ROLE_SLAVE);
+	char id[QKI_KEY_ID_MAX], id2[QKI_KEY_ID_MAX], up[QKI_KEY_ID_MAX];
+	uint8_t key[TEST_KEY_LEN], want[TEST_KEY_LEN];
+	const char *msg = NULL;
+
+	/* the slave's charon takes an IKE key on demand (a hex letter in the key_ID) */
+	snprintf(id, sizeof(id), "00000000-0000-4000-8000-00000000abcd");
+	ck_assert_int_eq(qkid_ike_get(&s->p, id, TEST_KEY_LEN, key, &msg), QKID_AGAIN);
+	qkid_peer_work(&s->p, qkid_now_ms());
+	ck_assert_uint_eq(kme_answer(s), 1);
+	ck_assert_int_eq(qkid_ike_get(&s->p, id, TEST_KEY_LEN, key, &msg), QKI_OK);
+	key_of(id, want);
+	ck_assert(memcmp(key, want, sizeof(key)) == 0);
+	/* an upper-case copy: KEY_USED, nothing fetched, nothing handed out */
+	upper(up, id);
+	ck_assert_str_ne(up, id);
+	memset(key, 0, sizeof(key));
+	msg = NULL;
+	ck_assert_int_eq(qkid_ike_get(&s->p, up, TEST_KEY_LEN, key, &msg), QKI_ERR_KEY_USED);
+	qkid_peer_work(&s->p, qkid_now_ms());
+	ck_assert_int_eq(s->kme.submitted, 0);
+	ck_assert_uint_eq(s->p.fetchq.n, 0);
+	ck_assert_uint_eq(key[0] | key[TEST_KEY_LEN - 1], 0);
+
+	/* the peer's ASSIGN in upper case is the key_ID it announced before, not a second key */
+	snprintf(id2, sizeof(id2), "00000000-0000-4000-8000-00000000beef");
+	send_entry(s, QKP_ASSIGN, id2, QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 0, -1);
+	ck_assert_uint_eq(s->p.fetchq.n, 1);
+	upper(up, id2);
+	send_entry(s, QKP_ASSIGN, up, QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 0, -1);
+	ck_assert_uint_eq(s->p.fetchq.n, 1);
+	ck_assert_ptr_nonnull(qkid_key_find(&s->p, id2));
+	ck_assert_ptr_null(qkid_key_find(&s->p, up));
+	/* a key_ID that is no UUID is malformed */
+	send_entry(s, QKP_ASSIGN, "not-a-uuid", QKP_USE_SA, SPI, QKI_ROLE_SLAVE, 1, -1);
+	ck_assert_uint_eq(s->p.fetchq.n, 1);
+	ck_assert_int_eq(qkid_ike_get(&s->p, "not-a-uuid", TEST_KEY_LEN, key, &msg),
+			 QKI_ERR_INVALID);
+	side_free(s);
+}
+END_TEST
+
 /* ---- configuration ---- */
 
 static const char good_conf[] =
@@ -985,6 +1037,7 @@ int main(void)
 	tcase_add_test(ts, test_sync_replay);
 	tcase_add_test(ts, test_sync_out_of_order);
 	tcase_add_test(ts, test_sync_sa_owner);
+	tcase_add_test(ts, test_key_id_case);
 	tcase_add_test(tc, test_conf_good);
 	tcase_add_test(tc, test_conf_bad);
 	tcase_add_test(tc, test_conf_example);
