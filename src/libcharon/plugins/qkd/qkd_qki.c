@@ -79,6 +79,17 @@ bool qkd_key_id_valid(const char *id, size_t len)
 	return TRUE;
 }
 
+/*
+ * Described in header
+ */
+void qkd_key_id_lower(char *id)
+{
+	for (; *id; id++)
+	{
+		*id = tolower((unsigned char)*id);
+	}
+}
+
 /**
  * Open a new connection
  */
@@ -250,12 +261,16 @@ METHOD(qkd_qki_t, get_key_by_id, bool,
 	private_qkd_qki_t *this, char *peer, char *key_id, size_t size, chunk_t *key)
 {
 	struct qki_error err;
+	char id[QKI_KEY_ID_MAX];
 	request_t req = {
 		.peer = peer,
-		.key_id_in = key_id,
+		.key_id_in = id,
 		.size = size,
 	};
 
+	/* an upper-case copy of a used key_ID must meet its tombstone in qkid, not a fetch */
+	snprintf(id, sizeof(id), "%s", key_id);
+	qkd_key_id_lower(id);
 	if (!request_key(this, &req, key, &err))
 	{
 		if (err.code != QKI_ERR_CONNECT)

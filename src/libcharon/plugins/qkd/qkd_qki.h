@@ -45,7 +45,7 @@ struct qkd_qki_t {
 	 * only once, so a replayed message cannot draw a key again.
 	 *
 	 * @param peer		qkid peer name
-	 * @param key_id	key_ID received from the peer
+	 * @param key_id	key_ID received from the peer (asked for in lower case)
 	 * @param size		key length in bytes
 	 * @param key		allocated key on success, to be cleared with chunk_clear()
 	 * @return			TRUE on success (failures are logged)
@@ -68,8 +68,13 @@ struct qkd_qki_t {
 qkd_qki_t *qkd_qki_create(char *socket, int timeout_ms);
 
 /**
- * Whether a string is a canonical UUID, the form of ETSI 014 key_IDs.
+ * Whether a string is a UUID (hex digits of either case), the form of ETSI 014 key_IDs.
  */
 bool qkd_key_id_valid(const char *id, size_t len);
+
+/**
+ * Bring a key_ID to the one form qkid keeps and compares, lower case (in place).
+ */
+void qkd_key_id_lower(char *id);
 
 #endif /** QKD_QKI_H_ @}*/

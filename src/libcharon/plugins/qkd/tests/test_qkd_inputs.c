@@ -32,6 +32,12 @@ START_TEST(test_key_id_valid)
 
 	ck_assert(qkd_key_id_valid(good, strlen(good)));
 	ck_assert(qkd_key_id_valid("2B9F3C1E-5A7D-4E2F-9C3B-1D2E3F4A5B6C", 36));
+	{
+		char up[] = "2B9F3C1E-5A7D-4E2F-9C3B-1D2E3F4A5B6C";
+
+		qkd_key_id_lower(up);       /* the one form qkid compares */
+		ck_assert_str_eq(up, good);
+	}
 	for (i = 0; i < countof(bad); i++)
 	{
 		ck_assert_msg(!qkd_key_id_valid(bad[i], i == 5 ? 36 : strlen(bad[i])), "bad[%d]", i);
