@@ -15,9 +15,12 @@ command -v tcpdump >/dev/null || skip "tcpdump missing"
 
 fatal "KMEs and qkids come up" qki_lab_up --key-rate 512000
 out=$QDIR/out; mkdir -p "$out"
-# two attacking hosts on site B's side of the link
-nsb ip addr add 198.51.100.3/24 dev "$QLAB-vb"
-nsb ip addr add 198.51.100.4/24 dev "$QLAB-vb"
+# the WAN interfaces of the two sites, and two attacking hosts on site B's side of the link
+wan_a=$(nsa ip -o -4 addr show to 198.51.100.1 | awk '{ print $2; exit }')
+wan_b=$(nsb ip -o -4 addr show to 198.51.100.2 | awk '{ print $2; exit }')
+fatal "the sites' WAN interfaces are found ($wan_a, $wan_b)" test -n "$wan_a" -a -n "$wan_b"
+nsb ip addr add 198.51.100.3/24 dev "$wan_b"
+nsb ip addr add 198.51.100.4/24 dev "$wan_b"
 
 cat > "$out/attack.py" <<'PY'
 """attack.py extract PCAP OUT | flood SRC N STOPFILE | replay SRC FRAME STOPFILE | probe SRC
@@ -130,7 +133,7 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 attack() { nsb "$PY" "$out/attack.py" "$@"; }
 
 # --- record a genuine HELLO1: capture while the slave links again ---
-nsa tcpdump -i "$QLAB-va" -n -U --immediate-mode -w "$out/hello.pcap" tcp port 7800 \
+nsa tcpdump -i "$wan_a" -n -U --immediate-mode -w "$out/hello.pcap" tcp port 7800 \
 	>/dev/null 2>"$out/tcpdump.err" &
 cap=$!
 wait_for 10 grep -q 'listening on' "$out/tcpdump.err"
