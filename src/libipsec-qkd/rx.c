@@ -68,8 +68,10 @@ static void rx_esp(struct iq_dp *dp, uint8_t *esp, size_t len)
 				dp->st.drop_epoch++;
 			else
 				dp->st.drop_nokey++;
-			if (sa->rot.far_count >= IQ_FAR_PEEK)
-				dp->keys_check = true;          /* time for a peek (keys.c) */
+			/* time for a peek (keys.c); once per IQ_FAR_PEEK such packets, so a flood
+			 * of them costs no per-packet walk over the SAs (the 100 ms prefetch retries) */
+			if (sa->rot.far_count == IQ_FAR_PEEK)
+				dp->keys_check = true;
 			return;
 		}
 	} else {
