@@ -121,3 +121,17 @@ sa_auth_failures() {
 }
 # windows_at_least GW N [LINE]: an SA of GW used at least N key windows (see sa_windows)
 windows_at_least() { [ "$(sa_windows "$1" "${3:-0}")" -ge "$2" ]; }
+# nat_gwA_to ADDR: nftables in gwA's namespace source-NATs gwA's IKE and ESP (from 198.51.100.1,
+# ports 500 and 4500) to ADDR on the WAN; existing mappings are dropped (a NAT mapping change)
+nat_gwA_to() {
+	ip netns exec "$LAB-gwA" nft -f - <<EOF
+flush ruleset
+table ip nat {
+	chain postrouting {
+		type nat hook postrouting priority srcnat;
+		oifname "wan" ip saddr 198.51.100.1 udp sport { 500, 4500 } snat to $1
+	}
+}
+EOF
+	ip netns exec "$LAB-gwA" conntrack -D -p udp >/dev/null 2>&1 || true
+}

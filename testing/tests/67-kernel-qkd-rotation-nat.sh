@@ -13,18 +13,6 @@ command -v nft >/dev/null || skip "nft (nftables) not installed"
 command -v conntrack >/dev/null || skip "conntrack not installed"
 export LAB_DATAPATH=kernel-qkd
 
-nat_to() {   # nat_to ADDR: gwA's IKE and ESP leave from ADDR; existing mappings are dropped
-	ip netns exec "$LAB-gwA" nft -f - <<EOF2
-flush ruleset
-table ip nat {
-	chain postrouting {
-		type nat hook postrouting priority srcnat;
-		oifname "wan" ip saddr 198.51.100.1 udp sport { 500, 4500 } snat to $1
-	}
-}
-EOF2
-	ip netns exec "$LAB-gwA" conntrack -D -p udp >/dev/null 2>&1 || true
-}
 
 mkdir -p "$LAB_DIR"; chmod 700 "$LAB_DIR"
 for gw in gwA gwB; do
@@ -38,7 +26,7 @@ ip -n "$LAB-gwA" addr add 198.51.100.4/32 dev lo
 sed -i 's/^\t\tremote_addrs = .*/\t\tremote_addrs = %any/; s/^\t\tversion = 2$/&\n\t\tmobike = no/' "$LAB_DIR/gwB/swanctl.conf"
 sed -i 's/^\t\tversion = 2$/&\n\t\tmobike = no\n\t\tdpd_delay = 2s/' "$LAB_DIR/gwA/swanctl.conf"
 lab load gwA; lab load gwB
-fatal "nftables source NAT in gwA's namespace" nat_to 198.51.100.3
+fatal "nftables source NAT in gwA's namespace" nat_gwA_to 198.51.100.3
 fatal "gwA initiates through the NAT" lab initiate gwA
 check "gwA knows it is behind a NAT" in_log gwA "local host is behind NAT"
 check "gwB: both SAs with gwA at the NAT's address rotate with key peer gwA" \
@@ -51,7 +39,7 @@ fatal "tcpdump listens on gwB's WAN" capture_start gwB wan "$pcap" 'udp port 450
 check "500 pings through the NAT while keys rotate, none lost" ping_all hostA 500 0.002 192.0.2.130
 
 echo "## the NAT mapping changes"
-nat_to 198.51.100.4
+nat_gwA_to 198.51.100.4
 check "gwB follows gwA to the new address (DPD, implicit update)" \
 	wait_for 20 bash -c "'$top/scripts/lab' swanctl gwB --list-sas | grep -qF '198.51.100.4[4500]'"
 check "traffic flows again after the NAT change" wait_for 10 ping_b 1
