@@ -200,6 +200,14 @@ struct iq_key_provider {
 					  uint32_t *rpk);
 	void (*sa_close)(void *ctx, const struct iq_key_sa *sa);   /* may be NULL */
 	void (*destroy)(void *ctx);                                 /* may be NULL */
+	/**
+	 * TEST ONLY (kernel-qkd save_keys): NULL unless set by the owner. Called on the key helper
+	 * thread, never on the packet loop, with every quantum key the provider delivered (before
+	 * the window key is derived from it), so a test can decrypt a capture independently.
+	 */
+	void (*export_qkey)(void *export_ctx, const struct iq_key_sa *sa, uint32_t epoch,
+						const uint8_t *qkey, size_t qkey_len);
+	void *export_ctx;
 };
 
 /**

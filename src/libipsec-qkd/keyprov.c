@@ -133,6 +133,9 @@ static int derive_push(struct iq_keyprov *kp, const struct iq_kp_req *rq, enum i
 		d.uid = rq->uid;
 		d.epoch = first + i;
 		d.key_len = rq->key_len;
+		if (kp->p->export_qkey)       /* test only, see ipsec_qkd.h */
+			kp->p->export_qkey(kp->p->export_ctx, &rq->sa, first + i,
+							   kp->keys + (size_t)i * klen, klen);
 		if (iq_rot_derive_with(kp->kdf, rq->salt, rq->salt_len, rq->sa.spi, first + i,
 							   kp->keys + (size_t)i * klen, klen, d.key, rq->key_len)) {
 			snprintf(err->msg, sizeof(err->msg), "window key derivation failed");

@@ -5,6 +5,7 @@
 
 #include "kernel_qkd_datapath.h"
 #include "kernel_qkd_qkid.h"
+#include "kernel_qkd_save_keys.h"
 
 #include <daemon.h>
 #include <threading/mutex.h>
@@ -57,6 +58,11 @@ struct private_kernel_qkd_datapath_t {
 	 * Rotation announcements of the peers, registered on the bus
 	 */
 	kernel_qkd_agreement_t *agreement;
+
+	/**
+	 * Test-only key export, NULL unless charon.plugins.kernel-qkd.save_keys is set
+	 */
+	kernel_qkd_save_keys_t *save_keys;
 
 	/**
 	 * Protects the IKE handler
@@ -263,7 +269,12 @@ static struct iq_key_provider *create_key_provider(private_kernel_qkd_datapath_t
 		}
 		DBG1(DBG_CFG, "kernel-qkd: WARNING: window keys come from the deterministic TEST "
 			 "provider, not from QKD: for benchmarks only");
-		return iq_test_provider_create(seed, 0, 0);
+		keys = iq_test_provider_create(seed, 0, 0);
+		if (keys && this->save_keys)
+		{
+			this->save_keys->hook(this->save_keys, keys);
+		}
+		return keys;
 	}
 	if (!streq(type, "qkid"))
 	{
@@ -282,6 +293,10 @@ static struct iq_key_provider *create_key_provider(private_kernel_qkd_datapath_t
 	if (keys)
 	{
 		DBG1(DBG_CFG, "kernel-qkd: window keys from qkid at %s", socket);
+		if (this->save_keys)
+		{
+			this->save_keys->hook(this->save_keys, keys);
+		}
 	}
 	return keys;
 }
@@ -316,6 +331,12 @@ METHOD(kernel_qkd_datapath_t, get_peers, kernel_qkd_peers_t*,
 	return this->peers;
 }
 
+METHOD(kernel_qkd_datapath_t, get_save_keys, kernel_qkd_save_keys_t*,
+	private_kernel_qkd_datapath_t *this)
+{
+	return this->save_keys;
+}
+
 METHOD(kernel_qkd_datapath_t, get_agreement, kernel_qkd_agreement_t*,
 	private_kernel_qkd_datapath_t *this)
 {
@@ -345,6 +366,7 @@ METHOD(kernel_qkd_datapath_t, destroy, void,
 		this->agreement->destroy(this->agreement);
 	}
 	DESTROY_IF(this->peers);
+	DESTROY_IF(this->save_keys);      /* after the datapath: its key helper calls the hook */
 	this->mutex->destroy(this->mutex);
 	free(this->tun_name);
 	free(this);
@@ -374,6 +396,7 @@ kernel_qkd_datapath_t *kernel_qkd_datapath_create()
 			.has_ipv6 = _has_ipv6,
 			.get_peers = _get_peers,
 			.get_agreement = _get_agreement,
+			.get_save_keys = _get_save_keys,
 			.set_ike_handler = _set_ike_handler,
 			.destroy = _destroy,
 		},
@@ -383,6 +406,7 @@ kernel_qkd_datapath_t *kernel_qkd_datapath_create()
 		.ipv6 = lib->settings->get_bool(lib->settings, "%s.plugins.kernel-qkd.ipv6", TRUE,
 										lib->ns),
 		.peers = kernel_qkd_peers_create(),
+		.save_keys = kernel_qkd_save_keys_create(),
 	);
 	this->agreement = kernel_qkd_agreement_create(this->peers);
 	charon->bus->add_listener(charon->bus, &this->agreement->listener);

@@ -22,6 +22,7 @@
 
 #include "kernel_qkd_peers.h"
 #include "kernel_qkd_agreement.h"
+#include "kernel_qkd_save_keys.h"
 
 /** Name under which the datapath is registered with lib->set() */
 #define KERNEL_QKD_DATAPATH "kernel-qkd-datapath"
@@ -74,6 +75,11 @@ struct kernel_qkd_datapath_t {
 	 * exists).
 	 */
 	kernel_qkd_agreement_t *(*get_agreement)(kernel_qkd_datapath_t *this);
+
+	/**
+	 * Test-only key export (charon.plugins.kernel-qkd.save_keys), NULL when off.
+	 */
+	kernel_qkd_save_keys_t *(*get_save_keys)(kernel_qkd_datapath_t *this);
 
 	/**
 	 * Register (or with NULL, unregister) the receiver of IKE datagrams on the NAT-T port.

@@ -401,6 +401,7 @@ METHOD(kernel_ipsec_t, add_sa, status_t,
 	private_kernel_qkd_ipsec_t *this, kernel_ipsec_sa_id_t *id,
 	kernel_ipsec_add_sa_t *data)
 {
+	kernel_qkd_save_keys_t *save_keys;
 	kernel_qkd_peers_t *peers;
 	const char *connection;
 	struct iq_sa_cfg cfg = {};
@@ -477,6 +478,11 @@ METHOD(kernel_ipsec_t, add_sa, status_t,
 		DBG1(DBG_KNL, "kernel-qkd: adding %s SA %.8x (reqid {%u}) failed: %s",
 			 data->inbound ? "inbound" : "outbound", cfg.spi, cfg.reqid, err.msg);
 		return FAILED;
+	}
+	save_keys = this->datapath->get_save_keys(this->datapath);
+	if (save_keys)
+	{
+		save_keys->save_sa(save_keys, id, data, cfg.rotation.enabled);
 	}
 	if (cfg.rotation.enabled)
 	{
