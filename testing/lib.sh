@@ -12,7 +12,8 @@ lab() { "$top/scripts/lab" "$@"; }
 cleanup() { [ "${KEEP_LAB:-0}" != 0 ] && { echo "# KEEP_LAB: lab $LAB left up"; return; }; lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-# check DESCRIPTION COMMAND...: run COMMAND, report ok/FAIL, keep going.
+# check DESCRIPTION COMMAND...: run COMMAND, report ok/FAIL, keep going; returns COMMAND's
+# success (fatal relies on it: with the status of the last echo it never stopped a test)
 check() {
 	local desc=$1; shift
 	checks=$((checks + 1))
@@ -21,6 +22,7 @@ check() {
 	else
 		echo "FAIL - $desc"
 		failures=$((failures + 1))
+		return 1
 	fi
 }
 # fatal DESCRIPTION COMMAND...: like check, but stop the test on failure.
