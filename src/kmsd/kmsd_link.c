@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,7 @@ static void nap(struct kmsd_link *l, int ms)
 
 /* --- sending ----------------------------------------------------------------------------------- */
 
-static int read_available(struct kmsd_link *l);
+static int read_available(struct kmsd_link *l, bool may_process);
 
 static int write_all(struct kmsd_link *l, const uint8_t *d, size_t len)
 {
@@ -95,7 +96,7 @@ static int write_all(struct kmsd_link *l, const uint8_t *d, size_t len)
 				ipseq_log(IPSEQ_LOG_WARN, "QKD link: write timed out");
 				return -1;
 			}
-			if (pr > 0 && (p.revents & POLLIN) && read_available(l) < 0)
+			if (pr > 0 && (p.revents & POLLIN) && read_available(l, true) < 0)
 				return -1;
 			continue;
 		}
@@ -126,13 +127,19 @@ static int flush_queue(struct kmsd_link *l)
 
 /* --- receiving --------------------------------------------------------------------------------- */
 
-static int read_available(struct kmsd_link *l)
+/* Read what the socket and TLS have. A fast sender can have far more than the buffer's bound in
+ * flight: when room runs short, handle the complete frames already buffered (may_process: not
+ * during the handshake) to make room, instead of dropping the link for load. */
+static int read_available(struct kmsd_link *l, bool may_process)
 {
 	gnutls_session_t s = l->tls;
 
 	for (;;) {
 		ssize_t n;
 
+		if (may_process && l->rcap - l->rlen < 16384 && l->rlen > 0 &&
+		    kmsd_link_process(l) < 0)
+			return -1;
 		if (l->rcap - l->rlen < 16384) {
 			uint8_t *p;
 
@@ -318,7 +325,7 @@ static int read_one(struct kmsd_link *l, unsigned timeout_ms)
 			if (ms <= 0 || poll(&p, 1, ms) <= 0)
 				return -1;
 		}
-		if (read_available(l) < 0)
+		if (read_available(l, false) < 0)
 			return -1;
 	}
 }
@@ -481,7 +488,7 @@ static void run(struct kmsd_link *l)
 		}
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
 		    gnutls_record_check_pending(l->tls) > 0) {
-			if (read_available(l) < 0)
+			if (read_available(l, true) < 0)
 				return;
 		}
 		if (kmsd_link_process(l) < 0)
