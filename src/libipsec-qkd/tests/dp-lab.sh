@@ -14,7 +14,9 @@
 #   dp_espd a|b [ARGS...]       start qkd-espd on a gateway with its SAs and policies
 #                               (DP_ROT_A / DP_ROT_B: rotation= value, DP_KEYS: --keys value
 #                               with @SITE@ = a|b, DP_OUT_DST_A: where gwA sends its ESP,
-#                               default 198.51.100.2:4500, DP_SPI_AB/DP_SPI_BA: SPIs)
+#                               default 198.51.100.2:4500, DP_SPI_AB/DP_SPI_BA: SPIs,
+#                               DP_CIPHER: aes256 (default, AES-256-GCM as the lab's charon)
+#                               or aes128)
 #   dp_espd_stop a|b            SIGTERM, wait (final counters are written)
 #   dp_stat a|b KEY             a counter of the gateway's qkd-espd (fresh snapshot)
 #   ha/hb/ga/gb CMD...          run in hostA/hostB/gwA/gwB
@@ -70,23 +72,28 @@ dp_lab_up() {
 		LAB_CHARON=no LAB_IPV6=yes "$top/scripts/lab" up || return 1
 		DP_OWN_LAB=1
 	fi
-	# one pair of CHILD_SA keys (AES-128-GCM key || salt) for the whole lab, in 0600 files
-	(umask 077; openssl rand -hex 20 > "$DDIR/key-ab"; openssl rand -hex 20 > "$DDIR/key-ba")
+	# one pair of CHILD_SA keys (key || 4-byte salt) per cipher for the whole lab, in 0600 files:
+	# AES-256-GCM (36 bytes, the lab charon's cipher) and AES-128-GCM (20 bytes)
+	(umask 077
+	 openssl rand -hex 36 > "$DDIR/key-ab.aes256"; openssl rand -hex 36 > "$DDIR/key-ba.aes256"
+	 openssl rand -hex 20 > "$DDIR/key-ab.aes128"; openssl rand -hex 20 > "$DDIR/key-ba.aes128")
 }
 
 # dp_espd a|b [extra qkd-espd args]
 dp_espd() {
 	local s=$1 me peer lan rlan lan6 rlan6 out_spi in_spi out_key in_key ns dst rot peername
+	local cipher=${DP_CIPHER:-aes256}
+	case $cipher in aes256|aes128) ;; *) echo "dp_espd: DP_CIPHER must be aes256 or aes128" >&2; return 1;; esac
 	shift
 	if [ "$s" = a ]; then
 		me=198.51.100.1 peer=198.51.100.2 lan=192.0.2.0/25 rlan=192.0.2.128/25
 		lan6=fd00:a::/64 rlan6=fd00:b::/64 out_spi=$DP_SPI_AB in_spi=$DP_SPI_BA ns=$DP_GW_A
-		out_key=$DDIR/key-ab in_key=$DDIR/key-ba dst=${DP_OUT_DST_A:-$peer:4500}
+		out_key=$DDIR/key-ab.$cipher in_key=$DDIR/key-ba.$cipher dst=${DP_OUT_DST_A:-$peer:4500}
 		rot=${DP_ROT_A:-${DP_ROT:-off}} peername=siteB
 	else
 		me=198.51.100.2 peer=198.51.100.1 lan=192.0.2.128/25 rlan=192.0.2.0/25
 		lan6=fd00:b::/64 rlan6=fd00:a::/64 out_spi=$DP_SPI_BA in_spi=$DP_SPI_AB ns=$DP_GW_B
-		out_key=$DDIR/key-ba in_key=$DDIR/key-ab dst=${DP_OUT_DST_B:-$peer:4500}
+		out_key=$DDIR/key-ba.$cipher in_key=$DDIR/key-ab.$cipher dst=${DP_OUT_DST_B:-$peer:4500}
 		rot=${DP_ROT_B:-${DP_ROT:-off}} peername=siteA
 	fi
 	local keys=()
