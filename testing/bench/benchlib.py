@@ -441,6 +441,19 @@ def gnuplot(script, out_png, **variables):
     return None
 
 
+def stamp():
+    """When and at which commit a section was measured: "YYYY-MM-DD HH:MM UTC at commit abc1234"."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        rev = subprocess.run(["git", "-C", top, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", top, "diff", "--quiet", "HEAD"], timeout=10).returncode
+    except (OSError, subprocess.SubprocessError):
+        rev, dirty = "unknown", 0
+    return "%s at commit %s%s" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), rev,
+                                  " (with local changes)" if dirty else "")
+
+
 def machine():
     """one line: CPUs, CPU model, kernel, versions of what the benchmark runs"""
     model = "?"

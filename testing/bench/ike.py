@@ -207,7 +207,7 @@ Machine: %s. Everything (2 charons per lab, KMEs, qkids, tcpdump) shares its CPU
 
 %s
 """ % (a.datapath, rounds, "; ".join("**%s** %s" % (v, VARIANTS[v][0]) for v in names),
-       B.machine(), cmd, time.strftime("%Y-%m-%d"), B.elapsed(), plot, "\n".join(table))
+       B.machine(), cmd, B.stamp(), B.elapsed(), plot, "\n".join(table))
     print("updated %s" % B.update_section("ike", text))
     return 0
 

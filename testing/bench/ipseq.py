@@ -649,7 +649,9 @@ key update (standard: no rekey; ours: rotation off). Ours draws its window keys 
 
 ### 3. Key supply
 
-(a) Keys/s actually delivered to qkid from its KME (qkid's KEYS_IN counter) while three local
+(a) A calibration of the simulator, not a measurement of QKD: qkd-kmsd generates key at the rate
+its own fibre formula gives, so this part reads that formula back through the stack (KME -> qkid)
+and shows the stack delivers what the simulator makes. Keys/s actually delivered to qkid from its KME (qkid's KEYS_IN counter) while three local
 clients take keys as fast as qkid hands them out (KEY_NEW), one lab per fibre length, all side by
 side; qkd-kmsd's fibre model: rate = 100 kbit/s x 10^(-0.2 dB/km x L / 10), 256-bit keys; %d s
 warm-up, then %d intervals of %d s.
@@ -664,7 +666,7 @@ Before each run the keys the KME stored while the lab was idle are taken from qk
 KEY_NEW), so that the run sees the steady key rate rather than a backlog.
 
 %s
-%s""" % (reps, ", ".join(links) or "none", B.machine(), total / 60.0, time.strftime("%Y-%m-%d"),
+%s""" % (reps, ", ".join(links) or "none", B.machine(), total / 60.0, B.stamp(),
          p["pings"], a.switch_rpk, a.switch_rpk, p["ike_rounds"], bench.report.get(1, "(not measured)"),
          p["duration"], a.udp_rate, bench.report.get(2, "(not measured)"),
          p["supply_warmup"], reps, p["supply_interval"], bench.report.get("3a", "(not measured)"),
