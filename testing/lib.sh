@@ -137,3 +137,17 @@ table ip nat {
 EOF
 	ip netns exec "$LAB-gwA" conntrack -D -p udp >/dev/null 2>&1 || true
 }
+# check_epochs PCAP ADDR...: ESP from and to each address advanced its IV epoch once per 100
+# packets (rpk 100): between 5 and packets/100 + 3 distinct epochs in each direction
+check_epochs() {
+	local pcap=$1 addr dir e n; shift
+	for addr in "$@"; do
+		for dir in "src $addr" "dst $addr"; do
+			e=$(esp_epochs "$pcap" 36 "$dir")
+			n=$(pcap_count "$pcap" "$dir")
+			echo "# ESP $dir: $n packets in $e distinct IV epochs"
+			check "the IV epoch advances for ESP $dir (5..$((n / 100 + 3)) epochs: one per 100 packets)" \
+				test "$e" -ge 5 -a "$e" -le $((n / 100 + 3))
+		done
+	done
+}
