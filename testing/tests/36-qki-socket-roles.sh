@@ -27,10 +27,15 @@ out=$QDIR/out; mkdir -p "$out"
 chmod o+x "$(dirname "$QDIR")" "$QDIR"   # the test user reaches the socket by its group only
 sock=$QDIR/qkid-a.sock
 probe=$QKI_BIN/tests/qki-probe
+# the test user runs copies of the client programs: the build tree may sit where only root can
+# go (a clone under /root, as on a fresh machine)
+ubin=$QDIR/bin; mkdir -p "$ubin"
+cp "$QKI_BIN/qkictl" "$probe" "$ubin/" && chmod 755 "$ubin" "$ubin"/*
+fatal "the test user can run the client programs" as_user "$ubin/qkictl" --help
 
 check "the status-only user can reach the socket (group $group)" \
 	test "$(stat -c %G "$sock")" = "$group"
-as_user "$QKI_BIN/qkictl" -s "$sock" status > "$out/user-status.txt" 2>&1
+as_user "$ubin/qkictl" -s "$sock" status > "$out/user-status.txt" 2>&1
 check "status-only user: qkictl status works" grep -q 'role: master' "$out/user-status.txt"
 
 # root's datapath stand-in registers an SA and takes its first keys, then stays connected
@@ -40,11 +45,11 @@ qa hold siteB c0de0102 out 4 > /dev/null & holder=$!
 check "the holder has registered c0de0102" wait_for 5 bash -c \
 	"'$QKI_BIN/qkictl' -s '$sock' sas | grep -q '^c0de0102 out siteB'"
 
-as_user "$probe" "$sock" keys c0de0102 out 0 1 > "$out/user-keys.txt" 2>&1
+as_user "$ubin/qki-probe" "$sock" keys c0de0102 out 0 1 > "$out/user-keys.txt" 2>&1
 check "status-only user is refused SA_KEYS (PERMISSION)" grep -q '^ERR PERMISSION' "$out/user-keys.txt"
-as_user "$probe" "$sock" new siteB 1 > "$out/user-new.txt" 2>&1
+as_user "$ubin/qki-probe" "$sock" new siteB 1 > "$out/user-new.txt" 2>&1
 check "status-only user is refused KEY_NEW (PERMISSION)" grep -q 'ERR PERMISSION' "$out/user-new.txt"
-as_user "$probe" "$sock" epochs siteB c0de0103 out 0 1 > "$out/user-register.txt" 2>&1
+as_user "$ubin/qki-probe" "$sock" epochs siteB c0de0103 out 0 1 > "$out/user-register.txt" 2>&1
 check "status-only user cannot register an SA (PERMISSION)" grep -q '^ERR PERMISSION' "$out/user-register.txt"
 check "no key fingerprint reached the status-only user" \
 	not grep -qE '^[0-9]+ [0-9a-f-]{36} [0-9a-f]{16}$' "$out"/user-*.txt
