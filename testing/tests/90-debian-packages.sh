@@ -85,8 +85,10 @@ pid=$(cat "$LAB_DIR/gwA/run/charon.pid")
 check "gwA's charon maps the installed qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-qkd\.so' < "/proc/$pid/maps"
 check "gwA's charon maps the installed kernel-qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-kernel-qkd\.so' < "/proc/$pid/maps"
 check "gwA's charon maps nothing from the build tree" not matches "$top" < "/proc/$pid/maps"
-check "gwA's qkid is /usr/sbin/qkid" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/qkid.pid")/exe")" = /usr/sbin/qkid
-check "gwA's KME is /usr/sbin/qkd-kmsd" test "$(readlink "/proc/$(cat "$LAB_DIR/gwA/kmsd.pid")/exe")" = /usr/sbin/qkd-kmsd
+# compared by device and inode: in a chroot, readlink of /proc/PID/exe may show the path as the
+# host sees it
+check "gwA's qkid is /usr/sbin/qkid" test "/proc/$(cat "$LAB_DIR/gwA/qkid.pid")/exe" -ef /usr/sbin/qkid
+check "gwA's KME is /usr/sbin/qkd-kmsd" test "/proc/$(cat "$LAB_DIR/gwA/kmsd.pid")/exe" -ef /usr/sbin/qkd-kmsd
 # qkid.service's readiness probe (ExecStartPost) against this qkid, and against no qkid at all
 probe=$(sed -n 's/^ExecStartPost=//p' /lib/systemd/system/qkid.service)
 check "qkid.service's readiness probe passes once qkid's socket accepts" \
