@@ -61,6 +61,17 @@ struct iq_sa {
 	uint64_t bytes, packets;
 	time_t last_use;
 	uint64_t rate_packets, pps; /* packet rate over the last second */
+	struct iq_sa_econ {         /* economy.c: rotating SAs */
+		uint64_t tick_ms, tick_packets;
+		uint64_t rate_windows, key_rate_milli;  /* windows used over the last second */
+		uint64_t share_milli;   /* the provider's fair share of the key supply */
+		uint64_t pps_milli;     /* packet rate over the last tick */
+		/* key shortage episodes: the exhaustion policy acts (packets beyond rpk, stalls) */
+		uint64_t short_mark;    /* reuse_packets + stall_drops at the last tick */
+		bool short_on;
+		uint64_t short_since_ms, short_last_ms, short_beyond0, short_stall0;
+		uint64_t episodes;
+	} econ;
 	uint64_t replay_drops, auth_drops, policy_drops, pad_drops;
 	bool rot_dirty;             /* window moved: check whether to prefetch */
 };

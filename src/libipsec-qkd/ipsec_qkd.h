@@ -123,6 +123,12 @@ struct iq_sa_stats {
 	/* inbound catch-up (rotation.h) */
 	uint64_t peeks;        /* looks at the provider's keys for epochs beyond the lookahead */
 	uint64_t jumps;        /* window moves beyond the lookahead, each after an authentic packet */
+	/* outbound key economy (rpkctl.h): the rpk control loop's inputs and what it achieved */
+	uint64_t pps;          /* packets/s over the last second */
+	uint64_t key_rate_milli;/* window keys used per second (x 1000) over the last second */
+	uint64_t share_milli;  /* the SA's fair share of the key supply, keys/s x 1000 (0: unknown) */
+	uint32_t level_target; /* the buffer level (keys_ready) the loop steers to */
+	uint64_t episodes;     /* key shortages: times the exhaustion policy had to act */
 };
 
 enum iq_policy_dir { IQ_DIR_IN = 0, IQ_DIR_OUT = 1 };
@@ -169,7 +175,19 @@ struct iq_key_sa {
 	bool inbound;
 	const char *peer;              /* may be NULL */
 	uint32_t rpk_min, rpk_max;
-	uint64_t packets, bytes;       /* cumulative counters of the SA (set in rpk_advice calls) */
+	/* set in sa_report calls: the SA's cumulative counters and its key economy now */
+	uint64_t packets, bytes;
+	uint32_t rpk;                  /* outbound: packets per window in use */
+	uint32_t level, capacity;      /* window keys held ahead, and the most it holds (lookahead) */
+	uint64_t windows;              /* window switches */
+	uint64_t beyond_rpk;           /* packets sent beyond a window's rpk (exhaust = reuse) */
+	uint64_t stall_drops;          /* packets dropped for want of a window key */
+	uint64_t episodes;             /* key shortages (the exhaustion policy had to act) */
+};
+
+struct iq_key_answer {
+	uint32_t rpk;                  /* advised packets per window, 0: no advice */
+	uint64_t share_milli;          /* the SA's fair share of the key supply, keys/s x 1000 */
 };
 
 struct iq_key_provider {
@@ -192,12 +210,12 @@ struct iq_key_provider {
 	int (*peek_keys)(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint32_t count,
 					 uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err);
 	/**
-	 * Suggested packets per window at the given packet rate (may be NULL). Called about once a
-	 * second for every rotating SA, inbound ones too (for the provider's statistics); the
-	 * answer is used for outbound SAs only.
+	 * The SA's counters (sa->packets ... sa->episodes) for the provider, about once a second
+	 * for every rotating SA (may be NULL). The provider answers with its rpk advice (0: none;
+	 * used for outbound SAs only) and the SA's fair share of the key supply in keys/s x 1000
+	 * (0: unknown).
 	 */
-	int (*rpk_advice)(void *ctx, const struct iq_key_sa *sa, uint64_t pkts_per_sec,
-					  uint32_t *rpk);
+	int (*sa_report)(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer *ans);
 	void (*sa_close)(void *ctx, const struct iq_key_sa *sa);   /* may be NULL */
 	void (*destroy)(void *ctx);                                 /* may be NULL */
 	/**
@@ -220,6 +238,20 @@ struct iq_key_provider *iq_test_provider_create(const char *seed, uint64_t budge
 
 enum iq_log_level { IQ_LOG_ERROR = 0, IQ_LOG_INFO = 1, IQ_LOG_DEBUG = 2 };
 
+/** One sample of a rotating SA's key economy, every 100 ms (iq_dp_cfg.rpk_trace). */
+struct iq_rpk_sample {
+	uint64_t t_ms;                 /* CLOCK_MONOTONIC milliseconds */
+	uint32_t spi;
+	bool inbound;
+	uint64_t packets;              /* cumulative */
+	uint32_t rpk;                  /* outbound: rpk for the next windows */
+	uint32_t level, target;        /* window keys held ahead; the loop's target level */
+	uint64_t keys_stored;          /* cumulative window keys that arrived from the provider */
+	uint64_t windows, beyond_rpk, stall_drops, nokey_drops;   /* cumulative */
+	uint64_t share_milli;          /* fair share, keys/s x 1000 (0: unknown) */
+	uint64_t pps_milli;            /* the loop's packet rate input, packets/s x 1000 */
+};
+
 struct iq_dp_cfg {
 	const char *tun_name;      /* NULL: "ipsecqkd%d" */
 	int tun_mtu;               /* 0: 1400 */
@@ -240,6 +272,9 @@ struct iq_dp_cfg {
 	/** Outbound packet matched a policy whose reqid has no SA (rate-limited per reqid). */
 	void (*acquire)(void *user, uint32_t reqid);
 	void (*log)(void *user, enum iq_log_level level, const char *msg);
+	/** TEST AND BENCHMARK ONLY (may be NULL): a sample of every rotating SA every 100 ms,
+	 *  from the loop thread; must not block (kernel-qkd's rpk_trace writes a CSV line). */
+	void (*rpk_trace)(void *user, const struct iq_rpk_sample *s);
 	enum iq_log_level log_level;
 	void *user;
 };

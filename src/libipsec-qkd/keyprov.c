@@ -171,10 +171,10 @@ static void handle(struct iq_keyprov *kp, struct iq_kp_req *rq)
 		if (kp->p->sa_close)
 			kp->p->sa_close(kp->p->ctx, &rq->sa);
 		return;
-	case KP_ADVICE:
-		if (!kp->p->rpk_advice)
+	case KP_REPORT:
+		if (!kp->p->sa_report)
 			return;
-		d.status = kp->p->rpk_advice(kp->p->ctx, &rq->sa, rq->pps, &d.rpk);
+		d.status = kp->p->sa_report(kp->p->ctx, &rq->sa, &d.ans);
 		push_done(kp, &d, true);
 		return;
 	case KP_PEEK: {

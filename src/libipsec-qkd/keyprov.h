@@ -17,7 +17,7 @@
 
 /* KP_PEEK: like KP_GET through the provider's peek_keys (see rotation.h, catching up); only
  * keys come back, no failure answers */
-enum iq_kp_type { KP_OPEN, KP_GET, KP_ADVICE, KP_CLOSE, KP_PEEK };
+enum iq_kp_type { KP_OPEN, KP_GET, KP_REPORT, KP_CLOSE, KP_PEEK };
 
 struct iq_kp_req {
 	enum iq_kp_type type;
@@ -25,7 +25,6 @@ struct iq_kp_req {
 	struct iq_key_sa sa;          /* sa.peer points into peer[] */
 	char peer[64];
 	uint32_t first, count;
-	uint64_t pps;
 	/* KP_GET, KP_PEEK: the helper derives window keys itself (HKDF off the loop thread) */
 	uint8_t salt[36];             /* CHILD_SA key material; wiped after use */
 	uint8_t salt_len, key_len;
@@ -37,7 +36,7 @@ struct iq_kp_done {
 	uint64_t uid;
 	int status;                   /* 0 = key/advice delivered, else negative errno */
 	uint32_t epoch, count;        /* KP_GET/PEEK: one key for epoch; failure: [epoch, +count) */
-	uint32_t rpk;                 /* KP_ADVICE */
+	struct iq_key_answer ans;     /* KP_REPORT */
 	bool partial;                 /* KP_GET failure: keys before epoch came, the rest not ready */
 	uint8_t key_len;
 	uint8_t key[IQ_QKEY_MAX];     /* KP_GET/PEEK: the derived window key (key_len bytes) */

@@ -191,16 +191,25 @@ static int qp_peek_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, u
 	return copy_batch(p, n, first, keys, key_len, got, err);
 }
 
-static int qp_advice(void *ctx, const struct iq_key_sa *sa, uint64_t pps, uint32_t *rpk)
+static int qp_report(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer *ans)
 {
 	struct qki_prov *p = ctx;
 	struct qki_error q = { 0 };
+	struct qki_sa_counters cnt = {
+		.packets = sa->packets, .bytes = sa->bytes, .rpk = sa->rpk, .level = sa->level,
+		.capacity = sa->capacity, .windows = sa->windows, .beyond_rpk = sa->beyond_rpk,
+		.stall_drops = sa->stall_drops, .episodes = sa->episodes,
+	};
+	struct qki_sa_feedback fb;
 
 	if (!connected(p, &q))
 		return to_errno(q.code);
-	/* the report feeds qkid's packet-rate estimate and returns its current advice */
-	if (qki_sa_report(p->c, sa->spi, dir_of(sa), sa->packets, sa->bytes, rpk, &q) != QKI_OK)
+	/* the report feeds qkid's packet rate, fair share and statistics of the SA; the answer
+	 * carries the SA's fair share of the key supply */
+	if (qki_sa_report(p->c, sa->spi, dir_of(sa), &cnt, &fb, &q) != QKI_OK)
 		return to_errno(q.code);
+	ans->rpk = fb.rpk;
+	ans->share_milli = fb.share_milli;
 	return 0;
 }
 
@@ -239,7 +248,7 @@ struct iq_key_provider *iq_qki_provider_create(const char *socket, int timeout_m
 	p->pub.sa_open = qp_open;
 	p->pub.get_keys = qp_get_keys;
 	p->pub.peek_keys = qp_peek_keys;
-	p->pub.rpk_advice = qp_advice;
+	p->pub.sa_report = qp_report;
 	p->pub.sa_close = qp_close;
 	p->pub.destroy = qp_destroy;
 	return &p->pub;

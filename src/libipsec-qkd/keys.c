@@ -106,13 +106,16 @@ static void take_window_keys(struct iq_dp *dp, struct iq_sa *sa, const struct iq
 	}
 }
 
-/* A KP_ADVICE answer: the packets per key the provider advises for an outbound SA, kept within
- * the SA's rpk_min..rpk_max. */
-static void take_advice(struct iq_sa *sa, const struct iq_kp_done *d)
+/* A KP_REPORT answer: the SA's fair share of the key supply, and the packets per key the
+ * provider advises for an outbound SA, kept within the SA's rpk_min..rpk_max. */
+static void take_report(struct iq_sa *sa, const struct iq_kp_done *d)
 {
-	uint32_t rpk = d->rpk;
+	uint32_t rpk = d->ans.rpk;
 
-	if (d->status != 0 || !d->rpk || sa->inbound)
+	if (d->status != 0)
+		return;
+	sa->econ.share_milli = d->ans.share_milli;
+	if (!rpk || sa->inbound)
 		return;
 	if (rpk < sa->rot.rpk_min)
 		rpk = sa->rot.rpk_min;
@@ -143,8 +146,8 @@ void iq_keys_take(struct iq_dp *dp, bool ack)
 			if (d.status == 0 && d.key_len == sa->rot.key_len)
 				iq_rot_store_peeked(&sa->rot, d.epoch, d.key);
 			break;
-		case KP_ADVICE:
-			take_advice(sa, &d);
+		case KP_REPORT:
+			take_report(sa, &d);
 			break;
 		case KP_OPEN:
 			iq_log(dp, IQ_LOG_ERROR, "SA %08x: key provider refused the SA: %s", sa->spi,
@@ -189,14 +192,20 @@ void iq_keys_close(struct iq_dp *dp, struct iq_sa *sa)
 	notify(dp, sa, KP_CLOSE);
 }
 
-void iq_keys_advise(struct iq_dp *dp, struct iq_sa *sa)
+void iq_keys_report(struct iq_dp *dp, struct iq_sa *sa)
 {
 	if (dp->kp && sa->rot.enabled) {
 		struct iq_kp_req rq;
-		kp_fill(&rq, KP_ADVICE, sa);
-		rq.pps = sa->pps;
+		kp_fill(&rq, KP_REPORT, sa);
 		rq.sa.packets = sa->packets;
 		rq.sa.bytes = sa->bytes;
+		rq.sa.rpk = sa->inbound ? 0 : sa->rot.rpk;
+		rq.sa.level = iq_rot_keys_ready(&sa->rot);
+		rq.sa.capacity = sa->rot.lookahead;
+		rq.sa.windows = sa->rot.windows;
+		rq.sa.beyond_rpk = sa->rot.reuse_packets;
+		rq.sa.stall_drops = sa->rot.stall_drops;
+		rq.sa.episodes = sa->econ.episodes;
 		iq_kp_post(dp->kp, &rq);
 	}
 }

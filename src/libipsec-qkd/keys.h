@@ -11,9 +11,9 @@ void iq_keys_prefetch(struct iq_dp *dp);
 void iq_keys_take(struct iq_dp *dp, bool ack);
 /* within a batch: prefetch if a window moved, take what arrived */
 void iq_keys_between_packets(struct iq_dp *dp);
-/* tell the provider an SA was installed / is gone / its packet rate (rotating SAs only) */
+/* tell the provider an SA was installed / is gone / its counters (rotating SAs only) */
 void iq_keys_open(struct iq_dp *dp, struct iq_sa *sa);
 void iq_keys_close(struct iq_dp *dp, struct iq_sa *sa);
-void iq_keys_advise(struct iq_dp *dp, struct iq_sa *sa);
+void iq_keys_report(struct iq_dp *dp, struct iq_sa *sa);
 
 #endif

@@ -5,6 +5,7 @@
  * 100 ms.
  */
 #include "dp.h"
+#include "economy.h"
 #include "keys.h"
 #include "lifetime.h"
 
@@ -54,7 +55,7 @@ void iq_lifetime_check(struct iq_dp *dp)
 		if (rate) {
 			sa->pps = sa->packets - sa->rate_packets;
 			sa->rate_packets = sa->packets;
-			iq_keys_advise(dp, sa);
 		}
+		iq_economy_tick(dp, sa, rate);
 	}
 }

@@ -6,7 +6,7 @@
 #include "dp.h"
 
 /* expire SAs past a lifetime (expire callback: soft, then hard and deleted); once a second,
- * measure each SA's packet rate and advise the key provider of it */
+ * measure each SA's packet rate; every call, the key economy of rotating SAs (economy.h) */
 void iq_lifetime_check(struct iq_dp *dp);
 
 /* the hard packet or byte limit is reached: the SA may not carry another packet */

@@ -388,7 +388,8 @@ static void write_stats(struct espd *e, iq_dp_t *dp)
 		S(bytes); S(packets); S(epoch); S(rpk); S(keys_ready); S(windows);
 		S(reuse_packets); S(stall_drops); S(key_requests); S(key_failures);
 		S(replay_drops); S(auth_drops); S(nokey_drops); S(policy_drops); S(pad_drops);
-		S(epoch_drops); S(peeks); S(jumps);
+		S(epoch_drops); S(peeks); S(jumps); S(pps); S(key_rate_milli); S(share_milli);
+		S(level_target); S(episodes);
 #undef S
 	}
 	fclose(f);

@@ -197,6 +197,7 @@ static struct iq_wkey *slot_for_delivery(struct iq_rot *r, uint32_t epoch)
 	if (k->valid && k->epoch == epoch)
 		return NULL;
 	OPENSSL_cleanse(k, sizeof(*k));
+	r->keys_stored++;
 	return k;
 }
 
@@ -241,6 +242,7 @@ int iq_rot_deliver(struct iq_rot *r, uint32_t epoch, const uint8_t *qkey, size_t
 					  k->key, r->key_len);
 	if (ret) {
 		OPENSSL_cleanse(k, sizeof(*k));
+		r->keys_stored--;
 		return ret;
 	}
 	k->epoch = epoch;

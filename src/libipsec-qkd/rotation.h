@@ -93,6 +93,7 @@ struct iq_rot {
 	uint64_t epoch_drops;      /* inbound: epoch at/above the limit or beyond IQ_JUMP_MAX */
 	uint64_t peeks;            /* inbound: candidate key look-ups (catch-up) */
 	uint64_t keys_delivered, key_requests, key_failures;
+	uint64_t keys_stored;      /* delivered keys kept (new epochs in the keep range) */
 	bool rekey_due;            /* outbound: epoch reached IQ_EPOCH_REKEY */
 };
 

@@ -234,6 +234,10 @@ void iq_sa_fill_stats(const struct iq_sa *sa, struct iq_sa_stats *st)
 		st->jumps = sa->rot.jumps;
 		st->key_requests = sa->rot.key_requests;
 		st->key_failures = sa->rot.key_failures;
+		st->pps = sa->pps;
+		st->key_rate_milli = sa->econ.key_rate_milli;
+		st->share_milli = sa->econ.share_milli;
+		st->episodes = sa->econ.episodes;
 	}
 }
 

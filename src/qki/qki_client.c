@@ -466,18 +466,32 @@ int qki_sa_peek_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 			     err);
 }
 
-int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir, uint64_t packets,
-		  uint64_t bytes, uint32_t *rpk, struct qki_error *err)
+int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+		  const struct qki_sa_counters *cnt, struct qki_sa_feedback *fb,
+		  struct qki_error *err)
 {
 	struct qki_msg m;
 	int r;
+	if (fb)
+		memset(fb, 0, sizeof(*fb));
+	if (!cnt)
+		return set_err(err, QKI_ERR_INVALID, "bad arguments to qki_sa_report");
 	begin(c, &m, QKI_T_SA_REPORT);
 	put_sa(&m, spi, dir);
-	qki_msg_put_u64(&m, QKI_A_PACKETS, packets);
-	qki_msg_put_u64(&m, QKI_A_BYTES, bytes);
+	qki_msg_put_u64(&m, QKI_A_PACKETS, cnt->packets);
+	qki_msg_put_u64(&m, QKI_A_BYTES, cnt->bytes);
+	qki_msg_put_u32(&m, QKI_A_DP_RPK, cnt->rpk);
+	qki_msg_put_u32(&m, QKI_A_DP_LEVEL, cnt->level);
+	qki_msg_put_u32(&m, QKI_A_DP_CAPACITY, cnt->capacity);
+	qki_msg_put_u64(&m, QKI_A_WINDOWS, cnt->windows);
+	qki_msg_put_u64(&m, QKI_A_BEYOND_RPK, cnt->beyond_rpk);
+	qki_msg_put_u64(&m, QKI_A_STALL_DROPS, cnt->stall_drops);
+	qki_msg_put_u64(&m, QKI_A_EPISODES, cnt->episodes);
 	r = transact(c, &m, err);
-	if (rpk && (r != QKI_OK || !qki_attr_u32(&c->reply, QKI_A_RPK, rpk)))
-		*rpk = 0;
+	if (fb && r == QKI_OK) {
+		qki_attr_u32(&c->reply, QKI_A_RPK, &fb->rpk);
+		qki_attr_u64(&c->reply, QKI_A_SHARE, &fb->share_milli);
+	}
 	done(c);
 	return r;
 }
@@ -589,6 +603,14 @@ static void parse_sa(const struct qki_attrs *a, struct qki_sa_status *s)
 	qki_attr_u64(a, QKI_A_BYTES, &s->bytes);
 	qki_attr_u64(a, QKI_A_PKT_RATE, &s->pkt_rate_milli);
 	qki_attr_u64(a, QKI_A_RATE_OUT, &s->drain_rate_milli);
+	qki_attr_u64(a, QKI_A_SHARE, &s->share_milli);
+	qki_attr_u32(a, QKI_A_DP_RPK, &s->dp_rpk);
+	qki_attr_u32(a, QKI_A_DP_LEVEL, &s->dp_level);
+	qki_attr_u32(a, QKI_A_DP_CAPACITY, &s->dp_capacity);
+	qki_attr_u64(a, QKI_A_WINDOWS, &s->windows);
+	qki_attr_u64(a, QKI_A_BEYOND_RPK, &s->beyond_rpk);
+	qki_attr_u64(a, QKI_A_STALL_DROPS, &s->stall_drops);
+	qki_attr_u64(a, QKI_A_EPISODES, &s->episodes);
 }
 
 int qki_status(struct qki_client *c, const char *peer, struct qki_status **out,

@@ -104,10 +104,26 @@ int qki_sa_peek_epoch_keys(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 			   uint32_t first_epoch, unsigned count, struct qki_epoch_key *keys,
 			   unsigned *n_keys, struct qki_error *err);
 
-/* Report the SA's cumulative packet and byte counters (since registration). Feeds the packet
- * rate of the rpk advisor and the per-SA statistics. *rpk (if not NULL) receives the advice. */
-int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir, uint64_t packets,
-		  uint64_t bytes, uint32_t *rpk, struct qki_error *err);
+/* What a datapath reports about an SA: cumulative counters since registration and its key
+ * economy now (0 where it has none: an inbound SA has no rpk). */
+struct qki_sa_counters {
+	uint64_t packets, bytes;
+	uint32_t rpk;                   /* packets per window in use */
+	uint32_t level, capacity;       /* window keys held ahead; the most it holds */
+	uint64_t windows, beyond_rpk, stall_drops, episodes;
+};
+
+/* What qkid answers: its rpk advice and the SA's max-min fair share of the key supply. */
+struct qki_sa_feedback {
+	uint32_t rpk;
+	uint64_t share_milli;           /* keys/s x 1000 */
+};
+
+/* Report an SA's counters (feeds the SA's packet rate, its fair share and the per-SA
+ * statistics of qkictl). *fb (if not NULL) receives qkid's answer (zeros on failure). */
+int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir,
+		  const struct qki_sa_counters *cnt, struct qki_sa_feedback *fb,
+		  struct qki_error *err);
 
 /* Forget the SA; its buffered keys are wiped. */
 int qki_sa_unregister(struct qki_client *c, uint32_t spi, enum qki_dir dir,
@@ -161,6 +177,10 @@ struct qki_sa_status {
 	uint64_t keys_out, refills, starved;
 	uint64_t packets, bytes;
 	uint64_t pkt_rate_milli, drain_rate_milli;
+	/* the key economy as the SA's datapath last reported it, and the SA's fair share */
+	uint64_t share_milli;
+	uint32_t dp_rpk, dp_level, dp_capacity;
+	uint64_t windows, beyond_rpk, stall_drops, episodes;
 };
 
 struct qki_status {

@@ -61,6 +61,14 @@ static const struct qki_attr_rule rules[QKI_A_ATTR_MAX] = {
 	[QKI_A_PEEK]       = { K_U8 },
 	[QKI_A_KEYS_HELD]  = { K_U32 },
 	[QKI_A_KEYS_SLOTS] = { K_U32 },
+	[QKI_A_DP_RPK]     = { K_U32 },
+	[QKI_A_DP_LEVEL]   = { K_U32 },
+	[QKI_A_DP_CAPACITY] = { K_U32 },
+	[QKI_A_WINDOWS]    = { K_U64 },
+	[QKI_A_BEYOND_RPK] = { K_U64 },
+	[QKI_A_STALL_DROPS] = { K_U64 },
+	[QKI_A_EPISODES]   = { K_U64 },
+	[QKI_A_SHARE]      = { K_U64 },
 };
 
 const char *qki_strerror(int code)

@@ -45,7 +45,7 @@ enum qki_msg_type {
 	QKI_T_SA_REGISTER   = 0x04, /* PEER, SPI, DIR, [SIZE] -> CAPACITY */
 	QKI_T_SA_KEYS       = 0x05, /* SPI, DIR, EPOCH, COUNT, [WAIT_MS], [PEEK] -> EPOCH_KEY*, RPK,
 				     * EPOCH */
-	QKI_T_SA_REPORT     = 0x06, /* SPI, DIR, PACKETS, BYTES -> RPK */
+	QKI_T_SA_REPORT     = 0x06, /* SPI, DIR, PACKETS, BYTES, [DP_*...] -> RPK, SHARE */
 	QKI_T_SA_UNREGISTER = 0x07, /* SPI, DIR -> */
 	QKI_T_RPK_ADVICE    = 0x08, /* SPI, DIR -> RPK, RPK_MIN, RPK_MAX, LEVEL, ... */
 	QKI_T_STATUS        = 0x09, /* [PEER] -> daemon attrs, PEER_INFO*, SA_INFO* */
@@ -103,7 +103,16 @@ enum qki_attr_type {
 	QKI_A_PEEK        = 44, /* u8: 1 = SA_KEYS only looks (releases and requests nothing) */
 	QKI_A_KEYS_HELD   = 45, /* u32: keys in qkid's key memory */
 	QKI_A_KEYS_SLOTS  = 46, /* u32: size of qkid's key memory in keys (max_keys) */
-	QKI_A_ATTR_MAX    = 47,
+	/* an SA's key economy as its datapath reports it (SA_REPORT) and qkid shows it (SA_INFO) */
+	QKI_A_DP_RPK      = 47, /* u32: packets per window the datapath uses now */
+	QKI_A_DP_LEVEL    = 48, /* u32: window keys the datapath holds ahead (its buffer) */
+	QKI_A_DP_CAPACITY = 49, /* u32: the most window keys it holds ahead (lookahead) */
+	QKI_A_WINDOWS     = 50, /* u64: window switches (key windows used) */
+	QKI_A_BEYOND_RPK  = 51, /* u64: packets sent beyond a window's rpk (exhaust = reuse) */
+	QKI_A_STALL_DROPS = 52, /* u64: packets dropped for want of a window key */
+	QKI_A_EPISODES    = 53, /* u64: key shortages (the exhaustion policy had to act) */
+	QKI_A_SHARE       = 54, /* u64: the SA's max-min fair share of the key supply, keys/s x 1000 */
+	QKI_A_ATTR_MAX    = 55,
 };
 
 enum qki_dir {

@@ -36,21 +36,29 @@ void qkictl_print_peer(const struct qki_peer_status *p)
 
 void qkictl_print_sas(const struct qki_status *st)
 {
-	char pr[32], dr[32];
+	char pr[32], dr[32], sh[32];
 	if (!st->n_sas)
 		return;
-	printf("%-8s %-3s %-12s %9s %9s %10s %10s %10s %8s %12s %8s\n", "SPI", "DIR", "PEER",
-	       "LEVEL", "NEXT-EP", "KEYS-OUT", "KEYS/S", "PKTS/S", "RPK", "PACKETS", "STARVED");
+	/* STARVED stays last (scripts read it as the last field) */
+	printf("%-8s %-3s %-12s %9s %9s %10s %10s %10s %8s %12s %10s %7s %10s %9s %8s\n", "SPI",
+	       "DIR", "PEER", "LEVEL", "NEXT-EP", "KEYS-OUT", "KEYS/S", "PKTS/S", "RPK", "PACKETS",
+	       "SHARE/S", "BUFFER", "BEYOND-RPK", "SHORTAGES", "STARVED");
 	for (size_t i = 0; i < st->n_sas; i++) {
 		const struct qki_sa_status *s = &st->sas[i];
-		char level[24];
+		char level[24], buf[24];
 		snprintf(level, sizeof(level), "%u/%u", s->level, s->capacity);
-		printf("%08x %-3s %-12s %9s %9u %10llu %10s %10s %8u %12llu %8llu\n", s->spi,
-		       qkictl_dir(s->dir), s->peer, level, s->next_epoch,
+		if (s->dp_capacity)
+			snprintf(buf, sizeof(buf), "%u/%u", s->dp_level, s->dp_capacity);
+		else
+			snprintf(buf, sizeof(buf), "-");
+		printf("%08x %-3s %-12s %9s %9u %10llu %10s %10s %8u %12llu %10s %7s %10llu %9llu "
+		       "%8llu\n", s->spi, qkictl_dir(s->dir), s->peer, level, s->next_epoch,
 		       (unsigned long long)s->keys_out,
 		       qkictl_rate(s->drain_rate_milli, dr, sizeof(dr)),
-		       qkictl_rate(s->pkt_rate_milli, pr, sizeof(pr)), s->rpk,
-		       (unsigned long long)s->packets, (unsigned long long)s->starved);
+		       qkictl_rate(s->pkt_rate_milli, pr, sizeof(pr)), s->dp_rpk ? s->dp_rpk : s->rpk,
+		       (unsigned long long)s->packets, qkictl_rate(s->share_milli, sh, sizeof(sh)), buf,
+		       (unsigned long long)s->beyond_rpk, (unsigned long long)s->episodes,
+		       (unsigned long long)s->starved);
 	}
 }
 

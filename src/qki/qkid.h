@@ -130,6 +130,10 @@ struct qkid_sa {
 	double pkt_rate, drain_rate;
 	int64_t t_rate;
 	uint32_t rpk;
+	double share;           /* keys/s: the SA's max-min fair share of the peer's supply */
+	/* the key economy as the SA's datapath last reported it (SA_REPORT) */
+	uint32_t dp_rpk, dp_level, dp_capacity;
+	uint64_t windows, beyond_rpk, stall_drops, episodes;
 	uint32_t need_epoch;    /* slave: last NEED sent */
 	int64_t need_t;
 	uint32_t last_cursor;   /* for the drain rate */

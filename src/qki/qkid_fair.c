@@ -56,6 +56,39 @@ long qkid_fair_pick(struct qkid_fair *const *sas, size_t n, uint64_t slack)
 	return best;
 }
 
+void qkid_fair_shares(const double *demand, size_t n, double supply, double *share)
+{
+	size_t left = n;
+	double rest = supply > 0 ? supply : 0;
+	int progress = 1;
+
+	for (size_t i = 0; i < n; i++)
+		share[i] = -1;          /* not settled yet */
+	/* settle every SA whose demand is below an equal part of what is left; repeat, since each
+	 * one settled leaves more for the others (at most n rounds) */
+	while (left && progress) {
+		double part = rest / left;
+		progress = 0;
+		for (size_t i = 0; i < n; i++) {
+			double d = demand[i] > 0 ? demand[i] : 0;
+			if (share[i] >= 0 || d > part)
+				continue;
+			share[i] = d;
+			rest -= d;
+			left--;
+			progress = 1;
+		}
+	}
+	/* the rest: the SAs that want more share it evenly; if none does, every SA gets an even
+	 * part of what nobody wants on top of its demand */
+	for (size_t i = 0; i < n; i++) {
+		if (left)
+			share[i] = share[i] < 0 ? rest / left : share[i];
+		else if (n)
+			share[i] += rest / n;
+	}
+}
+
 double qkid_jain_index(const double *x, size_t n)
 {
 	double sum = 0, sq = 0;

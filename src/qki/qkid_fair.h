@@ -38,6 +38,14 @@ uint64_t qkid_fair_join_vtime(struct qkid_fair *const *sas, size_t n);
  * level++ and vtime++ on it. */
 long qkid_fair_pick(struct qkid_fair *const *sas, size_t n, uint64_t slack);
 
+/*
+ * Max-min fair shares of a supply (keys/s) among n SAs that could use demand[i] keys/s each
+ * (water-filling): an SA that wants less than an equal part gets what it wants, the rest is
+ * split evenly among the others; what no SA wants is split evenly among all, so every share is
+ * at least the SA's demand when the supply covers all demands. share[i] out, sum = supply.
+ */
+void qkid_fair_shares(const double *demand, size_t n, double supply, double *share);
+
 /* Jain's fairness index of x[0..n-1]: (sum x)^2 / (n * sum x^2), 1 = perfectly even. */
 double qkid_jain_index(const double *x, size_t n);
 

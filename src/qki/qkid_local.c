@@ -353,6 +353,14 @@ static void put_sa_info(struct qki_msg *m, struct qkid_sa *sa)
 	qki_msg_put_u64(m, QKI_A_BYTES, sa->bytes);
 	qki_msg_put_u64(m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
 	qki_msg_put_u64(m, QKI_A_RATE_OUT, (uint64_t)llround(sa->drain_rate * 1000));
+	qki_msg_put_u64(m, QKI_A_SHARE, (uint64_t)llround(sa->share * 1000));
+	qki_msg_put_u32(m, QKI_A_DP_RPK, sa->dp_rpk);
+	qki_msg_put_u32(m, QKI_A_DP_LEVEL, sa->dp_level);
+	qki_msg_put_u32(m, QKI_A_DP_CAPACITY, sa->dp_capacity);
+	qki_msg_put_u64(m, QKI_A_WINDOWS, sa->windows);
+	qki_msg_put_u64(m, QKI_A_BEYOND_RPK, sa->beyond_rpk);
+	qki_msg_put_u64(m, QKI_A_STALL_DROPS, sa->stall_drops);
+	qki_msg_put_u64(m, QKI_A_EPISODES, sa->episodes);
 	qki_msg_nest_end(m, mark);
 }
 
@@ -504,11 +512,9 @@ static enum handled on_sa_keys(struct request *r)
 
 static enum handled on_sa_report(struct request *r)
 {
-	uint64_t packets = 0, bytes = 0;
-	qki_attr_u64(&r->a, QKI_A_PACKETS, &packets);
-	qki_attr_u64(&r->a, QKI_A_BYTES, &bytes);
-	qkid_sa_report(r->sa, packets, bytes);
+	qkid_sa_report(r->sa, &r->a);
 	qki_msg_put_u32(&r->m, QKI_A_RPK, qkid_sa_rpk(r->sa, NULL));
+	qki_msg_put_u64(&r->m, QKI_A_SHARE, (uint64_t)llround(r->sa->share * 1000));
 	return REPLY;
 }
 

@@ -72,6 +72,7 @@ static void rates(struct qkid_peer *p, int64_t now)
 	p->t_rate = now;
 	for (struct qkid_sa *sa = p->sas; sa; sa = sa->next)
 		qkid_sa_rates(sa, now, dt);
+	qkid_sa_shares(p);
 }
 
 static void expire(struct qkid_peer *p, int64_t now)

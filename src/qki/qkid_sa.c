@@ -338,12 +338,46 @@ int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, int peek,
 	return QKID_AGAIN;
 }
 
-void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes)
+void qkid_sa_report(struct qkid_sa *sa, const struct qki_attrs *a)
 {
+	uint64_t packets = 0, bytes = 0;
+
+	qki_attr_u64(a, QKI_A_PACKETS, &packets);
+	qki_attr_u64(a, QKI_A_BYTES, &bytes);
 	if (packets < sa->packets)      /* counters restarted (datapath restart) */
 		sa->last_packets = 0;
 	sa->packets = packets;
 	sa->bytes = bytes;
+	/* optional: a datapath that does not report them leaves them 0 */
+	sa->dp_rpk = sa->dp_level = sa->dp_capacity = 0;
+	qki_attr_u32(a, QKI_A_DP_RPK, &sa->dp_rpk);
+	qki_attr_u32(a, QKI_A_DP_LEVEL, &sa->dp_level);
+	qki_attr_u32(a, QKI_A_DP_CAPACITY, &sa->dp_capacity);
+	qki_attr_u64(a, QKI_A_WINDOWS, &sa->windows);
+	qki_attr_u64(a, QKI_A_BEYOND_RPK, &sa->beyond_rpk);
+	qki_attr_u64(a, QKI_A_STALL_DROPS, &sa->stall_drops);
+	qki_attr_u64(a, QKI_A_EPISODES, &sa->episodes);
+}
+
+void qkid_sa_shares(struct qkid_peer *p)
+{
+	double demand[1024], share[1024];
+	struct qkid_sa *sas[1024];
+	uint32_t lo = p->d->conf->rpk_min ? p->d->conf->rpk_min : 1;
+	int64_t now = qkid_now_ms();
+	size_t n = 0;
+
+	/* an SA can use at most one key every rpk_min packets */
+	for (struct qkid_sa *sa = p->sas; sa && n < 1024; sa = sa->next) {
+		sa->share = 0;
+		if (!qkid_sa_active(sa, now))
+			continue;
+		sas[n] = sa;
+		demand[n++] = sa->pkt_rate / lo;
+	}
+	qkid_fair_shares(demand, n, p->rate_in, share);
+	for (size_t i = 0; i < n; i++)
+		sas[i]->share = share[i];
 }
 
 unsigned qkid_sa_flush(struct qkid_sa *sa)

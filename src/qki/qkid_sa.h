@@ -51,7 +51,11 @@ void qkid_sa_unregister(struct qkid_sa *sa);
  * asks the peer for what is missing, unless peek: then it only looks (changes nothing). */
 int qkid_sa_keys(struct qkid_sa *sa, uint32_t first, uint32_t count, int peek,
 		 struct qki_msg *m, uint32_t *n_out, uint32_t *next_epoch, const char **msg);
-void qkid_sa_report(struct qkid_sa *sa, uint64_t packets, uint64_t bytes);
+struct qki_attrs;
+/* the datapath's SA_REPORT: cumulative counters and its key economy */
+void qkid_sa_report(struct qkid_sa *sa, const struct qki_attrs *a);
+/* max-min fair shares of the peer's key supply among its active SAs (once a second) */
+void qkid_sa_shares(struct qkid_peer *p);
 unsigned qkid_sa_flush(struct qkid_sa *sa);
 uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);
 /* a local connection closed: its SAs become implicit (idle) */

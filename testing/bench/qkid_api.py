@@ -10,6 +10,16 @@ KEY_NEW, STATUS, RPK_ADVICE = 0x02, 0x09, 0x08
 A_PEER, A_KEY_ID, A_KEY, A_SIZE, A_SPI, A_DIR, A_WAIT_MS = 1, 2, 3, 4, 5, 6, 9
 A_ERROR, A_MESSAGE, A_RPK, A_PEER_INFO, A_SA_INFO = 12, 13, 14, 18, 19
 A_KEYS_IN, A_KEYS_OUT, A_RATE_IN, A_PKT_RATE, A_LEVEL = 27, 28, 29, 37, 22
+A_CAPACITY, A_RATE_OUT, A_STARVED, A_NEXT_EPOCH = 23, 30, 38, 40
+# an SA's key economy as its datapath reports it (API.md: DP_RPK .. SHARE)
+A_DP_RPK, A_DP_LEVEL, A_DP_CAPACITY, A_WINDOWS, A_BEYOND_RPK = 47, 48, 49, 50, 51
+A_STALL_DROPS, A_EPISODES, A_SHARE, A_PACKETS = 52, 53, 54, 10
+SA_FIELDS = {A_LEVEL: "level", A_CAPACITY: "capacity", A_NEXT_EPOCH: "next_epoch", A_RPK: "rpk",
+             A_KEYS_OUT: "keys_out", A_STARVED: "starved", A_PACKETS: "packets",
+             A_PKT_RATE: "pkt_rate_milli", A_RATE_OUT: "keys_per_s_milli", A_SHARE: "share_milli",
+             A_DP_RPK: "dp_rpk", A_DP_LEVEL: "dp_level", A_DP_CAPACITY: "dp_capacity",
+             A_WINDOWS: "windows", A_BEYOND_RPK: "beyond_rpk", A_STALL_DROPS: "stall_drops",
+             A_EPISODES: "episodes"}
 ERRORS = {8: "NO_KEY", 11: "KME", 12: "PEER_DOWN", 14: "BUSY"}
 
 
@@ -90,6 +100,24 @@ class Client:
             if t == A_PEER_INFO:
                 total += sum(num(x) for tt, x in parse(v) if tt == A_KEYS_IN)
         return total
+
+    def sas(self, peer=None):
+        """every SA qkid knows: dicts with spi, dir ('in'/'out') and the SA_FIELDS names
+        (rates x 1000, as on the wire)"""
+        out = []
+        for t, v in self.call(STATUS, string(A_PEER, peer) if peer else b""):
+            if t != A_SA_INFO:
+                continue
+            sa = {}
+            for tt, x in parse(v):
+                if tt == A_SPI:
+                    sa["spi"] = num(x)
+                elif tt == A_DIR:
+                    sa["dir"] = "in" if num(x) == 1 else "out"
+                elif tt in SA_FIELDS:
+                    sa[SA_FIELDS[tt]] = num(x)
+            out.append(sa)
+        return out
 
     def rpk_advice(self, spi, direction):
         """qkid's advised rpk for an SA (direction 'in' or 'out')"""

@@ -413,7 +413,8 @@ static int cmd_bench(struct qki_client *c, int argc, char **argv)
 	t0 = now_s();
 	while (now_s() - t0 < secs / 2 && n < cap) {
 		double t = now_s();
-		if (qki_sa_report(c, spi, QKI_DIR_OUT, n, n * 1400, NULL, &err))
+		struct qki_sa_counters cnt = { .packets = n, .bytes = n * 1400 };
+		if (qki_sa_report(c, spi, QKI_DIR_OUT, &cnt, NULL, &err))
 			break;
 		lat[n++] = now_s() - t;
 	}

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,29 @@ START_TEST(test_jain)
 	double even[3] = { 2, 2, 2 }, one[4] = { 1, 0, 0, 0 };
 	ck_assert(qkid_jain_index(even, 3) > 0.9999);
 	ck_assert(qkid_jain_index(one, 4) < 0.2501 && qkid_jain_index(one, 4) > 0.2499);
+}
+END_TEST
+
+/* max-min shares: the water level, checked against hand-computed allocations */
+START_TEST(test_fair_shares)
+{
+	double share[4];
+	double skew[4] = { 10, 50, 400, 1000 }, idle[3] = { 0, 0, 500 }, small[2] = { 5, 7 };
+
+	/* supply 300: 10 and 50 are served in full, 240 left for two: 120 each */
+	qkid_fair_shares(skew, 4, 300, share);
+	ck_assert(fabs(share[0] - 10) < 1e-9 && fabs(share[1] - 50) < 1e-9);
+	ck_assert(fabs(share[2] - 120) < 1e-9 && fabs(share[3] - 120) < 1e-9);
+	/* one busy SA and two idle ones (a receive direction without traffic): all of it */
+	qkid_fair_shares(idle, 3, 155, share);
+	ck_assert(share[0] < 1e-9 && share[1] < 1e-9 && fabs(share[2] - 155) < 1e-9);
+	/* plenty: every SA gets its demand and an even part of the rest */
+	qkid_fair_shares(small, 2, 100, share);
+	ck_assert(fabs(share[0] - 49) < 1e-9 && fabs(share[1] - 51) < 1e-9);
+	/* no supply, no SA */
+	qkid_fair_shares(skew, 4, 0, share);
+	ck_assert(share[0] == 0 && share[3] == 0);
+	qkid_fair_shares(skew, 0, 100, share);
 }
 END_TEST
 
@@ -1029,6 +1053,7 @@ int main(void)
 	tcase_add_test(tf, test_fair_fastest_first);
 	tcase_add_test(tf, test_fair_capacity);
 	tcase_add_test(tf, test_jain);
+	tcase_add_test(tf, test_fair_shares);
 	tcase_add_test(tk, test_rpk);
 	tcase_add_test(tp, test_peer_seal_verify);
 	tcase_add_test(tp, test_peer_session_keys);

@@ -3,6 +3,11 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include "kernel_qkd_datapath.h"
 #include "kernel_qkd_qkid.h"
 #include "kernel_qkd_save_keys.h"
@@ -63,6 +68,12 @@ struct private_kernel_qkd_datapath_t {
 	 * Test-only key export, NULL unless charon.plugins.kernel-qkd.save_keys is set
 	 */
 	kernel_qkd_save_keys_t *save_keys;
+
+	/**
+	 * Test and benchmark trace of the key economy, NULL unless
+	 * charon.plugins.kernel-qkd.rpk_trace is set (written on the datapath's loop thread only)
+	 */
+	FILE *rpk_trace;
 
 	/**
 	 * Protects the IKE handler
@@ -129,6 +140,60 @@ static void dp_log(void *user, enum iq_log_level level, const char *msg)
 			DBG2(DBG_KNL, "kernel-qkd: %s", msg);
 			break;
 	}
+}
+
+/**
+ * One rpk_trace sample as a CSV line (the loop thread; a line-buffered file, ~10 lines/s per SA).
+ */
+static void dp_rpk_trace(void *user, const struct iq_rpk_sample *s)
+{
+	private_kernel_qkd_datapath_t *this = user;
+
+	fprintf(this->rpk_trace, "%llu,%08x,%s,%llu,%u,%u,%u,%llu,%llu,%llu,%llu,%llu,%.3f,%.3f\n",
+			(unsigned long long)s->t_ms, s->spi, s->inbound ? "in" : "out",
+			(unsigned long long)s->packets, s->rpk, s->level, s->target,
+			(unsigned long long)s->keys_stored, (unsigned long long)s->windows,
+			(unsigned long long)s->beyond_rpk, (unsigned long long)s->stall_drops,
+			(unsigned long long)s->nokey_drops, s->share_milli / 1000.0,
+			s->pps_milli / 1000.0);
+}
+
+/**
+ * Open the rpk_trace file if the setting asks for one: appended to, created with mode 0600.
+ */
+static FILE *open_rpk_trace()
+{
+	char *path;
+	FILE *f;
+	int fd;
+
+	path = lib->settings->get_str(lib->settings, "%s.plugins.kernel-qkd.rpk_trace", NULL,
+								  lib->ns);
+	if (!path || !*path)
+	{
+		return NULL;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!f)
+	{
+		DBG1(DBG_KNL, "kernel-qkd: cannot open rpk_trace file %s: %s; no trace", path,
+			 strerror(errno));
+		if (fd >= 0)
+		{
+			close(fd);
+		}
+		return NULL;
+	}
+	setlinebuf(f);
+	if (ftell(f) == 0)
+	{
+		fprintf(f, "t_ms,spi,dir,packets,rpk,level,target,keys_stored,windows,beyond_rpk,"
+				"stall_drops,nokey_drops,share,pps\n");
+	}
+	DBG1(DBG_KNL, "kernel-qkd: tracing the key economy of rotating SAs every 100 ms to %s "
+		 "(rpk_trace, for tests and benchmarks)", path);
+	return f;
 }
 
 /**
@@ -367,6 +432,10 @@ METHOD(kernel_qkd_datapath_t, destroy, void,
 	}
 	DESTROY_IF(this->peers);
 	DESTROY_IF(this->save_keys);      /* after the datapath: its key helper calls the hook */
+	if (this->rpk_trace)              /* after the datapath: its loop writes the trace */
+	{
+		fclose(this->rpk_trace);
+	}
 	this->mutex->destroy(this->mutex);
 	free(this->tun_name);
 	free(this);
@@ -407,10 +476,15 @@ kernel_qkd_datapath_t *kernel_qkd_datapath_create()
 										lib->ns),
 		.peers = kernel_qkd_peers_create(),
 		.save_keys = kernel_qkd_save_keys_create(),
+		.rpk_trace = open_rpk_trace(),
 	);
 	this->agreement = kernel_qkd_agreement_create(this->peers);
 	charon->bus->add_listener(charon->bus, &this->agreement->listener);
 	cfg.user = this;
+	if (this->rpk_trace)
+	{
+		cfg.rpk_trace = dp_rpk_trace;
+	}
 
 	if (!this->natt_port)
 	{

@@ -63,12 +63,11 @@ static int peek_keys(void *ctx, const struct iq_key_sa *sa, uint32_t first, uint
 	return this->qki->peek_keys(this->qki->ctx, sa, first, count, keys, key_len, got, err);
 }
 
-static int rpk_advice(void *ctx, const struct iq_key_sa *sa, uint64_t pkts_per_sec,
-					  uint32_t *rpk)
+static int sa_report(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer *ans)
 {
 	private_kernel_qkd_qkid_t *this = ctx;
 
-	return this->qki->rpk_advice(this->qki->ctx, sa, pkts_per_sec, rpk);
+	return this->qki->sa_report(this->qki->ctx, sa, ans);
 }
 
 static void sa_close(void *ctx, const struct iq_key_sa *sa)
@@ -107,7 +106,7 @@ struct iq_key_provider *kernel_qkd_qkid_provider_create(const char *socket, int 
 			.sa_open = sa_open,
 			.get_keys = get_keys,
 			.peek_keys = peek_keys,
-			.rpk_advice = rpk_advice,
+			.sa_report = sa_report,
 			.sa_close = sa_close,
 			.destroy = provider_destroy,
 		},
