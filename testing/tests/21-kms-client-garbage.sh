@@ -4,6 +4,7 @@
 # wrong key counts and sizes, bad base64, duplicate key_IDs, odd HTTP, truncation, silence) plus
 # TLS, transport, argument and multi-thread cases, all under valgrind: no crash, no leak, no
 # memory error. The same program runs without valgrind in `make check`.
+# sanitize-skip: valgrind cannot run ASan-built programs (both replace malloc); under --sanitize the same program runs with ASan and LeakSanitizer in the unit tests
 . "$(dirname "$0")/../lib.sh"
 prog=$top/src/libqkd/test_client_garbage
 [ -x "$prog" ] || make -C "$top/src/libqkd" test_client_garbage >/dev/null 2>&1 || skip "cannot build test_client_garbage"
