@@ -8,10 +8,6 @@
 
 #include <daemon.h>
 
-/** KE data length of version 1 (IPSeQ before key separation; it had no version byte) */
-#define QKD_KEI_LEN_V1 (QKD_KEI_LEN - 1)
-#define QKD_KER_LEN_V1 (QKD_KER_LEN - 1)
-
 /**
  * Where quantum keys come from; set once by the plugin, read by every key exchange. A
  * ke_constructor_t has no user data, hence this module-level context.
@@ -183,35 +179,35 @@ METHOD(key_exchange_t, get_public_key, bool,
 }
 
 /**
- * Check the length and version of KE data; a peer with another derivation version is told
- * apart from garbage, so the operator learns which side to update.
+ * Log why KE data of the peer is refused; what is KEi ("data") or KEr ("reply")
  */
-static bool check_version(chunk_t value, size_t len, size_t len_v1, char *what)
+static void log_refused(qkd_ke_data_t status, chunk_t value, size_t len, char *what)
 {
 	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
 	host_t *other = ike_sa ? ike_sa->get_other_host(ike_sa) : NULL;
 
-	if (value.len == len_v1)
+	switch (status)
 	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version 1 (%zu bytes, an "
-			 "IPSeQ without key separation), this gateway speaks version %d only: version "
-			 "mismatch, update the peer; refused", what, other, value.len, QKD_WIRE_VERSION);
-		return FALSE;
+		case QKD_KE_DATA_V1:
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version 1 (%zu bytes, an "
+				 "IPSeQ without key separation), this gateway speaks version %d only: version "
+				 "mismatch, update the peer; refused", what, other, value.len, QKD_WIRE_VERSION);
+			break;
+		case QKD_KE_DATA_LENGTH:
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s of %zu bytes from %H, expected %zu; refused",
+				 what, value.len, other, len);
+			break;
+		case QKD_KE_DATA_VERSION:
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version %u, this gateway "
+				 "speaks version %d only: version mismatch; refused", what, other, value.ptr[0],
+				 QKD_WIRE_VERSION);
+			break;
+		case QKD_KE_DATA_KEY_ID:
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s carries no valid key_ID; refused", what);
+			break;
+		case QKD_KE_DATA_OK:
+			break;
 	}
-	if (value.len != len)
-	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange %s of %zu bytes from %H, expected %zu; refused",
-			 what, value.len, other, len);
-		return FALSE;
-	}
-	if (value.ptr[0] != QKD_WIRE_VERSION)
-	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version %u, this gateway "
-			 "speaks version %d only: version mismatch; refused", what, other, value.ptr[0],
-			 QKD_WIRE_VERSION);
-		return FALSE;
-	}
-	return TRUE;
 }
 
 /**
@@ -220,17 +216,15 @@ static bool check_version(chunk_t value, size_t len, size_t len_v1, char *what)
 static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 {
 	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
+	qkd_ke_data_t status;
 	qkd_peer_t *peer;
+	chunk_t pub;
 	bool charged = FALSE;
 
-	if (!check_version(value, QKD_KEI_LEN, QKD_KEI_LEN_V1, "data"))
+	status = qkd_ke_data_parse_kei(value, &pub, this->key_id);
+	if (status != QKD_KE_DATA_OK)
 	{
-		return FALSE;
-	}
-	value = chunk_skip(value, 1);
-	if (!qkd_key_id_valid(value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN))
-	{
-		DBG1(DBG_IKE, "qkd: QKD key exchange data carries no valid key_ID; refused");
+		log_refused(status, value, QKD_KEI_LEN, "data");
 		return FALSE;
 	}
 	peer = find_peer(this);
@@ -238,8 +232,6 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 	{
 		return FALSE;
 	}
-	memcpy(this->key_id, value.ptr + QKD_X25519_LEN, QKD_KEY_ID_LEN);
-	this->key_id[QKD_KEY_ID_LEN] = '\0';
 	if (ctx.budget && qkd_budget_applies(ike_sa))
 	{	/* nothing about this IKE_SA_INIT is authenticated, yet resolving spends the key */
 		if (!ctx.budget->charge(ctx.budget, peer->name, ike_sa->get_unique_id(ike_sa)))
@@ -258,12 +250,12 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 			 "key exchange refused", peer->name, this->key_id);
 		return FALSE;
 	}
-	if (!this->x25519->set_public_key(this->x25519, chunk_create(value.ptr, QKD_X25519_LEN)))
+	if (!this->x25519->set_public_key(this->x25519, pub))
 	{
 		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", peer->name);
 		return FALSE;
 	}
-	this->kei = chunk_cat("cc", chunk_from_chars(QKD_WIRE_VERSION), value);
+	this->kei = chunk_clone(value);
 	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
 		 this->key_id);
 	return TRUE;
@@ -275,19 +267,20 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
 {
 	u_char confirm[QKD_CONFIRM_LEN];
-	chunk_t pub;
+	qkd_ke_data_t status;
+	chunk_t pub, theirs;
 
-	if (!check_version(value, QKD_KER_LEN, QKD_KER_LEN_V1, "reply"))
+	status = qkd_ke_data_parse_ker(value, &pub, &theirs);
+	if (status != QKD_KE_DATA_OK)
 	{
+		log_refused(status, value, QKD_KER_LEN, "reply");
 		return FALSE;
 	}
-	value = chunk_skip(value, 1);
-	pub = chunk_create(value.ptr, QKD_X25519_LEN);
 	if (!qkd_derive_confirm(this->qkey, this->kei, pub, confirm, sizeof(confirm)))
 	{
 		return FALSE;
 	}
-	if (!memeq_const(confirm, value.ptr + QKD_X25519_LEN, QKD_CONFIRM_LEN))
+	if (!memeq_const(confirm, theirs.ptr, QKD_CONFIRM_LEN))
 	{
 		DBG1(DBG_IKE, "qkd: key confirmation from peer '%s' failed: it holds another quantum "
 			 "key for key_ID %s (QKD keys out of step?)", this->peer, this->key_id);

@@ -14,6 +14,7 @@
 #include "qkd_qki.h"
 #include "qkd_peers.h"
 #include "qkd_budget.h"
+#include "qkd_ke_data.h"
 
 #include <crypto/key_exchange.h>
 
@@ -25,18 +26,6 @@
 
 /** Proposal keyword of QKD_X25519, for swanctl proposals and esp_proposals */
 #define QKD_X25519_KEYWORD "x25519qkd"
-
-/** X25519 public value length */
-#define QKD_X25519_LEN 32
-
-/** Length of the key confirmation in KEr */
-#define QKD_CONFIRM_LEN 16
-
-/** KEi: version (QKD_WIRE_VERSION) || X25519 public value || key_ID */
-#define QKD_KEI_LEN (1 + QKD_X25519_LEN + QKD_KEY_ID_LEN)
-
-/** KEr: version || X25519 public value || key confirmation */
-#define QKD_KER_LEN (1 + QKD_X25519_LEN + QKD_CONFIRM_LEN)
 
 /**
  * Set what the key exchanges draw quantum keys from (the plugin does this once on load).
