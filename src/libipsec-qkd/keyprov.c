@@ -14,7 +14,6 @@
 #include <sys/syscall.h>
 
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
 
 #include "keyprov.h"
 #include "rotation.h"
@@ -77,7 +76,7 @@ struct iq_keyprov {
 	pthread_t thread;
 	bool started;
 	uint8_t *keys;          /* MAX_BATCH * IQ_QKEY_MAX scratch for get_keys */
-	EVP_KDF_CTX *kdf;       /* HKDF for window keys, used by the helper thread only */
+	struct iq_hkdf hkdf;    /* HKDF for window keys, used by the helper thread only */
 };
 
 static void wake_loop(struct iq_keyprov *kp)
@@ -123,6 +122,11 @@ static int derive_push(struct iq_keyprov *kp, const struct iq_kp_req *rq, enum i
 	memset(&d, 0, sizeof(d));
 	if (*got > n || klen == 0 || klen > IQ_QKEY_MAX)
 		*got = 0;
+	if (*got && iq_hkdf_salt(&kp->hkdf, rq->salt, rq->salt_len)) {
+		snprintf(err->msg, sizeof(err->msg), "window key derivation failed");
+		*got = 0;
+		ret = -EIO;
+	}
 	for (i = 0; i < *got; i++) {
 		/* the provider answers from the current window on (see iq_rot_want); what the loop
 		 * already holds costs neither a derivation nor a ring slot */
@@ -136,8 +140,8 @@ static int derive_push(struct iq_keyprov *kp, const struct iq_kp_req *rq, enum i
 		if (kp->p->export_qkey)       /* test only, see ipsec_qkd.h */
 			kp->p->export_qkey(kp->p->export_ctx, &rq->sa, first + i,
 							   kp->keys + (size_t)i * klen, klen);
-		if (iq_rot_derive_with(kp->kdf, rq->salt, rq->salt_len, rq->sa.spi, first + i,
-							   kp->keys + (size_t)i * klen, klen, d.key, rq->key_len)) {
+		if (iq_hkdf_window_key(&kp->hkdf, rq->sa.spi, first + i, kp->keys + (size_t)i * klen,
+							   klen, d.key, rq->key_len)) {
 			snprintf(err->msg, sizeof(err->msg), "window key derivation failed");
 			*got = i;
 			ret = -EIO;
@@ -145,6 +149,7 @@ static int derive_push(struct iq_keyprov *kp, const struct iq_kp_req *rq, enum i
 		}
 		push_done(kp, &d, false);
 	}
+	iq_hkdf_forget(&kp->hkdf);
 	OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
 	OPENSSL_cleanse(&d, sizeof(d));
 	return ret;
@@ -274,8 +279,7 @@ int iq_kp_create(struct iq_key_provider *p, struct iq_keyprov **out)
 		spsc_init(&kp->done, DONE_RING, sizeof(struct iq_kp_done)))
 		goto fail;
 	kp->keys = calloc(MAX_BATCH, IQ_QKEY_MAX);
-	kp->kdf = iq_rot_kdf_new();
-	if (!kp->keys || !kp->kdf)
+	if (!kp->keys || iq_hkdf_init(&kp->hkdf))
 		goto fail;
 	kp->req_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	kp->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -344,8 +348,7 @@ void iq_kp_destroy(struct iq_keyprov *kp)
 		OPENSSL_cleanse(kp->keys, (size_t)MAX_BATCH * IQ_QKEY_MAX);
 		free(kp->keys);
 	}
-	if (kp->kdf)
-		EVP_KDF_CTX_free(kp->kdf);
+	iq_hkdf_free(&kp->hkdf);
 	if (kp->req.slots)
 		while (spsc_pop(&kp->req, &(struct iq_kp_req){ 0 }))
 			;

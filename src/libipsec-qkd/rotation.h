@@ -83,7 +83,6 @@ struct iq_rot {
 	uint32_t slot_epoch[IQ_CTX_SLOTS];
 	bool slot_keyed[IQ_CTX_SLOTS];
 
-	EVP_KDF_CTX *kdf;          /* HKDF-SHA256, fetched once */
 	uint8_t hkdf_salt[36];     /* the CHILD_SA key material */
 	size_t hkdf_salt_len;
 	size_t key_len;
@@ -102,7 +101,7 @@ int iq_rot_init(struct iq_rot *r, const struct iq_rotation *cfg, uint32_t spi, b
 				const uint8_t *child_key, size_t child_key_len, uint32_t replay_window);
 void iq_rot_free(struct iq_rot *r);
 
-/** HKDF-SHA256 derivation of a window key (exposed for tests). */
+/** HKDF-SHA256 derivation of one window key (sets up and frees its HMAC contexts). */
 int iq_rot_derive(const uint8_t *salt, size_t salt_len, uint32_t spi, uint32_t epoch,
 				  const uint8_t *qkey, size_t qkey_len, uint8_t *out, size_t out_len);
 
@@ -115,11 +114,22 @@ int iq_rot_store(struct iq_rot *r, uint32_t epoch, const uint8_t *key);
 /** A peeked window key (see iq_rot_peek): kept as a candidate if the epoch is one. */
 int iq_rot_store_peeked(struct iq_rot *r, uint32_t epoch, const uint8_t *key);
 
-/** HKDF context for iq_rot_derive_with (fetched once; for the key helper thread). */
-EVP_KDF_CTX *iq_rot_kdf_new(void);
-int iq_rot_derive_with(EVP_KDF_CTX *kdf, const uint8_t *salt, size_t salt_len, uint32_t spi,
-					   uint32_t epoch, const uint8_t *qkey, size_t qkey_len, uint8_t *out,
-					   size_t out_len);
+/**
+ * The same derivation for many keys (the key helper thread): HMAC-SHA256 fetched once,
+ * iq_hkdf_salt once per SA (the CHILD_SA key material), then iq_hkdf_window_key per epoch
+ * (out_len <= 32). iq_hkdf_forget overwrites the salt's and the last PRK's HMAC states when a
+ * batch is done; iq_hkdf_free cleanses and frees.
+ */
+struct iq_hkdf {
+	EVP_MAC_CTX *extract;      /* HMAC keyed with the salt: HKDF-Extract */
+	EVP_MAC_CTX *expand;       /* HMAC keyed with each PRK: HKDF-Expand */
+};
+int iq_hkdf_init(struct iq_hkdf *h);
+int iq_hkdf_salt(struct iq_hkdf *h, const uint8_t *salt, size_t salt_len);
+int iq_hkdf_window_key(struct iq_hkdf *h, uint32_t spi, uint32_t epoch, const uint8_t *qkey,
+					   size_t qkey_len, uint8_t *out, size_t out_len);
+void iq_hkdf_forget(struct iq_hkdf *h);
+void iq_hkdf_free(struct iq_hkdf *h);
 
 /**
  * The provider could not deliver epochs [first, first + count): ask again later. soft: it

@@ -2,6 +2,7 @@
 /* Key rotation: derivation, window switching, reordering across windows, exhaustion, prefetch,
  * catching up, forged epochs, the end of the epoch space. */
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,44 @@ START_TEST(test_hkdf)
 	child[0] ^= 1;
 	ck_assert_int_eq(iq_rot_derive(child, 36, 0xc0ffee01, 77, q, 32, k1, 32), 0);
 	ck_assert_mem_ne(k1, k2, 16);
+}
+END_TEST
+
+/* The key helper's path: one HMAC pair for many keys, the salt set once per SA batch, the PRK's
+ * state overwritten between keys and after the batch. Every key must equal the reference, also
+ * after a batch of another SA (other salt length) and after iq_hkdf_forget. */
+START_TEST(test_hkdf_batch)
+{
+	uint8_t salt[2][36], q[32], lbl[28], ref[32], out[32];
+	size_t salt_len[2] = { 36, 20 }, key_len[2] = { 32, 16 };
+	struct iq_hkdf h;
+	int round, s, e, i;
+
+	for (i = 0; i < 36; i++) {
+		salt[0][i] = 0x30 + i;
+		salt[1][i] = 0x90 ^ i;
+	}
+	ck_assert_int_eq(iq_hkdf_init(&h), 0);
+	for (round = 0; round < 2; round++) {
+		for (s = 0; s < 2; s++) {
+			ck_assert_int_eq(iq_hkdf_salt(&h, salt[s], salt_len[s]), 0);
+			for (e = 0; e < 5; e++) {
+				for (i = 0; i < 32; i++)
+					q[i] = (uint8_t)(e * 31 + i + s);
+				memcpy(lbl, "IPSeQ ESP window key", 20);
+				iq_put32(lbl + 20, 0xc0ffee00 + s);
+				iq_put32(lbl + 24, 100 + e);
+				hkdf_ref(salt[s], salt_len[s], q, 32, lbl, 28, ref, key_len[s]);
+				memset(out, 0, sizeof(out));
+				ck_assert_int_eq(iq_hkdf_window_key(&h, 0xc0ffee00 + s, 100 + e, q, 32, out,
+													 key_len[s]), 0);
+				ck_assert_mem_eq(out, ref, key_len[s]);
+			}
+			iq_hkdf_forget(&h);
+		}
+	}
+	ck_assert_int_eq(iq_hkdf_window_key(&h, 1, 1, q, 32, out, 33), -EINVAL);
+	iq_hkdf_free(&h);
 }
 END_TEST
 
@@ -531,6 +570,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_hkdf);
+	tcase_add_test(tc, test_hkdf_batch);
 	tcase_add_test(tc, test_windows_and_reordering);
 	tcase_add_loop_test(tc, test_exhaustion, 0, 2);
 	tcase_add_test(tc, test_prefetch);
