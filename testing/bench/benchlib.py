@@ -230,10 +230,12 @@ class Capture:
         return int(m.group(1)) if m else 0
 
 
-def esp_sample(lab, src="gwA", timeout=2.0):
+def esp_sample(lab, src="gwA", timeout=2.0, spi=None):
     """(time, spi, seq, epoch) of the next outbound ESP packet of a gateway on its WAN (the
-    first ESP header of a GSO batch), or None"""
+    first ESP header of a GSO batch; of the SA with that SPI if given), or None"""
     filt = "src %s and udp port 4500 and udp[8:4] != 0" % WAN[src]
+    if spi is not None:
+        filt += " and udp[8:4] = 0x%08x" % spi
     try:
         r = subprocess.run(lab.nsx(src, ["tcpdump", "-i", "wan", "-n", "-c", "1", "-s", "64",
                                           "--time-stamp-precision=nano", "-w", "-", filt]),
@@ -251,9 +253,9 @@ class EspSampler(threading.Thread):
     """Samples an SA's (seq, epoch) on the wire at given offsets (s) after start: the ESP
     packet rate and, with rotation, the window rate and packets per window between samples."""
 
-    def __init__(self, lab, offsets, src="gwA"):
+    def __init__(self, lab, offsets, src="gwA", spi=None, timeout=2.0):
         super().__init__(daemon=True)
-        self.lab, self.offsets, self.src = lab, offsets, src
+        self.lab, self.offsets, self.src, self.spi, self.timeout = lab, offsets, src, spi, timeout
         self.samples = []
 
     def run(self):
@@ -262,7 +264,7 @@ class EspSampler(threading.Thread):
             d = t0 + off - time.monotonic()
             if d > 0:
                 time.sleep(d)
-            s = esp_sample(self.lab, self.src)
+            s = esp_sample(self.lab, self.src, timeout=self.timeout, spi=self.spi)
             if s:
                 self.samples.append(s)
 
@@ -279,10 +281,10 @@ class EspSampler(threading.Thread):
         return dseq / dt, dep / dt, (dseq / dep if dep > 0 else None)
 
 
-def iperf(lab, proto="tcp", secs=5, rate=None, length=None, port=5201):
+def iperf(lab, proto="tcp", secs=5, rate=None, length=None, port=5201, host=HOST_B):
     """One iperf3 run hostA -> hostB. Returns dict: mbps (received), retrans (TCP),
     lost_pct / lost / packets (UDP), sent_mbps; or {'error': text}."""
-    srv = subprocess.Popen(lab.nsx("hostB", ["iperf3", "-s", "-1", "-p", str(port)]),
+    srv = subprocess.Popen(lab.nsx("hostB", ["iperf3", "-s", "-1", "-J", "-p", str(port)]),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(50):
@@ -290,9 +292,9 @@ def iperf(lab, proto="tcp", secs=5, rate=None, length=None, port=5201):
             if (":%d " % port) in r.stdout:
                 break
             time.sleep(0.05)
-        cmd = ["iperf3", "-c", HOST_B, "-p", str(port), "-t", str(secs), "-J"]
+        cmd = ["iperf3", "-c", host, "-p", str(port), "-t", str(secs), "-J"]
         if proto == "udp":
-            cmd += ["-u", "-b", str(rate or "100M"), "-l", str(length or 1200)]
+            cmd += ["-u", "-b", str(rate or "100M"), "-l", str(length or 1200), "--get-server-output"]
         r = subprocess.run(lab.nsx("hostA", cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=secs + 15)
     except subprocess.TimeoutExpired:
@@ -318,9 +320,29 @@ def iperf(lab, proto="tcp", secs=5, rate=None, length=None, port=5201):
     packets, lost = s.get("packets", 0), s.get("lost_packets", 0)
     secs_run = s.get("seconds", secs) or secs
     size = length or 1200
+    # the receiver's per-second intervals: (start, end, packets, lost), for loss over a part of
+    # the run (e.g. after a warm-up)
+    intervals = []
+    for iv in j.get("server_output_json", {}).get("intervals", []):
+        x = iv.get("sum", {})
+        if "packets" in x:
+            intervals.append((x.get("start", 0.0), x.get("end", 0.0), x["packets"], x.get("lost_packets", 0)))
     return {"mbps": (packets - lost) * size * 8 / secs_run / 1e6,
             "sent_mbps": s.get("bits_per_second", 0) / 1e6,
-            "lost_pct": s.get("lost_percent", 0.0), "lost": lost, "packets": packets}
+            "lost_pct": s.get("lost_percent", 0.0), "lost": lost, "packets": packets,
+            "intervals": intervals}
+
+
+def loss_after(result, t0):
+    """(loss %, delivered Mbit/s of 1200-byte datagrams) over the receiver's intervals that start
+    at or after t0 seconds, or (None, None)"""
+    iv = [x for x in result.get("intervals", []) if x[0] >= t0 - 0.01]
+    sent = sum(x[2] for x in iv)      # iperf3 counts a UDP interval's packets lost ones included
+    secs = sum(x[1] - x[0] for x in iv)
+    if not iv or sent <= 0 or secs <= 0:
+        return None, None
+    lost = sum(x[3] for x in iv)
+    return 100.0 * lost / sent, (sent - lost) * 1200 * 8 / secs / 1e6
 
 
 class RekeyDriver(threading.Thread):

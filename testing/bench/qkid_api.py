@@ -20,6 +20,7 @@ SA_FIELDS = {A_LEVEL: "level", A_CAPACITY: "capacity", A_NEXT_EPOCH: "next_epoch
              A_DP_RPK: "dp_rpk", A_DP_LEVEL: "dp_level", A_DP_CAPACITY: "dp_capacity",
              A_WINDOWS: "windows", A_BEYOND_RPK: "beyond_rpk", A_STALL_DROPS: "stall_drops",
              A_EPISODES: "episodes"}
+STRINGS = {1, 2, 13, 20, 32, 35, 36}     # attributes that are text (the rest are numbers)
 ERRORS = {8: "NO_KEY", 11: "KME", 12: "PEER_DOWN", 14: "BUSY"}
 
 
@@ -104,19 +105,21 @@ class Client:
     def sas(self, peer=None):
         """every SA qkid knows: dicts with spi, dir ('in'/'out') and the SA_FIELDS names
         (rates x 1000, as on the wire)"""
-        out = []
-        for t, v in self.call(STATUS, string(A_PEER, peer) if peer else b""):
-            if t != A_SA_INFO:
-                continue
-            sa = {}
-            for tt, x in parse(v):
-                if tt == A_SPI:
-                    sa["spi"] = num(x)
-                elif tt == A_DIR:
-                    sa["dir"] = "in" if num(x) == 1 else "out"
-                elif tt in SA_FIELDS:
-                    sa[SA_FIELDS[tt]] = num(x)
-            out.append(sa)
+        return [sa_fields(sa) for sa in self.status(peer)["sas"]]
+
+    def status(self, peer=None):
+        """STATUS as {"peers": [{attr: value}], "sas": [{attr: value}], attr: value}: numbers
+        as int, text attributes as str; attributes this client does not know are kept by their
+        number, so counters added to qkid later show up without a change here"""
+        attrs = self.call(STATUS, string(A_PEER, peer) if peer else b"")
+        out = {"peers": [], "sas": []}
+        for t, v in attrs:
+            if t in (A_PEER_INFO, A_SA_INFO):
+                out["peers" if t == A_PEER_INFO else "sas"].append(
+                    dict((tt, x.decode(errors="replace") if tt in STRINGS else num(x))
+                         for tt, x in parse(v)))
+            else:
+                out[t] = v.decode(errors="replace") if t in STRINGS else num(v)
         return out
 
     def rpk_advice(self, spi, direction):
@@ -124,6 +127,14 @@ class Client:
         d = 1 if direction == "in" else 2
         attrs = self.call(RPK_ADVICE, u32(A_SPI, spi) + attr(A_DIR, bytes([d])))
         return dict((t, num(v)) for t, v in attrs if t in (A_RPK, A_LEVEL, A_PKT_RATE, A_RATE_IN))
+
+
+def sa_fields(sa):
+    """one SA_INFO of status() by the SA_FIELDS names, with spi and dir ('in'/'out')"""
+    out = dict((SA_FIELDS[t], v) for t, v in sa.items() if t in SA_FIELDS)
+    out["spi"] = sa.get(A_SPI)
+    out["dir"] = "in" if sa.get(A_DIR) == 1 else "out"
+    return out
 
 
 def drain(path, peer, stop, counter, lock, wait_ms=200):
@@ -153,3 +164,20 @@ def drain(path, peer, stop, counter, lock, wait_ms=200):
             stop.wait(0.05)
     if c is not None:
         c.close()
+
+
+def drain_for(path, peer, secs, takers=3):
+    """Take the keys qkid and its KME stored while nothing used them (they would let the first
+    seconds of a run use more than the key rate) for secs seconds; returns how many."""
+    import threading
+    import time
+    stop, cnt, lk = threading.Event(), [0, 0], threading.Lock()
+    threads = [threading.Thread(target=drain, args=(path, peer, stop, cnt, lk), daemon=True)
+               for _ in range(takers)]
+    for t in threads:
+        t.start()
+    time.sleep(secs)
+    stop.set()
+    for t in threads:
+        t.join(3)
+    return cnt[0]

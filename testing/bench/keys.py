@@ -1,0 +1,874 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""scripts/bench keys: the key economy of adaptive ESP key rotation (issue 14), measured from
+outside in charon with kernel-qkd, real qkid and qkd-kmsd (scripts/lab).
+
+Two labs up side by side: "on" rotates the ESP key with qkid window keys (adaptive rpk,
+exhaust = reuse) over a QKD link whose supply is set by qkd-kmsd's fibre model; "off" is the same
+lab (kernel-qkd, QKD IKE) with rotation off, the baseline of every cell, run in ABBA order with it.
+
+1. ceiling: the highest offered UDP load the "off" lab carries with at most 1 % loss;
+2. cells: per fibre length (0, 20, 50, 80 km) and offered load (100 Mbit/s .. ceiling): delivered
+   rate and loss with rotation on and off, key utilisation = windows on the wire / keys the KME
+   generated (its own counter), packets beyond rpk and stall drops (the datapath's counters of the
+   SA), convergence time of rpk after the load starts;
+3. a load step and a supply step, sampled over time (CSV + plot of rpk, buffer level, key rates);
+4. 4 SAs with skewed demand: Jain's index of windows/s against max-min fair shares of the
+   measured supply.
+Last line: key_economy min_utilisation=U max_beyond_rpk=N max_loss_excess_pp=L.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+import qkid_api as Q  # noqa: E402
+
+FULL = {"repeats": 3, "duration": 10, "warmup": 4, "drain": 1.5, "kms": [0, 20, 50, 80],
+        "ceiling_secs": 4, "phase": 20, "fair_secs": 16, "fair_warmup": 6, "settle": 3}
+QUICK = {"repeats": 1, "duration": 6, "warmup": 3, "drain": 1.0, "kms": [20, 80],
+         "ceiling_secs": 3, "phase": 8, "fair_secs": 8, "fair_warmup": 3, "settle": 2}
+LADDER = [100, 200, 300, 400, 500, 600, 800, 1000, 1200]
+TARGET_UTIL, TARGET_LOSS_PP, TARGET_JAIN = 0.95, 0.5, 0.95
+KEY_BITS = 256
+FAIR_LOADS = [2, 5, 10, 50]           # Mbit/s of the 4 SAs of the fairness run
+
+# qkid's STATUS per SA by qkid_api's SA_FIELDS names: its own view (rpk advice, buffer, drain
+# rate) and, where the datapath reports them (SA_REPORT), the rpk in force, the datapath's key
+# buffer, windows, packets beyond rpk, stall drops and the SA's max-min fair share.
+
+def model_keys(km, ref=100000.0, att=0.2):
+    """qkd-kmsd's fibre model (its defaults) in keys/s of KEY_BITS"""
+    return ref * 10 ** (-att * km / 10.0) / KEY_BITS
+
+
+def met(ok):
+    return "met" if ok else "MISSED"
+
+
+class Kme:
+    """The link master KME's own counters (ETSI 014 status, status_extension), read with curl in
+    gwA's namespace with SAE_A's certificate: keys generated = the QKD link's supply."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        pki = os.path.join(lab.dir, "pki")
+        self.cmd = lab.nsx("gwA", ["curl", "-s", "--max-time", "3", "--cacert", pki + "/ca.pem",
+                                   "--cert", pki + "/SAE_A.pem", "--key", pki + "/SAE_A.key",
+                                   "https://127.0.0.1:8443/api/v1/keys/SAE_B/status"])
+
+    def generated(self):
+        """(time, keys generated so far) or None"""
+        import json
+        try:
+            r = subprocess.run(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, timeout=5)
+            x = json.loads(r.stdout)["status_extension"]
+            return time.time(), x["generated_bits"] / KEY_BITS
+        except (ValueError, KeyError, subprocess.SubprocessError, OSError):
+            return None
+
+
+class KmeSampler(threading.Thread):
+    """Reads the KME's generated-keys counter at given offsets (s) after start."""
+
+    def __init__(self, kme, offsets):
+        super().__init__(daemon=True)
+        self.kme, self.offsets = kme, offsets
+        self.samples = []
+
+    def run(self):
+        t0 = time.monotonic()
+        for off in self.offsets:
+            time.sleep(max(0.0, t0 + off - time.monotonic()))
+            self.samples.append(self.kme.generated())
+
+
+def sa_status(lab, spi, gw="gwA"):
+    """qkid's STATUS of an outbound SA (qkid_api.SA_FIELDS names) plus the peers' keys_in, or
+    None"""
+    try:
+        c = Q.Client(lab.qkid_sock(gw), timeout=2.0)
+        st = c.status()
+        c.close()
+    except (OSError, Q.QkidError):
+        return None
+    for raw in st["sas"]:
+        sa = Q.sa_fields(raw)
+        if sa["spi"] == spi and sa["dir"] == "out":
+            sa["keys_in"] = sum(p.get(Q.A_KEYS_IN, 0) for p in st["peers"])
+            return sa
+    return None
+
+
+class Poller(threading.Thread):
+    """Samples qkid's view of one SA every `period` s until stop()."""
+
+    def __init__(self, lab, spi, period=0.5):
+        super().__init__(daemon=True)
+        self.lab, self.spi, self.period = lab, spi, period
+        self.rows = []          # (time, sa dict or None, None)
+        self.ev = threading.Event()
+
+    def run(self):
+        while not self.ev.is_set():
+            t = time.time()
+            self.rows.append((t, sa_status(self.lab, self.spi), None))
+            self.ev.wait(max(0.0, self.period - (time.time() - t)))
+
+    def stop(self):
+        self.ev.set()
+        self.join(10)
+
+
+def convergence(series, t_step, t_end):
+    """Seconds after t_step until the value stays within +-10 % of its final value (median of
+    the last quarter of [t_step, t_end]); None if it never settles or there are no samples."""
+    pts = [(t, v) for t, v in series if t_step <= t <= t_end and v]
+    if len(pts) < 4:
+        return None
+    tail = [v for t, v in pts if t >= t_end - (t_end - t_step) / 4.0]
+    if not tail:
+        return None
+    final = B.median(tail)
+    last_out = None
+    for t, v in pts:
+        if abs(v - final) > 0.1 * final:
+            last_out = t
+    if last_out is None:
+        return 0.0
+    later = [t for t, _ in pts if t > last_out]
+    return (later[0] - t_step) if later else None
+
+
+def wire_windows(samples):
+    """(windows, packets, seconds) between the first and last wire sample of one SA"""
+    if len(samples) < 2:
+        return None
+    a, b = samples[0], samples[-1]
+    if a[1] != b[1] or b[0] <= a[0]:
+        return None
+    return b[3] - a[3], (b[2] - a[2]) % (1 << 32), b[0] - a[0]
+
+
+def interp(points, t):
+    """value of a cumulative counter at time t, linear between the samples (t, value)"""
+    pts = sorted(p for p in points if p)
+    if not pts:
+        return None
+    if t <= pts[0][0]:
+        return pts[0][1]
+    for (t0, v0), (t1, v1) in zip(pts, pts[1:]):
+        if t0 <= t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+    return pts[-1][1]
+
+
+def deleted_counters(lab, spi, since, gw="gwA", wait=8.0):
+    """The datapath's counters of a deleted SA from charon's log (kernel-qkd logs them when it
+    deletes the SA), only lines after offset `since`: dict or None"""
+    end = time.monotonic() + wait
+    while True:
+        log = lab.log(gw)[since:]
+        m = re.search(r"SA %08x deleted after (\d+) packets" % spi, log)
+        u = re.search(r"SA %08x used (\d+) key windows .*?(\d+) packets beyond rpk, (\d+) stall "
+                      r"drops, (\d+) packets without key" % spi, log)
+        if m and (u or time.monotonic() > end - wait / 2):
+            return {"packets": int(m.group(1)), "windows": int(u.group(1)) if u else 0,
+                    "beyond": int(u.group(2)) if u else 0, "stall": int(u.group(3)) if u else 0,
+                    "nokey": int(u.group(4)) if u else 0}
+        if time.monotonic() > end:
+            return None
+        time.sleep(0.2)
+
+
+class Bench:
+    def __init__(self, a, p):
+        self.a, self.p = a, p
+        self.out = a.out
+        self.pid = os.getpid()
+        self.missing = []
+        self.plots = []
+        self.report = {}
+        self.km = None
+
+    def note_missing(self, what, why):
+        B.unavailable(what, why)
+        self.missing.append("%s: %s" % (what, why))
+
+    # ---- labs ----------------------------------------------------------------------------
+    def labs_up(self, prefix="bk"):
+        """the rotation lab ("on", supply of the first fibre length) and the baseline ("off")"""
+        env = {"LAB_RPK_MIN": str(self.a.rpk_min), "LAB_RPK_MAX": str(self.a.rpk_max),
+               "LAB_FIBRE_KM": str(self.p["kms"][0])}
+        self.on = B.Lab("%s%don" % (prefix, self.pid), datapath="kernel-qkd", qkd=True, env=env)
+        self.off = B.Lab("%s%doff" % (prefix, self.pid), datapath="kernel-qkd", qkd=True)
+        threads = [threading.Thread(target=lab.up) for lab in (self.on, self.off)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        for lab in (self.on, self.off):
+            if lab not in B.Lab.live or not os.path.exists(lab.qkid_sock("gwA")):
+                raise RuntimeError("lab %s did not come up" % lab.name)
+        self.on.set_plugins(B.rotation_conf(self.a.rpk_min, self.a.rpk_max, "reuse"))
+        self.km = self.p["kms"][0]
+        self.kme = Kme(self.on)
+        for lab in (self.on, self.off):
+            lab.initiate()
+        if "ESP key rotation" not in self.on.log("gwA"):
+            raise RuntimeError("the rotation lab does not rotate (no 'ESP key rotation' in gwA's log)")
+
+    def set_supply(self, km):
+        """restart the link master KME (gwA) with another fibre length: the QKD link goes down
+        and comes back at the new rate (both KMEs flush what they stored, as on a real link)"""
+        self.on.run("kms-stop", "gwA")
+        env = dict(self.on.env, LAB_FIBRE_KM=str(km))
+        subprocess.run([B.LAB_SCRIPT, "kms-start", "gwA"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, timeout=30, check=True)
+        self.km = km
+
+    def child(self, lab):
+        sa = lab.child_sa()
+        if not sa:
+            lab.initiate()
+            sa = lab.child_sa()
+        if not sa:
+            raise RuntimeError("%s: no CHILD_SA" % lab.name)
+        return sa
+
+    def rekey(self, lab, sa, since):
+        """rekey the CHILD_SA: the old SA is deleted and its datapath counters logged; returns
+        them (dict) or None"""
+        try:
+            lab.vici("gwA").request("rekey", {"child-id": sa[1]}, timeout=15)
+        except Exception as e:      # reported as a missing counter
+            print("  rekey: %s" % e)
+            return None
+        return deleted_counters(lab, sa[3], since)
+
+    # ---- 1. ceiling ----------------------------------------------------------------------
+    def ceiling(self):
+        T = self.p["ceiling_secs"]
+        B.progress("1. ceiling: UDP through the rotation-off lab, %d s per load, until loss > 1 %%" % T)
+        rows, best = [], None
+        for load in LADDER:
+            r = B.iperf(self.off, "udp", T, rate="%dM" % load, length=1200)
+            rows.append((load, r.get("mbps"), r.get("lost_pct"), r.get("error", "")))
+            B.progress("  %4d Mbit/s offered: %s delivered, loss %s %%" % (
+                load, B.fmt(r.get("mbps")), B.fmt(r.get("lost_pct"), 3)))
+            if r.get("error") or r.get("lost_pct", 100) > 1.0:
+                break
+            best = load
+        B.write_csv(os.path.join(self.out, "ceiling.csv"), ["offered_mbps", "delivered_mbps",
+                                                            "loss_pct", "error"], rows)
+        if best is None:
+            raise RuntimeError("the rotation-off lab lost more than 1 %% at %d Mbit/s" % LADDER[0])
+        self.ceiling_rows, self.ceiling_mbps = rows, best
+        if self.a.loads:
+            self.loads = self.a.loads
+        elif self.a.quick:
+            self.loads = sorted({100, best})
+        else:
+            mid = int(round((100 + best) / 2.0 / 50.0) * 50)
+            self.loads = sorted({100, mid, best})
+        B.progress("  ceiling %d Mbit/s -> loads %s" % (best, self.loads))
+
+    # ---- 2. cells ------------------------------------------------------------------------
+    def run_on(self, load):
+        """one run with rotation: returns a dict of what was measured"""
+        p, T, W = self.p, self.p["duration"], self.p["warmup"]
+        lab = self.on
+        sa = self.child(lab)
+        Q.drain_for(lab.qkid_sock("gwA"), "gwB", p["drain"])
+        since = len(lab.log("gwA"))
+        wire = B.EspSampler(lab, [W, T - 0.3], spi=sa[3])
+        poll = Poller(lab, sa[3], 0.5)
+        kt = KmeSampler(self.kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)])
+        t0 = time.time()
+        wire.start()
+        poll.start()
+        kt.start()
+        r = B.iperf(lab, "udp", T, rate="%dM" % load, length=1200)
+        wire.join(5)
+        kt.join(5)
+        poll.stop()
+        since_b = len(lab.log("gwB"))
+        cnt = self.rekey(lab, sa, since)
+        rx = deleted_counters(lab, sa[3], since_b, gw="gwB")
+        loss, mbps = B.loss_after(r, W)
+        out = {"mbps": mbps, "loss": loss, "loss_all": r.get("lost_pct"), "error": r.get("error", "")}
+        if rx:
+            out["rx_nokey"] = rx["nokey"]
+        ww = wire_windows(wire.samples)
+        kme = [k for k in kt.samples if k]
+        if ww and len(kme) >= 2:
+            supplied = interp(kme, wire.samples[-1][0]) - interp(kme, wire.samples[0][0])
+            out.update(windows=ww[0], wire_pps=ww[1] / ww[2], wire_rpk=ww[1] / ww[0] if ww[0] else None,
+                       supplied=supplied, supply_rate=supplied / ww[2],
+                       util=ww[0] / supplied if supplied > 0 else None)
+        ins = [(t, s["keys_in"]) for t, s, _ in poll.rows if s]
+        if ww and len(ins) >= 2:
+            out["keys_in"] = interp(ins, wire.samples[-1][0]) - interp(ins, wire.samples[0][0])
+        # the datapath's own counters as qkid shows them (about once a second): packets beyond
+        # rpk and stall drops over the steady interval only
+        for key, name in (("beyond_rpk", "beyond_steady"), ("stall_drops", "stall_steady")):
+            pts = [(t, s[key]) for t, s, _ in poll.rows if s and s.get(key) is not None]
+            if ww and len(pts) >= 2:
+                out[name] = interp(pts, wire.samples[-1][0]) - interp(pts, wire.samples[0][0])
+        rkey = "dp_rpk" if any(s and s.get("dp_rpk") for _, s, _ in poll.rows) else "rpk"
+        rpks = [(t, s[rkey]) for t, s, _ in poll.rows if s and s.get(rkey)]
+        out["conv"] = convergence(rpks, t0 + 0.5, t0 + T)
+        adv = [(t, s["rpk"]) for t, s, _ in poll.rows if s and s.get("rpk")]
+        out["rpk_adv"] = B.median([v for t, v in adv if t >= t0 + W]) if adv else None
+        if cnt:
+            out.update(beyond=cnt["beyond"], stall=cnt["stall"], sa_packets=cnt["packets"],
+                       beyond_share=100.0 * cnt["beyond"] / cnt["packets"] if cnt["packets"] else 0.0)
+        return out
+
+    def run_off(self, load):
+        self.child(self.off)
+        r = B.iperf(self.off, "udp", self.p["duration"], rate="%dM" % load, length=1200)
+        loss, mbps = B.loss_after(r, self.p["warmup"])
+        return {"mbps": mbps, "loss": loss, "loss_all": r.get("lost_pct"), "error": r.get("error", "")}
+
+    def cells(self):
+        p = self.p
+        B.progress("2. cells: fibre %s km x loads %s Mbit/s x %d repeats, %d s per run, on/off in "
+                   "ABBA order" % (p["kms"], self.loads, p["repeats"], p["duration"]))
+        rows = []
+        for km in p["kms"]:
+            if km != self.km:
+                self.set_supply(km)
+            time.sleep(p["settle"])
+            for load in self.loads:
+                for i in range(p["repeats"]):
+                    order = ("on", "off") if i % 2 == 0 else ("off", "on")
+                    res = {}
+                    for which in order:
+                        res[which] = self.run_on(load) if which == "on" else self.run_off(load)
+                    on, off = res["on"], res["off"]
+                    rows.append({"km": km, "load": load, "rep": i + 1, "on": on, "off": off})
+                    B.progress("  %2d km %4d Mbit/s rep %d: on %s Mbit/s loss %s %%, off %s Mbit/s "
+                               "loss %s %%; rpk %s on the wire, utilisation %s, %s packets beyond "
+                               "rpk (%s %%), %s stall drops, %s receiver drops for want of a key, rpk settled in %s s%s" % (
+                                   km, load, i + 1, B.fmt(on.get("mbps")), B.fmt(on.get("loss"), 3),
+                                   B.fmt(off.get("mbps")), B.fmt(off.get("loss"), 3),
+                                   B.fmt(on.get("wire_rpk"), 0), B.fmt(on.get("util"), 3),
+                                   on.get("beyond", "?"), B.fmt(on.get("beyond_share"), 3),
+                                   on.get("stall", "?"), on.get("rx_nokey", "?"), B.fmt(on.get("conv"), 1),
+                                   "; " + on["error"] + off["error"] if on["error"] or off["error"] else ""))
+        self.cell_rows = rows
+        cols = ["mbps", "loss", "loss_all", "rx_nokey", "beyond_steady", "stall_steady", "windows", "supplied", "keys_in", "util", "wire_rpk", "rpk_adv",
+                "wire_pps", "supply_rate", "beyond", "beyond_share", "stall", "sa_packets", "conv"]
+        B.write_csv(os.path.join(self.out, "cells.csv"),
+                    ["km", "offered_mbps", "rep", "off_mbps", "off_loss_pct", "off_loss_all_pct"]
+                    + ["on_" + c for c in cols],
+                    [(r["km"], r["load"], r["rep"], r["off"].get("mbps"), r["off"].get("loss"),
+                      r["off"].get("loss_all"))
+                     + tuple(r["on"].get(c) for c in cols) for r in rows])
+
+    def cell_table(self):
+        """per (km, load): medians over the repeats; returns the table text and the summary"""
+        t = ["| fibre km (model keys/s) | offered Mbit/s | delivered Mbit/s off / on | loss % off / on "
+             "| loss excess pp | KME supply keys/s | windows/s on the wire | key utilisation "
+             "| rpk on the wire | packets beyond rpk: steady interval / whole run (share) | stall drops "
+             "| receiver: no key | rpk settled after s |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        summ = {"util": [], "beyond": [], "excess": [], "demand_bound": []}
+        for km in self.p["kms"]:
+            for load in self.loads:
+                sel = [r for r in self.cell_rows if r["km"] == km and r["load"] == load]
+                if not sel:
+                    continue
+
+                def med(which, key):
+                    v = [r[which].get(key) for r in sel if r[which].get(key) is not None]
+                    return B.median(v) if v else None
+
+                lo_off, lo_on = med("off", "loss"), med("on", "loss")
+                excess = lo_on - lo_off if lo_on is not None and lo_off is not None else None
+                util, share = med("on", "util"), med("on", "beyond_share")
+                whole, steady = med("on", "beyond"), med("on", "beyond_steady")
+                beyond = steady if steady is not None else whole
+                supply, pps = med("on", "supply_rate"), med("on", "wire_pps")
+                wins = [r["on"]["windows"] / (r["on"]["supplied"] / r["on"]["supply_rate"])
+                        for r in sel if r["on"].get("windows") is not None and r["on"].get("supply_rate")]
+                # a cell where even rpk_min would use fewer keys than the link makes cannot use them all
+                demand_bound = pps is not None and supply and pps / self.a.rpk_min < supply
+                if util is not None and not demand_bound:
+                    summ["util"].append(util)
+                elif demand_bound:
+                    summ["demand_bound"].append((km, load))
+                if beyond is not None:
+                    summ["beyond"].append(beyond)
+                if excess is not None:
+                    summ["excess"].append(excess)
+                rng = lambda k: "/".join(B.fmt(x, 3) for x in B.mmm([r["on"].get(k) for r in sel]))
+                t.append("| %d (%s) | %d | %s / %s | %s / %s | %s | %s | %s | %s%s | %s | %s / %s (%s %%) | %s | %s | %s |" % (
+                    km, B.fmt(model_keys(km)), load, B.fmt(med("off", "mbps")), B.fmt(med("on", "mbps")),
+                    B.fmt(lo_off, 3), B.fmt(lo_on, 3), B.fmt(excess, 3), B.fmt(supply),
+                    B.fmt(B.median(wins) if wins else None), B.fmt(util, 3),
+                    " (demand-bound)" if demand_bound else (" (%s)" % rng("util") if len(sel) > 1 else ""),
+                    B.fmt(med("on", "wire_rpk"), 0), B.fmt(steady, 0) if steady is not None else "-",
+                    B.fmt(whole, 0), B.fmt(share, 3),
+                    B.fmt(med("on", "stall"), 0), B.fmt(med("on", "rx_nokey"), 0), B.fmt(med("on", "conv"), 1)))
+        return "\n".join(t), summ
+
+    # ---- 3. steps ------------------------------------------------------------------------
+    def timeline(self, name, load_plan, supply_plan, base_km, phase):
+        """Run a step experiment on the rotation lab and sample it. load_plan: [(start s, Mbit/s,
+        secs)], one iperf3 each on its own port; supply_plan: [(at s, km)]. Returns rows."""
+        lab = self.on
+        if self.km != base_km:
+            self.set_supply(base_km)
+            time.sleep(self.p["settle"])
+        sa = self.child(lab)
+        Q.drain_for(lab.qkid_sock("gwA"), "gwB", self.p["drain"])
+        since = len(lab.log("gwA"))
+        total = max(s + d for s, _, d in load_plan)
+        poll = Poller(lab, sa[3], 0.5)
+        wire = B.EspSampler(lab, [x + 0.5 for x in range(int(total))], spi=sa[3])
+        kt = KmeSampler(self.kme, [x * 1.0 for x in range(int(total) + 1)])
+        t0 = time.time()
+        poll.start()
+        wire.start()
+        kt.start()
+        threads = []
+        for k, (start, mbps, secs) in enumerate(load_plan):
+            def go(start=start, mbps=mbps, secs=secs, port=5201 + k):
+                time.sleep(max(0.0, t0 + start - time.time()))
+                B.iperf(lab, "udp", secs, rate="%dM" % mbps, length=1200, port=port)
+            th = threading.Thread(target=go, daemon=True)
+            th.start()
+            threads.append(th)
+        edges = []              # when each supply change took effect (the new KME is up)
+        for at, km in supply_plan:
+            time.sleep(max(0.0, t0 + at - time.time()))
+            self.set_supply(km)
+            edges.append(time.time() - t0)
+        for th in threads:
+            th.join(total + 30)
+        wire.join(10)
+        kt.join(10)
+        poll.stop()
+        cnt = self.rekey(lab, sa, since)
+        # qkid's view (every 0.5 s): t, offered, rpk, level, capacity, SA keys/s, packets/s,
+        # starved, KME keys/s, qkid keys in /s; the wire (every s): t, rpk, windows/s
+        rows, wrows = [], []
+        prev = None
+        kme = [k for k in kt.samples if k]
+        for t, s, _ in poll.rows:
+            rel = t - t0
+            offered = sum(m for st, m, d in load_plan if st <= rel < st + d)
+            kme_rate = qin = None
+            g0, g1 = interp(kme, t - 1.0), interp(kme, t)
+            if g0 is not None and kme and kme[0][0] <= t - 1.0 and t <= kme[-1][0]:
+                kme_rate = g1 - g0
+            if prev and s and prev[1] and t > prev[0]:
+                qin = (s["keys_in"] - prev[1]["keys_in"]) / (t - prev[0])
+            if s:
+                share = s.get("share_milli")
+                rows.append([rel, offered, s.get("rpk"), s.get("level"), s.get("capacity"),
+                             s.get("keys_per_s_milli", 0) / 1000.0, s.get("pkt_rate_milli", 0) / 1000.0,
+                             s.get("starved"), kme_rate, qin, s.get("dp_rpk"), s.get("dp_level"),
+                             s.get("dp_capacity"), share / 1000.0 if share is not None else None,
+                             s.get("beyond_rpk"), s.get("stall_drops")])
+            prev = (t, s)
+        ws = wire.samples
+        for a, b in zip(ws, ws[1:]):
+            if a[1] != b[1] or b[0] <= a[0] or b[3] == a[3]:
+                continue
+            dseq = (b[2] - a[2]) % (1 << 32)
+            wrows.append([(a[0] + b[0]) / 2.0 - t0, dseq / (b[3] - a[3]), (b[3] - a[3]) / (b[0] - a[0])])
+        csv = os.path.join(self.out, "%s.csv" % name)
+        B.write_csv(csv, ["t_s", "offered_mbps", "rpk_qkid", "buffer_level", "buffer_capacity",
+                          "sa_keys_per_s", "sa_packets_per_s", "starved", "kme_keys_per_s",
+                          "qkid_keys_in_per_s", "dp_rpk", "dp_level", "dp_capacity",
+                          "share_keys_per_s", "beyond_rpk", "stall_drops"],
+                    [["nan" if x is None else x for x in r] for r in rows])
+        B.write_csv(csv[:-4] + "_wire.csv", ["t_s", "rpk_wire", "windows_per_s_wire"], wrows)
+        return rows, cnt, csv, edges
+
+    def steps(self):
+        P = self.p["phase"]
+        km0 = self.a.step_km
+        hi = self.loads[-1]
+        base = min(100, hi // 2)      # the load step goes from base to the ceiling and back
+        B.progress("3. steps (supply %g km): load %d -> %d -> %d Mbit/s, then supply %g -> %g -> %g km at "
+                   "%d Mbit/s, %d s per phase" % (km0, base, hi, base, km0, self.a.step_km2, km0, base, P))
+        out = {}
+        rows, cnt, csv, _ = self.timeline("step_load", [(0, base, 3 * P), (P, hi - base, P)], [], km0, P)
+        out["load"] = (rows, cnt, csv, [P, 2 * P], "load %d -> %d -> %d Mbit/s" % (base, hi, base))
+        rows, cnt, csv, edges = self.timeline("step_supply", [(0, base, 3 * P)],
+                                              [(P, self.a.step_km2), (2 * P, km0)], km0, P)
+        out["supply"] = (rows, cnt, csv, edges, "supply %g -> %g -> %g km at %d Mbit/s"
+                         % (km0, self.a.step_km2, km0, base))
+        t = ["| step | at s | rpk before (median) | rpk after | rpk settled (+-10 %) after s "
+             "| packets beyond rpk in the run | stall drops | key buffer min during the run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        self.conv = []
+        for kind, (rows, cnt, csv, edges, label) in out.items():
+            col = 10 if any(r[10] for r in rows) else 2       # the rpk in force, else qkid's advice
+            series = [(r[0], r[col]) for r in rows if r[col]]
+            lcol = 11 if any(r[11] is not None for r in rows) else 3
+            lv = [r[lcol] for r in rows if r[lcol] is not None and r[0] > 2]
+            bounds = [0] + edges + [max(3 * P, edges[-1] + P / 2.0)]
+            for j, e in enumerate(edges):
+                before = B.median([v for tt, v in series if bounds[j] + (e - bounds[j]) / 2.0 <= tt < e] or [float("nan")])
+                after = B.median([v for tt, v in series if bounds[j + 2] - (bounds[j + 2] - e) / 4.0 <= tt < bounds[j + 2]]
+                                 or [float("nan")])
+                c = convergence(series, e, bounds[j + 2])
+                self.conv.append((kind, e, c))
+                t.append("| %s | %.1f | %s | %s | %s | %s | %s | %s |" % (
+                    label if j == 0 else "", e, B.fmt(before, 0), B.fmt(after, 0),
+                    B.fmt(c, 1) if c is not None else "not settled",
+                    cnt["beyond"] if cnt else "?", cnt["stall"] if cnt else "?",
+                    min(lv) if lv else "n/a"))
+            self.plot_step(kind, csv, label, edges)
+        self.report["steps"] = "\n".join(t)
+
+    def plot_step(self, kind, csv, label, edges):
+        png = os.path.join(self.out, "step_%s.png" % kind)
+        err = B.gnuplot("keys_step", png, csv=csv, title="%s (rotation lab, %s)" % (label, B.stamp()),
+                        e1=edges[0], e2=edges[1])
+        if err:
+            print("plot %s failed: %s" % (png, err))
+        else:
+            self.plots.append(png)
+
+    # ---- 4. fairness ---------------------------------------------------------------------
+    def fairness(self):
+        p = self.p
+        km = self.a.step_km
+        lab = self.on
+        B.progress("4. fairness: 4 SAs at %s Mbit/s, supply %g km, %d s (%d s warm-up)" % (
+            FAIR_LOADS, km, p["fair_secs"], p["fair_warmup"]))
+        if self.km != km:
+            self.set_supply(km)
+            time.sleep(p["settle"])
+        for gw in ("gwA", "gwB"):
+            path = os.path.join(lab.dir, gw, "swanctl.conf")
+            conf = open(path).read()
+            # one CHILD_SA per UDP port (datapath routes need the whole LAN as the local
+            # selector, so no per-address SAs), one for iperf3's TCP control connections
+            kids = ""
+            for k, sel in enumerate(["udp/%d" % (5201 + k) for k in range(len(FAIR_LOADS))] + ["tcp"]):
+                name = "f%d" % (k + 1) if sel != "tcp" else "fctl"
+                local, remote = ("192.0.2.0/25", "192.0.2.128/25[%s]" % sel) if gw == "gwA" \
+                    else ("192.0.2.128/25[%s]" % sel, "192.0.2.0/25")
+                kids += ("\t\t\t%s {\n\t\t\t\tlocal_ts = %s\n\t\t\t\tremote_ts = %s\n"
+                         "\t\t\t\tesp_proposals = aes256gcm16-x25519qkd\n\t\t\t}\n" % (name, local, remote))
+            conf = re.sub(r"(children \{\n)", r"\1" + kids.replace("\\", "\\\\"), conf, count=1)
+            with open(path, "w") as f:
+                f.write(conf)
+            lab.run("load", gw)
+        v = lab.vici("gwA")
+        v.request("terminate", {"child": "net", "timeout": 5000}, timeout=10)
+        spis = []
+        for name in ["fctl"] + ["f%d" % (k + 1) for k in range(len(FAIR_LOADS))]:
+            r = v.request("initiate", {"child": name, "timeout": 20000}, timeout=25)
+            if r.get("success") != "yes":
+                for gw in ("gwA", "gwB"):
+                    print("  %s's charon log, last lines:\n    %s" % (
+                        gw, "\n    ".join(lab.log(gw).splitlines()[-12:])))
+                raise RuntimeError("initiate %s: %s" % (name, r.get("errmsg")))
+        for _name, ike in B.list_sas(v):
+            for c in ike.get("child-sas", {}).values():
+                if re.match(r"f\d+$", c.get("name", "")) and c.get("state") == "INSTALLED":
+                    spis.append((c["name"], int(c["uniqueid"]), int(c["spi-out"], 16)))
+        spis.sort()
+        if len(spis) != len(FAIR_LOADS):
+            raise RuntimeError("expected %d CHILD_SAs, have %s" % (len(FAIR_LOADS), spis))
+        T, W = p["fair_secs"], p["fair_warmup"]
+        # baseline: the same 4 flows through the rotation-off lab (one SA)
+        base = _parallel(self.off, T)
+        Q.drain_for(lab.qkid_sock("gwA"), "gwB", p["drain"])
+        since = len(lab.log("gwA"))
+        samplers = [B.EspSampler(lab, [W, T - 0.5], spi=s[2], timeout=5.0) for s in spis]
+        kt = KmeSampler(self.kme, [W, T - 0.5])
+        for th in samplers + [kt]:
+            th.start()
+        results = _parallel(lab, T)
+        for th in samplers + [kt]:
+            th.join(T + 30)
+        for k, r in enumerate(results):
+            if not r or r.get("error"):
+                print("  iperf3 of %s: %s" % (spis[k][0], (r or {}).get("error", "did not finish")))
+        counters = []
+        for name, uid, spi in spis:
+            v.request("terminate", {"child-id": uid, "timeout": 5000}, timeout=10)
+        for name, uid, spi in spis:
+            counters.append(deleted_counters(lab, spi, since))
+        kme = [k for k in kt.samples if k]
+        rows = []
+        for k, (name, uid, spi) in enumerate(spis):
+            ww = wire_windows(samplers[k].samples)
+            got = ww[0] / ww[2] if ww else None
+            pps = ww[1] / ww[2] if ww else None
+            rows.append([name, FAIR_LOADS[k], pps, pps / self.a.rpk_min if pps else None, got,
+                         (results[k] or {}).get("lost_pct"), (base[k] or {}).get("lost_pct"),
+                         counters[k] and counters[k]["beyond"], counters[k] and counters[k]["stall"]])
+        supply = None
+        if len(kme) == 2 and kme[1][0] > kme[0][0]:
+            supply = (kme[1][1] - kme[0][1]) / (kme[1][0] - kme[0][0])
+        demands = [r[3] for r in rows]
+        shares = max_min(supply, demands) if supply and all(d is not None for d in demands) else None
+        jain = raw = None
+        if shares and all(r[4] is not None for r in rows):
+            x = [r[4] / s for r, s in zip(rows, shares)]
+            jain = sum(x) ** 2 / (len(x) * sum(y * y for y in x))
+            g = [r[4] for r in rows]
+            raw = sum(g) ** 2 / (len(g) * sum(y * y for y in g))
+        for r, s in zip(rows, shares or [None] * len(rows)):
+            r.insert(4, s)
+        B.write_csv(os.path.join(self.out, "fairness.csv"),
+                    ["sa", "offered_mbps", "wire_pps", "demand_keys_per_s", "maxmin_share", "windows_per_s",
+                     "loss_pct", "off_loss_pct", "beyond_rpk", "stall_drops"], rows)
+        t = ["| SA | offered Mbit/s | packets/s on the wire | demand keys/s (at rpk_min %d) | max-min share keys/s "
+             "| windows/s got | got / share | loss %% on / off (same flows, rotation-off lab) "
+             "| packets beyond rpk | stall drops |" % self.a.rpk_min,
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+        for r in rows:
+            t.append("| %s | %d | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+                r[0], r[1], B.fmt(r[2], 0), B.fmt(r[3]), B.fmt(r[4]), B.fmt(r[5]),
+                B.fmt(r[5] / r[4], 3) if r[4] and r[5] is not None else "n/a", B.fmt(r[6], 3),
+                B.fmt(r[7], 3), r[8] if r[8] is not None else "?", r[9] if r[9] is not None else "?"))
+        t.append("")
+        t.append("Supply over the interval (the link master KME's own counter of keys generated): %s keys/s "
+                 "(model %s); demand %s keys/s in total. Jain's index against max-min: **%s** (target >= %.2f: "
+                 "%s); of the raw windows/s: %s (not 1 by design: the demands differ)." % (
+                     B.fmt(supply), B.fmt(model_keys(km)), B.fmt(sum(d for d in demands if d) if demands else None),
+                     B.fmt(jain, 4), TARGET_JAIN, met(jain is not None and jain >= TARGET_JAIN) if jain is not None
+                     else "not measured", B.fmt(raw, 4)))
+        self.jain = jain
+        self.report["fair"] = "\n".join(t)
+
+
+def _parallel(lab, T):
+    """the fairness run's flows at once, one iperf3 UDP each on ports 5201..: results in order"""
+    results = [None] * len(FAIR_LOADS)
+
+    def go(k):
+        results[k] = B.iperf(lab, "udp", T, rate="%dM" % FAIR_LOADS[k], length=1200, port=5201 + k)
+    threads = [threading.Thread(target=go, args=(k,), daemon=True) for k in range(len(FAIR_LOADS))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(T + 30)
+    return results
+
+
+def max_min(supply, demands):
+    """max-min fair shares of supply among demands (water filling)"""
+    shares = [0.0] * len(demands)
+    left = list(range(len(demands)))
+    rest = supply
+    while left and rest > 1e-9:
+        eq = rest / len(left)
+        sat = [i for i in left if demands[i] - shares[i] <= eq]
+        if not sat:
+            for i in left:
+                shares[i] += eq
+            break
+        for i in sat:
+            rest -= demands[i] - shares[i]
+            shares[i] = demands[i]
+        left = [i for i in left if i not in sat]
+    return shares
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/bench keys", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 repeat, 2 supplies, 2 loads, short runs "
+                    "(~3 min); results/keys only, BENCHMARKS.md untouched")
+    ap.add_argument("--repeats", type=int, help="repeats per cell (default 3)")
+    ap.add_argument("--duration", type=int, help="seconds per iperf3 run of a cell (default 10)")
+    ap.add_argument("--kms", help="fibre lengths of the cells, comma separated (default 0,20,50,80)")
+    ap.add_argument("--loads", help="offered loads in Mbit/s instead of 100, middle, ceiling")
+    ap.add_argument("--parts", default="cells,steps,fair", help="which parts (default cells,steps,fair)")
+    ap.add_argument("--rpk-min", type=int, default=16, help="rpk_min of kernel-qkd and qkid (default 16: "
+                    "low enough that every cell's demand exceeds the supply)")
+    ap.add_argument("--rpk-max", type=int, default=65536, help="rpk_max (default 65536)")
+    ap.add_argument("--step-km", type=float, default=20, help="supply of the steps and fairness (default 20 km)")
+    ap.add_argument("--step-km2", type=float, default=80, help="the supply step goes to this (default 80 km)")
+    ap.add_argument("--no-update", action="store_true", help="do not rewrite BENCHMARKS.md")
+    ap.add_argument("--out", default=os.path.join(B.TOP, "results", "keys"), help="results folder")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench keys: needs root (network namespaces)", file=sys.stderr)
+        return 77
+    p = dict(QUICK if a.quick else FULL)
+    if a.repeats:
+        p["repeats"] = a.repeats
+    if a.duration:
+        p["duration"] = a.duration
+        p["warmup"] = min(p["warmup"], a.duration / 2.0)
+    if a.kms:
+        p["kms"] = [float(x) if "." in x else int(x) for x in a.kms.split(",")]
+    a.loads = [int(x) for x in a.loads.split(",")] if a.loads else None
+    parts = set(x.strip() for x in a.parts.split(","))
+    for so in ("src/libcharon/plugins/kernel_qkd/.libs/libstrongswan-kernel-qkd.so",
+               "src/libcharon/plugins/qkd/.libs/libstrongswan-qkd.so", "src/qki/qkid", "src/kmsd/qkd-kmsd"):
+        if not os.path.exists(os.path.join(B.TOP, so)):
+            print("bench keys: %s not built (make first)" % so, file=sys.stderr)
+            return 77
+    os.makedirs(a.out, exist_ok=True)
+    load0 = os.getloadavg()
+    bench = Bench(a, p)
+    B.progress("bench keys%s: %d repeats, supplies %s km, parts %s; load average before: %.2f %.2f %.2f"
+               % (" --quick" if a.quick else "", p["repeats"], p["kms"], ",".join(sorted(parts)), *load0))
+    loads_seen = []
+    stop_load = threading.Event()
+
+    def watch_load():
+        while not stop_load.wait(10):
+            loads_seen.append(os.getloadavg()[0])
+    threading.Thread(target=watch_load, daemon=True).start()
+    bench.labs_up()
+    B.progress("labs up: %s (rotation, rpk %d..%d, exhaust = reuse), %s (rotation off)" % (
+        bench.on.name, a.rpk_min, a.rpk_max, bench.off.name))
+    bench.ceiling()
+    for part, fn in (("cells", bench.cells), ("steps", bench.steps), ("fair", bench.fairness)):
+        if part not in parts:
+            continue
+        try:
+            fn()
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            bench.note_missing("part " + part, "%s: %s" % (type(e).__name__, e))
+    B.down_all([bench.on, bench.off])
+    stop_load.set()
+    total = B.elapsed()
+    machine_load = "load average (1 min) sampled every 10 s during the run: min %.2f / median %.2f / max %.2f " \
+                   "on %d CPUs; before the run %.2f" % (min(loads_seen or [0]), B.median(loads_seen or [0]),
+                                                        max(loads_seen or [0]), os.cpu_count(), load0[0])
+    B.progress("done in %.1f min; results in %s; %s" % (total / 60.0, a.out, machine_load))
+    summ = None
+    if hasattr(bench, "cell_rows"):
+        bench.report["cells"], summ = bench.cell_table()
+    for k in ("cells", "steps", "fair"):
+        if k in bench.report:
+            print()
+            print(bench.report[k])
+    for m in bench.missing:
+        print("NOT MEASURED: " + m)
+    headline = headline_text(bench, summ)
+    print()
+    print(headline["text"])
+    if not (a.quick or a.no_update or parts != {"cells", "steps", "fair"}):
+        try:
+            write_report(bench, a, p, total, machine_load, headline)
+        except Exception as e:
+            print("writing the report failed: %s: %s" % (type(e).__name__, e))
+    print(headline["last"])
+    return 0
+
+
+def headline_text(bench, summ):
+    """the targets of issue 14 next to the figures, and the last line"""
+    U = min(summ["util"]) if summ and summ["util"] else float("nan")
+    N = max(summ["beyond"]) if summ and summ["beyond"] else float("nan")
+    L = max(summ["excess"]) if summ and summ["excess"] else float("nan")
+    lines = [
+        "steady-state cells (medians of the repeats):",
+        "- key utilisation, lowest cell: %s (target >= %.2f: %s)%s" % (
+            B.fmt(U, 3), TARGET_UTIL, met(U >= TARGET_UTIL) if U == U else "not measured",
+            "; demand-bound cells left out: %s" % summ["demand_bound"] if summ and summ["demand_bound"] else ""),
+        "- packets beyond rpk, highest cell: %s (target 0 whenever rpk_max can meet the supply: %s)" % (
+            B.fmt(N, 0), met(N == 0) if N == N else "not measured"),
+        "- loss with rotation minus loss without, highest cell: %s pp (target <= %.1f pp: %s)" % (
+            B.fmt(L, 3), TARGET_LOSS_PP, met(L <= TARGET_LOSS_PP) if L == L else "not measured")]
+    if getattr(bench, "jain", None) is not None:
+        lines.append("- 4 SAs, Jain's index against max-min: %s (target >= %.2f: %s)" % (
+            B.fmt(bench.jain, 4), TARGET_JAIN, met(bench.jain >= TARGET_JAIN)))
+    for kind, e, c in getattr(bench, "conv", []):
+        lines.append("- %s step at %.1f s: rpk settled within +-10 %% after %s" % (
+            kind, e, ("%s s" % B.fmt(c, 1)) if c is not None else "never (within the phase)"))
+    last = "key_economy min_utilisation=%s max_beyond_rpk=%s max_loss_excess_pp=%s" % (
+        "%.3f" % U if U == U else "nan", "%d" % N if N == N else "nan", "%.3f" % L if L == L else "nan")
+    return {"text": "\n".join(lines), "last": last}
+
+
+def write_report(bench, a, p, total, machine_load, headline):
+    docs = os.path.join(B.TOP, "docs", "plots")
+    os.makedirs(docs, exist_ok=True)
+    links = []
+    for png in bench.plots:
+        dst = os.path.join(docs, "keys-" + os.path.basename(png))
+        shutil.copyfile(png, dst)
+        links.append("[%s](docs/plots/%s)" % (os.path.basename(png)[:-4], os.path.basename(dst)))
+    missing = "".join("\n- NOT MEASURED: %s" % m for m in bench.missing)
+    text = """## Key economy (`scripts/bench keys`)
+
+Adaptive ESP key rotation against the QKD key supply (issue 14), measured from outside. Two labs
+up side by side (`scripts/lab`, Debian's charon 5.9.8 with `kernel-qkd` + libipsec-qkd on both
+gateways, QKD IKE with qkid and qkd-kmsd, AES-256-GCM): **on** rotates the ESP key with qkid
+window keys (kernel-qkd and qkid rpk_min %d, rpk_max %d, `exhaust = reuse`), its key supply set by
+qkd-kmsd's fibre model (100 kbit/s x 10^(-0.02 L), 256-bit keys; changed by restarting the link
+master KME, which takes the QKD link down for a moment); **off** is the same lab with rotation
+off, the baseline of every cell, run in ABBA order with it (on/off in odd repeats, off/on in even
+ones). iperf3 UDP hostA -> hostB, 1200-byte datagrams.
+
+Every cell: %d repeats of %d s per run, medians over the repeats. Before each run with rotation
+the keys stored while the lab was idle are taken from qkid (%g s of KEY_NEW), so the run sees the
+link's rate, not a backlog. **Key utilisation** = key windows of the SA on the wire (IV epoch of
+gwA's outbound SA sampled on the WAN at %g s and at the end) / keys the link master KME generated
+in the same interval (its own `generated_bits` counter, ETSI 014 status). **Packets beyond rpk**
+and **stall drops**: the datapath's counters of the SA (charon logs them when the SA is deleted;
+the SA is rekeyed after every run, so they cover one run, start-up included). **rpk settled
+after**: seconds from the start of the load until qkid's rpk for the SA stays within +-10 %% of
+its final value (sampled every 0.5 s). Loss excess = loss with rotation minus loss without, in
+percentage points. Load ceiling: the highest load of %s Mbit/s that the rotation-off lab carried
+with at most 1 %% loss in this run (%d s each): **%d Mbit/s**.
+
+Machine: %s. Everything (8 namespaces, 4 charons, 4 KMEs, 4 qkids, iperf3, tcpdump) shares these
+CPUs with whatever else runs; %s. Command: `sudo scripts/bench keys` (%.1f min; `--quick`: about 3
+min, results/keys only). Measured %s. CSVs: `results/keys/`.
+
+### Cells
+
+%s
+
+%s
+
+### Load step and supply step
+
+Supply %g km; qkid's view of the SA sampled every 0.5 s, the wire every second. Plots: %s (rpk
+from qkid and on the wire; buffer level of the SA; keys/s generated by the KME, taken by qkid, and
+drained by the SA).
+
+%s
+
+### 4 SAs with skewed demand
+
+One IKE_SA, 4 CHILD_SAs (hostA -> hostB UDP ports 5201-5204, and a fifth one for iperf3's TCP
+control connections), UDP at %s Mbit/s at the same time, supply
+%g km, %d s with the windows/s taken over the last %d s. Demand of an SA = its packet rate on the
+wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of the measured supply.
+
+%s
+%s""" % (a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"],
+         ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
+         B.machine(), machine_load, total / 60.0, B.stamp(),
+         bench.report.get("cells", "(not measured)"), headline["text"],
+         a.step_km, ", ".join(links) or "none", bench.report.get("steps", "(not measured)"),
+         ", ".join(str(x) for x in FAIR_LOADS), a.step_km, p["fair_secs"], p["fair_secs"] - p["fair_warmup"],
+         bench.report.get("fair", "(not measured)"), missing)
+    text += "\n\n`%s`" % headline["last"]
+    with open(os.path.join(a.out, "report.md"), "w") as f:
+        f.write(B.wrap(text) + "\n")
+    print("updated %s" % B.update_section("keys", text))
+
+
+if __name__ == "__main__":
+    sys.exit(B.guarded(main))
