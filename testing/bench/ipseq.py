@@ -447,8 +447,9 @@ class Bench:
                   % (model_keys(km), km))
         t = ["| offered UDP load | rpk on the wire min / median / max | qkid rpk advice (median) "
              "| delivered Mbit/s off / on (median) | loss % off / on (median) | loss excess pp "
-             "| key utilisation (median) | packets beyond rpk (median, share) | stall drops (median) |",
-             "|---:|---|---:|---|---|---:|---:|---:|---:|"]
+             "| key utilisation (median) | packets beyond rpk (median, share) | stall drops (median) "
+             "| receiver drops for want of a key (median) |",
+             "|---:|---|---:|---|---|---:|---:|---:|---:|---:|"]
         over = []
         for load, *v in fig:
             sel = [r for r in rows if r["load"] == load]
@@ -459,12 +460,12 @@ class Bench:
             lo_off, lo_on = med("off", "loss"), med("on", "loss")
             if lo_off is not None and lo_off > 1.0:
                 over.append(load)
-            t.append("| %d Mbit/s | %s / %s / %s | %s | %s / %s | %s / %s | %s | %s | %s (%s %%) | %s |" % (
+            t.append("| %d Mbit/s | %s / %s / %s | %s | %s / %s | %s / %s | %s | %s | %s (%s %%) | %s | %s |" % (
                 load, B.fmt(v[0], 0), B.fmt(v[1], 0), B.fmt(v[2], 0), B.fmt(v[7], 0),
                 B.fmt(med("off", "mbps")), B.fmt(med("on", "mbps")), B.fmt(lo_off, 3), B.fmt(lo_on, 3),
                 B.fmt(lo_on - lo_off, 3) if lo_on is not None and lo_off is not None else "n/a",
                 B.fmt(med("on", "util"), 3), B.fmt(med("on", "beyond"), 0), B.fmt(med("on", "beyond_share"), 3),
-                B.fmt(med("on", "stall"), 0)))
+                B.fmt(med("on", "stall"), 0), B.fmt(med("on", "rx_nokey"), 0)))
         if over:
             t.append("")
             t.append("At %s Mbit/s the rotation-off lab itself lost more than 1 %%: that load is above what "
@@ -639,7 +640,8 @@ supply); iperf3 UDP at each offered load for %d s. rpk = ESP packets per key win
 over the second half of the run (sequence number and IV epoch of gwA's outbound SA sampled on
 the WAN), next to qkid's advice for the SA. Key utilisation = those windows / keys the link
 master KME generated meanwhile (its own counter). Packets beyond rpk and stall drops: the
-datapath's counters of the run's SA (rekeyed after every run; start-up included). Before each
+datapath's counters of the run's SA (rekeyed after every run; start-up included); receiver drops
+for want of a key: gwB's counter of the same SA. Before each
 run with rotation the keys the KME stored while the lab was idle are taken from qkid (%g s of
 KEY_NEW), so that the run sees the steady key rate rather than a backlog. The full per-supply
 and per-load picture, with steps and fairness: the "Key economy" section.
