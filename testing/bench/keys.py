@@ -259,17 +259,24 @@ class Bench:
         B.progress("1. ceiling: UDP through the rotation-off lab, %d s per load, until loss > 1 %%" % T)
         rows, best = [], None
         for load in LADDER:
-            r = B.iperf(self.off, "udp", T, rate="%dM" % load, length=1200)
-            rows.append((load, r.get("mbps"), r.get("lost_pct"), r.get("error", "")))
-            B.progress("  %4d Mbit/s offered: %s delivered, loss %s %%" % (
-                load, B.fmt(r.get("mbps")), B.fmt(r.get("lost_pct"), 3)))
-            if r.get("error") or r.get("lost_pct", 100) > 1.0:
+            ok = False
+            for _try in range(2):      # a second try: one noisy run of a shared machine is no ceiling
+                r = B.iperf(self.off, "udp", T, rate="%dM" % load, length=1200)
+                rows.append((load, r.get("mbps"), r.get("lost_pct"), r.get("error", "")))
+                B.progress("  %4d Mbit/s offered: %s delivered, loss %s %%" % (
+                    load, B.fmt(r.get("mbps")), B.fmt(r.get("lost_pct"), 3)))
+                ok = not r.get("error") and r.get("lost_pct", 100) <= 1.0
+                if ok:
+                    break
+            if not ok:
                 break
             best = load
         B.write_csv(os.path.join(self.out, "ceiling.csv"), ["offered_mbps", "delivered_mbps",
                                                             "loss_pct", "error"], rows)
         if best is None:
-            raise RuntimeError("the rotation-off lab lost more than 1 %% at %d Mbit/s" % LADDER[0])
+            best = LADDER[0]
+            self.note_missing("ceiling", "the rotation-off lab lost more than 1 %% even at %d Mbit/s (machine "
+                              "load); the cells use %d Mbit/s all the same" % (best, best))
         self.ceiling_rows, self.ceiling_mbps = rows, best
         if self.a.loads:
             self.loads = self.a.loads
@@ -824,11 +831,15 @@ the keys stored while the lab was idle are taken from qkid (%g s of KEY_NEW), so
 link's rate, not a backlog. **Key utilisation** = key windows of the SA on the wire (IV epoch of
 gwA's outbound SA sampled on the WAN at %g s and at the end) / keys the link master KME generated
 in the same interval (its own `generated_bits` counter, ETSI 014 status). **Packets beyond rpk**
-and **stall drops**: the datapath's counters of the SA (charon logs them when the SA is deleted;
-the SA is rekeyed after every run, so they cover one run, start-up included). **rpk settled
-after**: seconds from the start of the load until qkid's rpk for the SA stays within +-10 %% of
-its final value (sampled every 0.5 s). Loss excess = loss with rotation minus loss without, in
-percentage points. Load ceiling: the highest load of %s Mbit/s that the rotation-off lab carried
+(a window key used past its rpk because the next key was late) and **stall drops**: the
+datapath's counters of the SA, over the steady interval (as the datapath reports them to qkid,
+`qkictl sas`) and over the whole run, start-up included (charon logs them when it deletes the SA;
+the SA is rekeyed after every run); the target is judged on the steady interval where it was
+measured. **Receiver: no key**: gwB's drops of the same SA's packets for want of the window key.
+**rpk settled after**: seconds from the start of the load until the rpk in force (qkid's advice
+where the datapath does not report it) stays within +-10 %% of its final value (sampled every
+0.5 s). Loss and delivered rate: iperf3's receiver intervals after the warm-up of %g s; loss
+excess = loss with rotation minus loss without, in percentage points. Load ceiling: the highest load of %s Mbit/s that the rotation-off lab carried
 with at most 1 %% loss in this run (%d s each): **%d Mbit/s**.
 
 Machine: %s. Everything (8 namespaces, 4 charons, 4 KMEs, 4 qkids, iperf3, tcpdump) shares these
@@ -857,7 +868,7 @@ control connections), UDP at %s Mbit/s at the same time, supply
 wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of the measured supply.
 
 %s
-%s""" % (a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"],
+%s""" % (a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"], p["warmup"],
          ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
          B.machine(), machine_load, total / 60.0, B.stamp(),
          bench.report.get("cells", "(not measured)"), headline["text"],
