@@ -706,6 +706,9 @@ def main():
     ap.add_argument("--step-km", type=float, default=20, help="supply of the steps and fairness (default 20 km)")
     ap.add_argument("--step-km2", type=float, default=80, help="the supply step goes to this (default 80 km)")
     ap.add_argument("--no-update", action="store_true", help="do not rewrite BENCHMARKS.md")
+    ap.add_argument("--section", default="keys", help="BENCHMARKS.md section (and plot) name, e.g. "
+                    "keys-before to keep a run next to a later one (default keys)")
+    ap.add_argument("--title", default="", help="added to the section's heading, e.g. 'before the rpk loop'")
     ap.add_argument("--out", default=os.path.join(B.TOP, "results", "keys"), help="results folder")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -811,11 +814,11 @@ def write_report(bench, a, p, total, machine_load, headline):
     os.makedirs(docs, exist_ok=True)
     links = []
     for png in bench.plots:
-        dst = os.path.join(docs, "keys-" + os.path.basename(png))
+        dst = os.path.join(docs, "%s-%s" % (a.section, os.path.basename(png)))
         shutil.copyfile(png, dst)
         links.append("[%s](docs/plots/%s)" % (os.path.basename(png)[:-4], os.path.basename(dst)))
     missing = "".join("\n- NOT MEASURED: %s" % m for m in bench.missing)
-    text = """## Key economy (`scripts/bench keys`)
+    text = """## Key economy (`scripts/bench keys`)%s
 
 Adaptive ESP key rotation against the QKD key supply (issue 14), measured from outside. Two labs
 up side by side (`scripts/lab`, Debian's charon 5.9.8 with `kernel-qkd` + libipsec-qkd on both
@@ -843,7 +846,7 @@ excess = loss with rotation minus loss without, in percentage points. Load ceili
 with at most 1 %% loss in this run (%d s each): **%d Mbit/s**.
 
 Machine: %s. Everything (8 namespaces, 4 charons, 4 KMEs, 4 qkids, iperf3, tcpdump) shares these
-CPUs with whatever else runs; %s. Command: `sudo scripts/bench keys` (%.1f min; `--quick`: about 3
+CPUs with whatever else runs; %s. Command: `sudo scripts/bench keys%s` (%.1f min; `--quick`: about 3
 min, results/keys only). Measured %s. CSVs: `results/keys/`.
 
 ### Cells
@@ -868,9 +871,10 @@ control connections), UDP at %s Mbit/s at the same time, supply
 wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of the measured supply.
 
 %s
-%s""" % (a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"], p["warmup"],
+%s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"], p["warmup"],
          ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
-         B.machine(), machine_load, total / 60.0, B.stamp(),
+         B.machine(), machine_load, (" --section %s --title '%s'" % (a.section, a.title)) if a.title else "",
+         total / 60.0, B.stamp(),
          bench.report.get("cells", "(not measured)"), headline["text"],
          a.step_km, ", ".join(links) or "none", bench.report.get("steps", "(not measured)"),
          ", ".join(str(x) for x in FAIR_LOADS), a.step_km, p["fair_secs"], p["fair_secs"] - p["fair_warmup"],
@@ -878,7 +882,7 @@ wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of th
     text += "\n\n`%s`" % headline["last"]
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(B.wrap(text) + "\n")
-    print("updated %s" % B.update_section("keys", text))
+    print("updated %s" % B.update_section(a.section, text))
 
 
 if __name__ == "__main__":
