@@ -556,17 +556,19 @@ def main():
             print(bench.report[k])
     for m in bench.missing:
         print("NOT MEASURED: " + m)
-    if a.quick or a.no_update or parts != {"1", "2", "3"}:
+    if a.quick or a.no_update or parts not in ({"1", "2", "3"}, {"3"}):
         return 0
     try:
-        write_report(bench, a, p, total)
+        write_report(bench, a, p, total, part3_only=parts == {"3"})
     except Exception as e:
         print("writing the report failed: %s: %s" % (type(e).__name__, e))
         return 1
     return 0
 
 
-def write_report(bench, a, p, total):
+def write_report(bench, a, p, total, part3_only=False):
+    """the ipseq section of BENCHMARKS.md; part3_only: replace only its part 3 (a run of
+    --parts 3), saying when and at which commit that part was measured"""
     docs = os.path.join(B.TOP, "docs", "plots")
     os.makedirs(docs, exist_ok=True)
     links = []
@@ -653,6 +655,18 @@ and per-load picture, with steps and fairness: the "Key economy" section.
          p["supply_warmup"], reps, p["supply_interval"], bench.report.get("3a", "(not measured)"),
          a.rpk_min, a.rpk_max, a.rpk_km, model_keys(a.rpk_km), p["rpk_duration"], p["rpk_drain"],
          bench.report.get("3b", "(not measured)"), missing)
+    if part3_only:
+        begin, end = "<!-- bench:ipseq:begin -->", "<!-- bench:ipseq:end -->"
+        with open(os.path.join(B.TOP, "BENCHMARKS.md")) as f:
+            doc = f.read()
+        if begin not in doc or "### 3. Key supply" not in doc:
+            print("BENCHMARKS.md has no ipseq section with a part 3 to replace: run all parts")
+            return
+        old = doc[doc.index(begin) + len(begin):doc.index(end)].strip("\n")
+        part3 = text[text.index("### 3. Key supply"):]
+        text = old[:old.index("### 3. Key supply")] + part3.replace(
+            "### 3. Key supply\n", "### 3. Key supply\n\nRe-measured on its own (`sudo scripts/bench ipseq --parts 3`, "
+            "%.1f min) %s; machine: %s.\n" % (total / 60.0, B.stamp(), B.machine()), 1)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(B.wrap(text) + "\n")
     print("updated %s" % B.update_section("ipseq", text))
