@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -21,8 +22,9 @@
 #error "strongSwan headers configured without --enable-mediation (ME): Debian's charon has it"
 #endif
 
-/* Offsets proven against Debian 12's 5.9.8 binaries on x86_64 (docs/facts.md): with ME,
- * ike_sa_t.get_keymat sits at 488, without at 416. The members used by the plugins follow. */
+/* Offsets proven against Debian's binaries on x86_64 (docs/facts.md): with ME,
+ * ike_sa_t.get_keymat sits at 488, without at 416, in 5.9.8 and in 6.0.x alike. The members
+ * used by the plugins follow. */
 #if defined(__x86_64__)
 _Static_assert(offsetof(ike_sa_t, get_keymat) == 488, "ike_sa_t layout differs from Debian's charon");
 _Static_assert(offsetof(ike_sa_t, get_id) == 0, "ike_sa_t layout differs from Debian's charon");
@@ -81,6 +83,27 @@ bool qkd_abi_check_program(const char *path, char running[32])
 /*
  * Described in header
  */
+bool qkd_abi_supported(const char *version)
+{
+	const char *patch;
+
+	if (streq(version, "5.9.8"))
+	{
+		return TRUE;
+	}
+	if (strncmp(version, "6.0.", strlen("6.0.")) != 0)
+	{
+		return FALSE;
+	}
+	/* 6.0.x: one or two digits */
+	patch = version + strlen("6.0.");
+	return isdigit((unsigned char)patch[0]) &&
+		   (patch[1] == '\0' || (isdigit((unsigned char)patch[1]) && patch[2] == '\0'));
+}
+
+/*
+ * Described in header
+ */
 bool qkd_abi_check_running(const char *plugin)
 {
 	char running[32];
@@ -88,6 +111,13 @@ bool qkd_abi_check_running(const char *plugin)
 	if (qkd_abi_check_program("/proc/self/exe", running))
 	{
 		return TRUE;
+	}
+	if (running[0] && !qkd_abi_supported(running))
+	{
+		DBG1(DBG_CFG, "%s plugin refuses to load: the running charon is strongSwan %s, a "
+			 "release the suite does not support (5.9.8 of Debian 12, 6.0.x of Debian 13); it "
+			 "was built against strongSwan %s headers", plugin, running, VERSION);
+		return FALSE;
 	}
 	DBG1(DBG_CFG, "%s plugin refuses to load: built against strongSwan %s headers, but the "
 		 "running charon is %s; rebuild the suite against this charon", plugin, VERSION,

@@ -21,6 +21,26 @@
 #include <library.h>
 
 /**
+ * The strongSwan release of the headers, as 0xMMmmpp (configure: IPSEQ_STRONGSWAN_VERSION_NUM).
+ * The suite supports two: 5.9.8 (Debian 12) and 6.0.x (Debian 13). Where their APIs differ, the
+ * code says "#if QKD_STRONGSWAN_6" and keeps the 5.9.8 path as it was.
+ */
+#define QKD_STRONGSWAN_6 (IPSEQ_STRONGSWAN_VERSION_NUM >= 0x060000)
+
+#if IPSEQ_STRONGSWAN_VERSION_NUM != 0x050908 && (IPSEQ_STRONGSWAN_VERSION_NUM & 0xffff00) != 0x060000
+#error "strongSwan headers of an unsupported release: the suite supports 5.9.8 and 6.0.x"
+#endif
+
+/**
+ * Whether a strongSwan version string names a release the suite supports at all (5.9.8 of
+ * Debian 12, 6.0.x of Debian 13), whatever release the plugins were built against.
+ *
+ * @param version	e.g. "6.0.1"
+ * @return			TRUE for 5.9.8 and 6.0.x
+ */
+bool qkd_abi_supported(const char *version);
+
+/**
  * Check that a program is the strongSwan release our headers come from, by the version in the
  * "(strongSwan X.Y.Z," banner every charon flavour carries.
  *

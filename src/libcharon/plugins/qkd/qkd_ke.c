@@ -5,6 +5,7 @@
 
 #include "qkd_ke.h"
 #include "qkd_derive.h"
+#include "qkd_abi.h"
 
 #include <daemon.h>
 
@@ -326,12 +327,23 @@ METHOD(key_exchange_t, get_shared_secret, bool,
 	return ok;
 }
 
+#if QKD_STRONGSWAN_6
+/* strongSwan 6.0 renamed set_private_key to set_seed and added an optional DRBG (for KEMs),
+ * which X25519 ignores; it goes to the X25519 part as it came */
+METHOD(key_exchange_t, set_seed, bool,
+	private_qkd_ke_t *this, chunk_t value, drbg_t *drbg)
+{
+	/* test vectors only (tests/qkd_kat): a fixed X25519 private key */
+	return create_x25519(this) && this->x25519->set_seed(this->x25519, value, drbg);
+}
+#else
 METHOD(key_exchange_t, set_private_key, bool,
 	private_qkd_ke_t *this, chunk_t value)
 {
 	/* test vectors only (tests/qkd_kat): a fixed X25519 private key */
 	return create_x25519(this) && this->x25519->set_private_key(this->x25519, value);
 }
+#endif
 
 METHOD(key_exchange_t, get_method, key_exchange_method_t,
 	private_qkd_ke_t *this)
@@ -365,7 +377,11 @@ key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...)
 			.get_shared_secret = _get_shared_secret,
 			.set_public_key = _set_public_key,
 			.get_public_key = _get_public_key,
+#if QKD_STRONGSWAN_6
+			.set_seed = _set_seed,
+#else
 			.set_private_key = _set_private_key,
+#endif
 			.get_method = _get_method,
 			.destroy = _destroy,
 		},

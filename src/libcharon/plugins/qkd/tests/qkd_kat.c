@@ -18,6 +18,15 @@
 
 #include "../qkd_ke.h"
 #include "../qkd_derive.h"
+#include "../qkd_abi.h"
+
+#if QKD_STRONGSWAN_6
+/* strongSwan 6.0's AUTH octets take the IntAuth of IKE_INTERMEDIATE exchanges (RFC 9242) after
+ * the nonce; there are none here */
+#define INT_AUTH chunk_empty,
+#else
+#define INT_AUTH
+#endif
 
 /* fixed inputs */
 static u_char priv_i[32] = { 0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1,
@@ -101,8 +110,13 @@ static key_exchange_t *key_exchange(chunk_t *kei)
 	i = qkd_ke_create(QKD_X25519);
 	r = qkd_ke_create(QKD_X25519);
 	if (!i || !r ||
+#if QKD_STRONGSWAN_6
+		!i->set_seed(i, chunk_from_thing(priv_i), NULL) ||
+		!r->set_seed(r, chunk_from_thing(priv_r), NULL))
+#else
 		!i->set_private_key(i, chunk_from_thing(priv_i)) ||
 		!r->set_private_key(r, chunk_from_thing(priv_r)))
+#endif
 	{
 		fail("cannot create the key exchanges (X25519 from the openssl plugin?)");
 	}
@@ -138,6 +152,11 @@ int main(void)
 	chunk_t kei, ppk, qpsk, skd, octets_i, octets_r, auth;
 	identification_t *idi, *idr;
 	key_exchange_t *ke;
+#if QKD_STRONGSWAN_6
+	array_t *kes;
+#else
+	key_exchange_t *kes;
+#endif
 	proposal_t *proposal;
 	keymat_v2_t *keymat;
 	ike_sa_id_t *id;
@@ -183,7 +202,14 @@ int main(void)
 	id = ike_sa_id_create(IKEV2_MAJOR_VERSION, spi_i_val, spi_r_val, TRUE);
 	proposal = proposal_create_from_string(PROTO_IKE, "aes256gcm16-prfsha256-x25519");
 	keymat = keymat_v2_create(TRUE);
-	if (!proposal || !keymat->derive_ike_keys(keymat, proposal, ke,
+#if QKD_STRONGSWAN_6
+	/* 6.0 derives from every key exchange of the IKE_SA (RFC 9370); here there is one */
+	kes = array_create(0, 1);
+	array_insert(kes, ARRAY_TAIL, ke);
+#else
+	kes = ke;
+#endif
+	if (!proposal || !keymat->derive_ike_keys(keymat, proposal, kes,
 			chunk_from_thing(nonce_i), chunk_from_thing(nonce_r), id, PRF_UNDEFINED,
 			chunk_empty))
 	{
@@ -204,9 +230,9 @@ int main(void)
 	print("idi", idi->get_encoding(idi));
 	print("idr", idr->get_encoding(idr));
 	/* octets end in prf(SK_pi, IDi') (initiator builds) and prf(SK_pr, IDr') (verifies) */
-	if (!keymat->get_auth_octets(keymat, FALSE, init_i, chunk_from_thing(nonce_r), chunk_empty,
+	if (!keymat->get_auth_octets(keymat, FALSE, init_i, chunk_from_thing(nonce_r), INT_AUTH chunk_empty,
 								 idi, reserved, &octets_i, NULL) ||
-		!keymat->get_auth_octets(keymat, TRUE, init_r, chunk_from_thing(nonce_i), chunk_empty,
+		!keymat->get_auth_octets(keymat, TRUE, init_r, chunk_from_thing(nonce_i), INT_AUTH chunk_empty,
 								 idr, reserved, &octets_r, NULL))
 	{
 		fail("AUTH octets failed");
@@ -214,7 +240,7 @@ int main(void)
 	print("octets_i", octets_i);
 	print("octets_r", octets_r);
 	if (!qkd_derive_qpsk(chunk_from_thing(qkey2), psk, &qpsk) ||
-		!keymat->get_psk_sig(keymat, FALSE, init_i, chunk_from_thing(nonce_r), qpsk,
+		!keymat->get_psk_sig(keymat, FALSE, init_i, chunk_from_thing(nonce_r), INT_AUTH qpsk,
 							 chunk_empty, idi, reserved, &auth))
 	{
 		fail("QPSK or the PSK AUTH payload failed");
@@ -234,6 +260,9 @@ int main(void)
 	proposal->destroy(proposal);
 	id->destroy(id);
 	ke->destroy(ke);
+#if QKD_STRONGSWAN_6
+	array_destroy(kes);
+#endif
 	qkd_ke_set_context(NULL, NULL, NULL, 0);
 	libcharon_deinit();
 	library_deinit();

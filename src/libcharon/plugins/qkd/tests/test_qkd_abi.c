@@ -38,14 +38,38 @@ START_TEST(test_same_version)
 }
 END_TEST
 
+/* the other supported release: a plugin built for one refuses a charon of the other */
+#if QKD_STRONGSWAN_6
+#define OTHER_RELEASE "5.9.8"
+#else
+#define OTHER_RELEASE "6.0.1"
+#endif
+
 START_TEST(test_other_version)
 {
-	char running[32], blob[] = "xx (strongSwan 6.0.1, Linux 6.1) yy";
+	char running[32], blob[] = "xx (strongSwan " OTHER_RELEASE ", Linux 6.1) yy";
 	char *path = write_program(blob, sizeof(blob));
 
 	ck_assert(!qkd_abi_check_program(path, running));
-	ck_assert_str_eq(running, "6.0.1");
+	ck_assert_str_eq(running, OTHER_RELEASE);
 	unlink(path);
+}
+END_TEST
+
+START_TEST(test_supported_releases)
+{
+	ck_assert(qkd_abi_supported(VERSION));
+	ck_assert(qkd_abi_supported("5.9.8"));
+	ck_assert(qkd_abi_supported("6.0.1"));
+	ck_assert(qkd_abi_supported("6.0.12"));
+	ck_assert(!qkd_abi_supported("5.9.14"));
+	ck_assert(!qkd_abi_supported("5.9.80"));
+	ck_assert(!qkd_abi_supported("6.1.0"));
+	ck_assert(!qkd_abi_supported("6.0"));
+	ck_assert(!qkd_abi_supported("6.0."));
+	ck_assert(!qkd_abi_supported("6.0.1rc1"));
+	ck_assert(!qkd_abi_supported("6.0.123"));
+	ck_assert(!qkd_abi_supported(""));
 }
 END_TEST
 
@@ -84,6 +108,7 @@ int main(void)
 
 	tcase_add_test(tc, test_same_version);
 	tcase_add_test(tc, test_other_version);
+	tcase_add_test(tc, test_supported_releases);
 	tcase_add_test(tc, test_no_banner);
 	tcase_add_test(tc, test_debian_charon);
 	suite_add_tcase(s, tc);
