@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * kmsd.c - qkd-kmsd main: configuration, the QKD link thread, the HTTPS server, signals.
+ * kmsd.c - qkd-kmsd main: configuration, the node (one QKD link thread per link, the HTTPS
+ * server, the path controller client), signals.
  *
  * Signals are blocked in every thread and taken synchronously here: SIGTERM/SIGINT stop,
  * SIGUSR1 toggles the simulated outage.
@@ -12,12 +13,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+static void log_link(const struct kmsd_kme *k, int metro)
+{
+	const struct kmsd_config *c = k->cfg;
+
+	if (metro)
+		ipseq_log(IPSEQ_LOG_INFO, "link %s to %s: %s %s, %s", k->name, c->peer_kme_id,
+			  k->is_link_master ? "master listening on" : "slave to", c->link_address,
+			  k->is_link_master ? "generates keys" : "receives keys");
+	else
+		ipseq_log(IPSEQ_LOG_INFO, "QKD link %s %s (%s)",
+			  k->is_link_master ? "master listening on" : "slave to", c->link_address,
+			  k->is_link_master ? "generates keys" : "receives keys");
+	if (k->is_link_master)
+		ipseq_log(IPSEQ_LOG_INFO, "%s%ssecret key rate %.1f bit/s%s", metro ? k->name : "",
+			  metro ? ": " : "", k->rate_bps, c->key_rate > 0 ? "" : " (fibre model)");
+}
+
+/* Relay forward threads end once the links are down (their waits complete); give them a
+ * bounded time before the stores they use go away. */
+static void wait_forwards(struct kmsd_node *n)
+{
+	int i;
+
+	for (i = 0; i < 100 && atomic_load(&n->forwards) > 0; i++)
+		usleep(50000);
+}
 
 int main(int argc, char **argv)
 {
 	struct kmsd_config cfg;
-	struct kmsd_kme kme;
+	struct kmsd_node node;
 	sigset_t set;
+	unsigned i, started = 0;
 	int rc, sig, ret = 1;
 
 	rc = kmsd_config_load(&cfg, argc, argv);
@@ -34,36 +66,34 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 
-	memset(&kme, 0, sizeof(kme));
-	kme.cfg = &cfg;
-	kme.is_link_master = cfg.link_mode == KMSD_LINK_LISTEN;
-	kme.rate_bps = kmsd_config_effective_rate(&cfg);
-	kme.min_key_size = cfg.min_key_size;
-	kme.max_key_size = cfg.max_key_size;
-	kme.max_key_per_request = cfg.max_key_per_request;
-	if (kmsd_store_init(&kme.store, cfg.key_size, cfg.max_key_count) < 0) {
-		ipseq_log(IPSEQ_LOG_ERR, "cannot allocate the key store");
-		kmsd_config_free(&cfg);
-		return 1;
+	if (kmsd_node_init(&node, &cfg) < 0) {
+		ipseq_log(IPSEQ_LOG_ERR, "cannot allocate the key stores");
+		goto out;
 	}
-	if (kmsd_link_start(&kme.link, &kme) < 0)
+	for (started = 0; started < node.n_links; started++)
+		if (kmsd_link_start(&node.links[started].link, &node.links[started]) < 0)
+			break;
+	if (started < node.n_links) {
+		started++; /* kmsd_link_start set it up, in part: stop frees that part */
 		goto out;
-	if (kmsd_api_start(&kme) < 0)
+	}
+	if (kmsd_api_start(&node) < 0)
 		goto out;
-	ipseq_log(IPSEQ_LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s; QKD link %s %s (%s)",
-		  cfg.kme_id, cfg.listen, kme.is_link_master ? "master listening on" : "slave to",
-		  cfg.link_address, kme.is_link_master ? "generates keys" : "receives keys");
-	if (kme.is_link_master)
-		ipseq_log(IPSEQ_LOG_INFO, "secret key rate %.1f bit/s%s", kme.rate_bps,
-			  cfg.key_rate > 0 ? "" : " (fibre model)");
+	if (node.metro && kmsd_routes_start(&node) < 0)
+		goto out;
+	ipseq_log(IPSEQ_LOG_INFO, "%s serving ETSI GS QKD 014 on https://%s%s", cfg.kme_id,
+		  cfg.listen, node.metro ? " as a metro KMS node" : "");
+	for (i = 0; i < node.n_links; i++)
+		log_link(&node.links[i], node.metro);
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGUSR1) {
-			int now = !atomic_load(&kme.outage);
-			atomic_store(&kme.outage, now);
+			int now = !atomic_load(&node.outage);
+			atomic_store(&node.outage, now);
 			ipseq_log(IPSEQ_LOG_WARN, "simulated outage %s",
 				  now ? "ON: answering 503" : "OFF");
 			continue;
@@ -75,9 +105,15 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	kmsd_api_stop(&kme);
-	kmsd_link_stop(&kme.link);
-	kmsd_store_destroy(&kme.store);
+	kmsd_api_stop(&node);
+	kmsd_routes_stop(&node);
+	for (i = 0; i < started; i++)
+		kmsd_link_halt(&node.links[i].link);
+	wait_forwards(&node);
+	for (i = 0; i < started; i++)
+		kmsd_link_stop(&node.links[i].link);
+	kmsd_node_destroy(&node);
 	kmsd_config_free(&cfg);
+	curl_global_cleanup();
 	return ret;
 }

@@ -27,10 +27,24 @@
 #define KMSD_BLOCK_BITS_MAX 8192
 #define KMSD_KEY_COUNT_MAX 10000000u
 #define KMSD_PER_REQUEST_MAX 1024
+#define KMSD_MAX_LINKS 16          /* QKD links of one node ([link NAME] sections) */
+#define KMSD_PATH_MAX 8            /* nodes on a relay path, both ends included */
+#define KMSD_MAX_SAE_IDS 8         /* slaves of one multi-SAE request (max_SAE_ID_count) */
 
 /* --- configuration (kmsd_config.c) ------------------------------------------------------------ */
 
 enum kmsd_link_mode { KMSD_LINK_LISTEN, KMSD_LINK_CONNECT };
+
+struct kmsd_config;
+
+/* One [link NAME] section: its lines are applied, after the node's own settings, to a copy of
+ * them (cfg), so a link inherits every setting it does not name. */
+struct kmsd_link_conf {
+	char *name;
+	char **keys, **values;         /* the section's lines, in file order */
+	unsigned n;
+	struct kmsd_config *cfg;       /* owned; built by kmsd_config_load */
+};
 
 struct kmsd_config {
 	char *kme_id;
@@ -56,6 +70,16 @@ struct kmsd_config {
 	unsigned max_connections;
 	enum ipseq_log_level log_level;
 	char *config_file;
+	/* metro node: several links, SAEs attached elsewhere, routes, the path controller */
+	struct kmsd_link_conf links[KMSD_MAX_LINKS];
+	unsigned n_links;
+	char *remote_saes[KMSD_MAX_SAES]; /* "SAE_ID@NODE" */
+	unsigned n_remote_saes;
+	char *routes[KMSD_MAX_SAES];   /* "DEST via NEXT" */
+	unsigned n_routes;
+	char *controller;              /* https://ADDR:PORT, empty: static routes only */
+	char *controller_id;           /* the controller certificate's CN */
+	double controller_interval;    /* seconds between link reports */
 };
 
 /* Parse argv (and the --config file it names). Returns 0, 1 if --help/--version was handled
@@ -66,6 +90,12 @@ void kmsd_config_free(struct kmsd_config *cfg);
 double kmsd_config_effective_rate(const struct kmsd_config *cfg);
 int kmsd_config_is_local_sae(const struct kmsd_config *cfg, const char *id);
 int kmsd_config_is_peer_sae(const struct kmsd_config *cfg, const char *id);
+/* The node a remote SAE is attached to (remote_sae = SAE@NODE), copied to node; 0 if unknown. */
+int kmsd_config_remote_sae_node(const struct kmsd_config *cfg, const char *sae,
+				char node[ETSI014_ID_MAX + 1]);
+/* route = DEST via NEXT: the next hop towards dst, copied to next; 0 if none. */
+int kmsd_config_static_next(const struct kmsd_config *cfg, const char *dst,
+			    char next[ETSI014_ID_MAX + 1]);
 
 /* --- key store (kmsd_store.c) ----------------------------------------------------------------- */
 
@@ -121,6 +151,9 @@ int kmsd_store_pop(struct kmsd_store *s, size_t n, const uint8_t *want_ids, uint
 int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *master,
 		       const char *slave, const uint8_t *key, size_t len, unsigned lifetime_s);
 struct kmsd_reserved_key *kmsd_store_find_reserved(struct kmsd_store *s, const uint8_t id[16]);
+/* The same key_ID may be reserved for several slaves (a multi-SAE relay): the one for slave. */
+struct kmsd_reserved_key *kmsd_store_find_reserved_for(struct kmsd_store *s, const uint8_t id[16],
+						       const char *slave);
 /* Wipes and frees rk. */
 void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *rk);
 /* Drop reservations whose lifetime ended by now_ms (an ipseq_now_ms() value: CLOCK_MONOTONIC,
@@ -138,6 +171,7 @@ enum kmsd_link_status {
 	KMSD_LINK_DOWN = 1,
 	KMSD_LINK_TIMEOUT = 2,
 	KMSD_LINK_DESYNC = 3,
+	KMSD_LINK_REFUSED = 400,      /* a relay refused as malformed, forged or replayed */
 };
 
 /* A request from an HTTP thread waiting for the link: filled by the link thread. */
@@ -151,6 +185,7 @@ struct kmsd_link_pending {
 	uint8_t *ids;
 	uint8_t *bytes;
 	size_t bytes_len;
+	char why[128];               /* a relay NACK's reason, from the node that refused */
 	pthread_cond_t cond;
 };
 
@@ -176,10 +211,16 @@ struct kmsd_link {
 	size_t rlen, rcap;
 	double credit_bits;
 	struct timespec last_tick;
+	unsigned peer_version;       /* from the peer's HELLO; relays need 2 */
+	/* link master: blocks handed to the slave for a relay it sends (RELAY_GRANT), waiting for
+	 * its RELAY; guarded by the store lock, wiped when used, expired or the link drops */
+	struct kmsd_relay_grant *grants;
 };
 
 /* The link thread (kmsd_link.c): TLS connection, handshake, reading and writing. */
 int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *kme);
+/* Stop the thread (the link goes down: waiting requests complete); stop also frees. */
+void kmsd_link_halt(struct kmsd_link *l);
 void kmsd_link_stop(struct kmsd_link *l);
 
 /* The protocol (kmsd_link_proto.c): handle every complete frame in l->rbuf[0..rlen), remove it
@@ -223,24 +264,140 @@ enum kmsd_link_msg {
 	KMSD_MSG_RESERVE = 5,     /* master -> slave: keys handed to a master SAE at the master */
 	KMSD_MSG_RESERVE_ACK = 6, /* slave -> master */
 	KMSD_MSG_CONSUMED = 7,    /* either way: a slave SAE fetched these keys (informational) */
+	/* link version 2: key relay between nodes (kmsd_relay.c) */
+	KMSD_MSG_RELAY = 8,       /* either way: keys XOR link key, towards a destination node */
+	KMSD_MSG_RELAY_ACK = 9,   /* back: stored at the destination (0) or refused (NACK) */
+	KMSD_MSG_RELAY_ALLOC = 10, /* slave -> master: give me link blocks for a relay I send */
+	KMSD_MSG_RELAY_GRANT = 11, /* master -> slave: these blocks (or a refusal) */
 };
 
-/* --- the KME (kmsd_api.c, kmsd.c) ------------------------------------------------------------- */
+/* --- the KME: one end of one QKD link (kmsd_api.c, kmsd_node.c) ------------------------------- */
+
+struct kmsd_node;
+
+/* Link key spent on relays over one link (guarded by the link's store lock). */
+struct kmsd_relay_stats {
+	uint64_t keys_sent, keys_received;   /* relayed keys that crossed this link */
+	uint64_t key_bits;                   /* their bits */
+	uint64_t link_bits;                  /* link key consumed for them (whole blocks) */
+	uint64_t refused;                    /* relays refused (NACK sent or received) */
+};
 
 struct kmsd_kme {
-	struct kmsd_config *cfg;
+	struct kmsd_config *cfg;     /* this link's settings (the node's own in a one-link node) */
 	struct kmsd_store store;
 	struct kmsd_link link;
 	int is_link_master;
 	double rate_bps;
 	unsigned min_key_size, max_key_size, max_key_per_request; /* local limits */
+	struct kmsd_node *node;      /* the node this link belongs to; NULL for a bare link */
+	const char *name;            /* [link NAME], or "default" */
+	struct kmsd_relay_stats relay;
+};
+
+/* A route: path[0] is this node, path[n-1] the destination (or, from a static route, the next
+ * hop only: the next node routes on). */
+struct kmsd_route {
+	char dst[ETSI014_ID_MAX + 1];
+	char path[KMSD_PATH_MAX][ETSI014_ID_MAX + 1];
+	unsigned n;
+};
+
+/* Routes from the path controller (kmsd_route.c); static routes are in cfg->routes. */
+struct kmsd_routes {
+	pthread_mutex_t lock;
+	struct kmsd_route *ctl;      /* the controller's last answer, kept while it is down */
+	unsigned n_ctl;
+	int64_t version;             /* routes_version of ctl; -1: none yet */
+	atomic_int refresh;          /* a relay failed: ask for routes now */
+	int reachable;               /* for logging the controller's loss and return once */
+	pthread_t thread;
+	int started;
+	int wake[2];
+	atomic_int stop;
+};
+
+/* A metro KMS node: one HTTPS server for its SAEs, one kmsd_kme per QKD link. */
+struct kmsd_node {
+	struct kmsd_config *cfg;
+	struct kmsd_kme *links;
+	unsigned n_links;
+	int metro;                   /* [link] sections or remote SAEs: relays, multi-SAE */
+	struct kmsd_store relayed;   /* keys relayed here, reserved for their slave SAEs */
+	pthread_mutex_t seen_lock;   /* relays seen (replay guard): a bounded FIFO hash set */
+	struct kmsd_seen *seen;
+	int32_t *seen_buckets;
+	size_t seen_next;
+	atomic_int forwards;         /* relay forward threads running */
+	struct kmsd_routes routes;
+	uint64_t relayed_keys_sent, relayed_keys_delivered; /* under relayed.lock */
 	atomic_int outage;           /* SIGUSR1 toggles a simulated outage (503 everywhere) */
 	void *httpd;                 /* struct MHD_Daemon */
 	char *pem_cert, *pem_key, *pem_ca; /* kept for MHD's lifetime */
 };
 
-int kmsd_api_start(struct kmsd_kme *kme);
-void kmsd_api_stop(struct kmsd_kme *kme);
+int kmsd_api_start(struct kmsd_node *node);
+void kmsd_api_stop(struct kmsd_node *node);
+
+/* The node (kmsd_node.c): lookups and the replay guard; kmsd.c starts and stops it. */
+int kmsd_node_init(struct kmsd_node *n, struct kmsd_config *cfg);
+void kmsd_node_destroy(struct kmsd_node *n);
+/* The link whose peer_sae lists sae (a direct ETSI pair), or NULL. */
+struct kmsd_kme *kmsd_node_link_for_sae(struct kmsd_node *n, const char *sae);
+/* The link to the neighbour node peer, or NULL. */
+struct kmsd_kme *kmsd_node_link_to(struct kmsd_node *n, const char *peer);
+/* 1 if a relay of key_ID id towards dst passed here before; else 0, and it is remembered (the
+ * last KMSD_SEEN_MAX of them). */
+#define KMSD_SEEN_MAX 16384
+int kmsd_node_seen(struct kmsd_node *n, const uint8_t id[16], const char *dst);
+
+/* --- key relay (kmsd_relay.c) ------------------------------------------------------------------ */
+
+#define KMSD_RELAY_VERSION 1
+
+struct kmsd_relay_grant {
+	struct kmsd_relay_grant *next;
+	uint32_t id;
+	uint64_t expires_ms;
+	size_t nblocks;
+	uint8_t *ids, *bytes;
+};
+
+/* Source: relay number keys of size bits (key_ids, keys) from master here to the slaves at
+ * dst (all attached there). Blocks until dst stored them or refused; why gets the reason. */
+enum kmsd_link_status kmsd_relay_send(struct kmsd_node *n, const char *dst, const char *master,
+				      const char *const *slaves, unsigned n_slaves,
+				      unsigned number, unsigned size, const uint8_t *key_ids,
+				      const uint8_t *keys, char *why, size_t why_len);
+/* The link thread's part (kmsd_link_proto.c hands the frames over). -1: drop the link. */
+int kmsd_relay_on_relay(struct kmsd_link *l, const uint8_t *p, size_t len);
+int kmsd_relay_on_ack(struct kmsd_link *l, const uint8_t *p, size_t len);
+int kmsd_relay_on_alloc(struct kmsd_link *l, const uint8_t *p, size_t len);
+int kmsd_relay_on_grant(struct kmsd_link *l, const uint8_t *p, size_t len);
+/* Wipe and drop grants (all, or only expired ones); caller holds the store lock. */
+void kmsd_relay_grants_drop(struct kmsd_link *l, int only_expired);
+
+/* --- routes and the path controller client (kmsd_route.c) -------------------------------------- */
+
+int kmsd_routes_start(struct kmsd_node *n);
+void kmsd_routes_stop(struct kmsd_node *n);
+/* Where a relay to dst goes from here: *route (path[0] is this node). 0, or -1 if no route. */
+int kmsd_route_lookup(struct kmsd_node *n, const char *dst, struct kmsd_route *route);
+/* A relay failed or a link changed: report and re-read routes soon. */
+void kmsd_routes_poke(struct kmsd_node *n);
+
+/* --- test build: a hex trace of every relay buffer (kmsd_trace.c) ------------------------------ */
+
+#ifdef KMSD_TEST_BUFFER_TRACE
+void kmsd_trace(struct kmsd_node *n, const char *what, const uint8_t *key_id, const uint8_t *buf,
+		size_t len);
+#else
+static inline void kmsd_trace(struct kmsd_node *n, const char *what, const uint8_t *key_id,
+			      const uint8_t *buf, size_t len)
+{
+	(void)n, (void)what, (void)key_id, (void)buf, (void)len;
+}
+#endif
 
 /* Helpers shared by kmsd_api.c and kmsd_link.c (kmsd_store.c). Caller holds the store lock. */
 size_t kmsd_blocks_per_key(const struct kmsd_store *s, unsigned size_bits);

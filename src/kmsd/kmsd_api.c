@@ -322,6 +322,8 @@ static unsigned eff_max_size(const struct kmsd_kme *k, unsigned block_bits)
 	return k->max_key_size > block_bits ? k->max_key_size : block_bits;
 }
 
+static struct json_object *link_json(struct kmsd_kme *k);
+
 static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, const char *caller,
 				 const char *slave)
 {
@@ -367,6 +369,8 @@ static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, c
 	json_object_object_add(x, "expired_keys", json_object_new_int64((int64_t)st.expired_keys));
 	json_object_object_add(x, "flushed_bits",
 			       json_object_new_int64((int64_t)(st.flushed_blocks * bits)));
+	if (k->node && k->node->metro)
+		json_object_object_add(x, "link", link_json(k));
 	json_object_object_add(o, "status_extension", x);
 	return reply_json(c, MHD_HTTP_OK, o);
 }
@@ -380,6 +384,7 @@ static const char *link_reason(enum kmsd_link_status st)
 	case KMSD_LINK_DOWN: return "QKD link went down";
 	case KMSD_LINK_TIMEOUT: return "peer KME did not answer in time";
 	case KMSD_LINK_DESYNC: return "key stores diverged; link resynchronising";
+	case KMSD_LINK_REFUSED: return "peer KME refused the message";
 	}
 	return "link error";
 }
@@ -537,68 +542,114 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 	return ret;
 }
 
-static enum MHD_Result do_enc_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
-				   const struct req_ctx *rq, const char *caller, const char *slave)
-{
-	unsigned number = 1, size, bits;
-	const char *why = NULL;
+/* What an enc_keys request asks: GET number/size, or the POST body. */
+struct enc_req {
+	unsigned number, size;
+	char additional[KMSD_MAX_SAE_IDS][ETSI014_ID_MAX + 1];
+	unsigned n_additional;
+	char why[96];
+};
 
-	pthread_mutex_lock(&k->store.lock);
-	bits = k->store.block_bits;
-	pthread_mutex_unlock(&k->store.lock);
-	size = bits;
+/* additional_slave_SAE_IDs: at most max_add valid SAE IDs, none twice, not the slave itself. */
+static const char *parse_additional(struct json_object *v, unsigned max_add, const char *slave,
+				    struct enc_req *e)
+{
+	size_t i, j, n;
+
+	if (!json_object_is_type(v, json_type_array))
+		return "additional_slave_SAE_IDs must be an array";
+	n = json_object_array_length(v);
+	if (n == 0)
+		return NULL;
+	if (max_add == 0)
+		return "additional_slave_SAE_IDs not supported (max_SAE_ID_count is 0)";
+	if (n > max_add)
+		return "more additional_slave_SAE_IDs than max_SAE_ID_count";
+	for (i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(v, i);
+		const char *id = json_object_get_string(x);
+
+		if (!json_object_is_type(x, json_type_string) ||
+		    !etsi014_sae_id_valid(id, strlen(id)))
+			return "additional_slave_SAE_IDs must be SAE ID strings";
+		if (strcmp(id, slave) == 0)
+			return "additional_slave_SAE_IDs names the slave SAE itself";
+		for (j = 0; j < i; j++)
+			if (strcmp(e->additional[j], id) == 0)
+				return "additional_slave_SAE_IDs names an SAE twice";
+		snprintf(e->additional[i], sizeof(e->additional[i]), "%s", id);
+	}
+	e->n_additional = (unsigned)n;
+	return NULL;
+}
+
+/* Parse into e (number and size keep their defaults when absent). NULL, or why it is a 400. */
+static const char *parse_enc(struct MHD_Connection *c, const char *method,
+			     const struct req_ctx *rq, unsigned max_add, const char *slave,
+			     struct enc_req *e)
+{
+	const char *why = NULL;
 
 	if (strcmp(method, "GET") == 0) {
 		struct query q = {0};
 
 		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
-		if (q.unknown)
-			return reply_error(c, caller, "enc_keys", 400, "bad request",
-					   "unknown parameter '%.60s'", q.unknown);
+		if (q.unknown) {
+			snprintf(e->why, sizeof(e->why), "unknown parameter '%.60s'", q.unknown);
+			return e->why;
+		}
 		if (q.n_key_ids || q.n_number > 1 || q.n_size > 1)
-			return reply_error(c, caller, "enc_keys", 400, "bad request",
-					   "repeated or misplaced parameter");
-		if (q.n_number && !parse_dec(q.number, &number))
-			return reply_error(c, caller, "enc_keys", 400, "bad request",
-					   "number must be a positive decimal integer");
-		if (q.n_size && !parse_dec(q.size, &size))
-			return reply_error(c, caller, "enc_keys", 400, "bad request",
-					   "size must be a decimal integer");
+			return "repeated or misplaced parameter";
+		if (q.n_number && !parse_dec(q.number, &e->number))
+			return "number must be a positive decimal integer";
+		if (q.n_size && !parse_dec(q.size, &e->size))
+			return "size must be a decimal integer";
 	} else {
 		struct json_object *o = parse_body(rq, &why), *v;
-		int present, ok = 1;
+		int present;
 
 		if (!o)
-			return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
-		if (!json_uint(o, "number", &number, &present))
-			why = "number must be a non-negative integer", ok = 0;
-		else if (!json_uint(o, "size", &size, &present))
-			why = "size must be a non-negative integer", ok = 0;
-		else if (json_object_object_get_ex(o, "additional_slave_SAE_IDs", &v) &&
-			 (!json_object_is_type(v, json_type_array) ||
-			  json_object_array_length(v) > 0))
-			why = "additional_slave_SAE_IDs not supported (max_SAE_ID_count is 0)",
-			ok = 0;
-		else if (json_object_object_get_ex(o, "extension_mandatory", &v) &&
-			 (!json_object_is_type(v, json_type_array) ||
-			  json_object_array_length(v) > 0))
-			why = "extension_mandatory: no extension is supported", ok = 0;
-		else if (json_object_object_get_ex(o, "extension_optional", &v) &&
+			return why;
+		if (!json_uint(o, "number", &e->number, &present))
+			why = "number must be a non-negative integer";
+		else if (!json_uint(o, "size", &e->size, &present))
+			why = "size must be a non-negative integer";
+		else if (json_object_object_get_ex(o, "additional_slave_SAE_IDs", &v))
+			why = parse_additional(v, max_add, slave, e);
+		if (!why && json_object_object_get_ex(o, "extension_mandatory", &v) &&
+		    (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > 0))
+			why = "extension_mandatory: no extension is supported";
+		else if (!why && json_object_object_get_ex(o, "extension_optional", &v) &&
 			 !json_object_is_type(v, json_type_array))
-			why = "extension_optional must be an array", ok = 0;
+			why = "extension_optional must be an array";
 		json_object_put(o);
-		if (!ok)
-			return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
 	}
-	if (number == 0 || number > k->max_key_per_request)
+	return why;
+}
+
+static enum MHD_Result do_enc_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
+				   const struct req_ctx *rq, const char *caller, const char *slave)
+{
+	struct enc_req e = {.number = 1};
+	const char *why;
+	unsigned bits;
+
+	pthread_mutex_lock(&k->store.lock);
+	bits = k->store.block_bits;
+	pthread_mutex_unlock(&k->store.lock);
+	e.size = bits;
+	why = parse_enc(c, method, rq, 0, slave, &e);
+	if (why)
+		return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
+	if (e.number == 0 || e.number > k->max_key_per_request)
 		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "number %u outside 1..%u (max_key_per_request)", number,
+				   "number %u outside 1..%u (max_key_per_request)", e.number,
 				   k->max_key_per_request);
-	if (size % 8 || size < eff_min_size(k, bits) || size > eff_max_size(k, bits))
+	if (e.size % 8 || e.size < eff_min_size(k, bits) || e.size > eff_max_size(k, bits))
 		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "size %u is not a multiple of 8 within %u..%u", size,
+				   "size %u is not a multiple of 8 within %u..%u", e.size,
 				   eff_min_size(k, bits), eff_max_size(k, bits));
-	return serve_enc(k, c, caller, slave, number, size);
+	return serve_enc(k, c, caller, slave, e.number, e.size);
 }
 
 /* Scratch for one dec_keys request, on the heap rather than a 70 KiB stack frame. */
@@ -703,7 +754,9 @@ static int dec_find(struct kmsd_store *s, const char *caller, const char *master
 	for (i = 0; i < w->n; i++) {
 		char t[ETSI014_KEY_ID_LEN + 1];
 
-		w->rks[i] = kmsd_store_find_reserved(s, w->ids[i]);
+		w->rks[i] = kmsd_store_find_reserved_for(s, w->ids[i], caller);
+		if (!w->rks[i]) /* reserved for another slave, or not at all */
+			w->rks[i] = kmsd_store_find_reserved(s, w->ids[i]);
 		etsi014_uuid_format(w->ids[i], t);
 		if (!w->rks[i])
 			return dec_fail(w, 400, "key_ID %s unknown, expired or already fetched", t);
@@ -718,11 +771,12 @@ static int dec_find(struct kmsd_store *s, const char *caller, const char *master
 }
 
 /* Answer with the keys (*ret) and delete them once the answer is queued; tell the peer
- * (CONSUMED). -1: a key is not deliverable, nothing was answered (w->status, w->why). */
-static int dec_deliver(struct kmsd_kme *k, struct MHD_Connection *c, const char *caller,
-		       const char *master, struct dec_work *w, enum MHD_Result *ret)
+ * (CONSUMED, over link l: NULL for relayed keys). -1: a key is not deliverable, nothing was
+ * answered (w->status, w->why). */
+static int dec_deliver(struct kmsd_store *s, struct kmsd_link *l, struct MHD_Connection *c,
+		       const char *caller, const char *master, struct dec_work *w,
+		       enum MHD_Result *ret)
 {
-	struct kmsd_store *s = &k->store;
 	char logids[512];
 	size_t i;
 
@@ -751,15 +805,18 @@ static int dec_deliver(struct kmsd_kme *k, struct MHD_Connection *c, const char 
 		ipseq_log(IPSEQ_LOG_INFO,
 			  "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s", caller,
 			  master, w->n, logids);
-		kmsd_link_send(&k->link, KMSD_MSG_CONSUMED, w->consumed,
-			       2 + w->n * 16); /* best effort */
+		if (l)
+			kmsd_link_send(l, KMSD_MSG_CONSUMED, w->consumed,
+				       2 + w->n * 16); /* best effort */
 	}
 	return 0;
 }
 
-/* dec_keys: parse, validate, deliver; any refusal is one error answer. */
+/* dec_keys: parse, validate, deliver from s (a link's store, or the node's relayed keys); any
+ * refusal is one error answer. */
 static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
-				   const struct req_ctx *rq, const char *caller, const char *master)
+				   const struct req_ctx *rq, const char *caller, const char *master,
+				   struct kmsd_store *s, struct kmsd_link *l)
 {
 	struct dec_work *w = calloc(1, sizeof(*w));
 	enum MHD_Result ret = MHD_NO;
@@ -775,11 +832,186 @@ static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c,
 		rc = dec_validate(w);
 	json_object_put(w->body); /* ids_text is not used below */
 	if (rc == 0)
-		rc = dec_deliver(k, c, caller, master, w, &ret);
+		rc = dec_deliver(s, l, c, caller, master, w, &ret);
 	if (rc < 0)
 		ret = reply_error(c, caller, "dec_keys", w->status,
 				  w->status == 401 ? "unauthorized" : "bad request", "%s", w->why);
 	free(w);
+	return ret;
+}
+
+/* --- relayed keys: SAEs attached to other nodes (remote_sae) --------------------------------- */
+
+static struct json_object *link_json(struct kmsd_kme *k)
+{
+	struct json_object *o = json_object_new_object();
+	struct kmsd_relay_stats rs;
+	uint64_t stored, consumed;
+
+	pthread_mutex_lock(&k->store.lock);
+	stored = (uint64_t)k->store.count * k->store.block_bits;
+	consumed = k->store.stats.consumed_blocks * k->store.block_bits;
+	rs = k->relay;
+	pthread_mutex_unlock(&k->store.lock);
+	json_object_object_add(o, "link", json_object_new_string(k->name));
+	json_object_object_add(o, "peer", json_object_new_string(k->cfg->peer_kme_id));
+	json_object_object_add(o, "up", json_object_new_boolean(atomic_load(&k->link.up)));
+	json_object_object_add(o, "link_master", json_object_new_boolean(k->is_link_master));
+	json_object_object_add(o, "rate_bps", json_object_new_double(k->rate_bps));
+	json_object_object_add(o, "stored_bits", json_object_new_int64((int64_t)stored));
+	json_object_object_add(o, "consumed_bits", json_object_new_int64((int64_t)consumed));
+	json_object_object_add(o, "relay_keys_sent", json_object_new_int64((int64_t)rs.keys_sent));
+	json_object_object_add(o, "relay_keys_received",
+			       json_object_new_int64((int64_t)rs.keys_received));
+	json_object_object_add(o, "relay_key_bits", json_object_new_int64((int64_t)rs.key_bits));
+	json_object_object_add(o, "relay_link_bits", json_object_new_int64((int64_t)rs.link_bits));
+	json_object_object_add(o, "relay_refused", json_object_new_int64((int64_t)rs.refused));
+	return o;
+}
+
+/* Status towards a slave SAE at node dst: the first hop's link stands for the key supply. */
+static enum MHD_Result do_relay_status(struct kmsd_node *n, struct MHD_Connection *c,
+				       const char *caller, const char *slave, const char *dst)
+{
+	struct json_object *o = json_object_new_object(), *x = json_object_new_object();
+	struct json_object *links = json_object_new_array(), *path = json_object_new_array();
+	struct kmsd_route rt;
+	struct kmsd_kme *first = NULL;
+	uint64_t stored_bits = 0, cap = 0, sent, delivered;
+	size_t reserved;
+	unsigned i;
+
+	if (kmsd_route_lookup(n, dst, &rt) == 0 && rt.n >= 2)
+		first = kmsd_node_link_to(n, rt.path[1]);
+	if (first) {
+		pthread_mutex_lock(&first->store.lock);
+		stored_bits = (uint64_t)first->store.count * first->store.block_bits;
+		cap = (uint64_t)first->store.cap * first->store.block_bits / n->cfg->key_size;
+		pthread_mutex_unlock(&first->store.lock);
+		for (i = 0; i < rt.n; i++)
+			json_object_array_add(path, json_object_new_string(rt.path[i]));
+	}
+	pthread_mutex_lock(&n->relayed.lock);
+	reserved = n->relayed.n_reserved;
+	sent = n->relayed_keys_sent;
+	delivered = n->relayed_keys_delivered;
+	pthread_mutex_unlock(&n->relayed.lock);
+	json_object_object_add(o, "source_KME_ID", json_object_new_string(n->cfg->kme_id));
+	json_object_object_add(o, "target_KME_ID", json_object_new_string(dst));
+	json_object_object_add(o, "master_SAE_ID", json_object_new_string(caller));
+	json_object_object_add(o, "slave_SAE_ID", json_object_new_string(slave));
+	json_object_object_add(o, "key_size", json_object_new_int64(n->cfg->key_size));
+	json_object_object_add(o, "stored_key_count",
+			       json_object_new_int64((int64_t)(stored_bits / n->cfg->key_size)));
+	json_object_object_add(o, "max_key_count", json_object_new_int64((int64_t)cap));
+	json_object_object_add(o, "max_key_per_request",
+			       json_object_new_int64(n->cfg->max_key_per_request));
+	json_object_object_add(o, "max_key_size", json_object_new_int64(n->cfg->max_key_size));
+	json_object_object_add(o, "min_key_size", json_object_new_int64(n->cfg->min_key_size));
+	json_object_object_add(o, "max_SAE_ID_count", json_object_new_int64(KMSD_MAX_SAE_IDS - 1));
+	json_object_object_add(x, "relayed", json_object_new_boolean(1));
+	json_object_object_add(x, "link_up", json_object_new_boolean(first &&
+								     atomic_load(&first->link.up)));
+	json_object_object_add(x, "route", path);
+	json_object_object_add(x, "hops", json_object_new_int64(first ? rt.n - 1 : 0));
+	json_object_object_add(x, "relayed_keys_sent", json_object_new_int64((int64_t)sent));
+	json_object_object_add(x, "relayed_keys_delivered",
+			       json_object_new_int64((int64_t)delivered));
+	json_object_object_add(x, "relayed_keys_reserved", json_object_new_int64((int64_t)reserved));
+	for (i = 0; i < n->n_links; i++)
+		json_object_array_add(links, link_json(&n->links[i]));
+	json_object_object_add(x, "links", links);
+	json_object_object_add(o, "status_extension", x);
+	return reply_json(c, MHD_HTTP_OK, o);
+}
+
+/* Relayed enc_keys: fresh keys from the CSPRNG, relayed to every slave's node (one relay per
+ * destination node, carrying all its slaves); the SAE gets them once every destination stored
+ * them. A node that refuses (a relay NACK) makes the request fail with 503 and the
+ * refusing node's reason; destinations that already stored the keys let them expire unfetched, since their
+ * key_IDs never reach the master SAE. */
+static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *c,
+				    const char *method, const struct req_ctx *rq,
+				    const char *caller, const char *slave)
+{
+	struct enc_req e = {.number = 1, .size = n->cfg->key_size};
+	const char *slaves[KMSD_MAX_SAE_IDS], *at_dst[KMSD_MAX_SAE_IDS];
+	char dsts[KMSD_MAX_SAE_IDS][ETSI014_ID_MAX + 1], why[160] = "";
+	struct key_out *out = NULL;
+	uint8_t *ids = NULL, *keys = NULL;
+	size_t klen, i;
+	unsigned n_slaves, d, m;
+	enum kmsd_link_status st = KMSD_LINK_OK;
+	enum MHD_Result ret;
+	const char *bad;
+
+	bad = parse_enc(c, method, rq, KMSD_MAX_SAE_IDS - 1, slave, &e);
+	if (bad)
+		return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", bad);
+	if (e.number == 0 || e.number > n->cfg->max_key_per_request)
+		return reply_error(c, caller, "enc_keys", 400, "bad request",
+				   "number %u outside 1..%u (max_key_per_request)", e.number,
+				   n->cfg->max_key_per_request);
+	if (e.size % 8 || e.size < n->cfg->min_key_size || e.size > n->cfg->max_key_size)
+		return reply_error(c, caller, "enc_keys", 400, "bad request",
+				   "size %u is not a multiple of 8 within %u..%u", e.size,
+				   n->cfg->min_key_size, n->cfg->max_key_size);
+	slaves[0] = slave;
+	for (i = 0; i < e.n_additional; i++)
+		slaves[i + 1] = e.additional[i];
+	n_slaves = e.n_additional + 1;
+	for (i = 0; i < n_slaves; i++)
+		if (!kmsd_config_remote_sae_node(n->cfg, slaves[i], dsts[i]))
+			return reply_error(c, caller, "enc_keys", 401, "unauthorized",
+					   "SAE %s is not registered (no remote_sae entry at %s)",
+					   slaves[i], n->cfg->kme_id);
+
+	klen = e.size / 8;
+	ids = malloc((size_t)e.number * 16);
+	keys = calloc(e.number, klen);
+	out = calloc(e.number, sizeof(*out));
+	if (!ids || !keys || !out) {
+		ret = MHD_NO;
+		goto done;
+	}
+	for (i = 0; i < e.number; i++)
+		kmsd_make_key_id(ids + i * 16);
+	gnutls_rnd(GNUTLS_RND_KEY, keys, (size_t)e.number * klen);
+	/* one relay per destination node, in the order the slaves were named */
+	for (d = 0; d < n_slaves && st == KMSD_LINK_OK; d++) {
+		unsigned cnt = 0;
+
+		for (m = 0; m < d; m++)
+			if (strcmp(dsts[m], dsts[d]) == 0)
+				break;
+		if (m < d)
+			continue; /* that node was served with its first slave */
+		for (m = d; m < n_slaves; m++)
+			if (strcmp(dsts[m], dsts[d]) == 0)
+				at_dst[cnt++] = slaves[m];
+		st = kmsd_relay_send(n, dsts[d], caller, at_dst, cnt, e.number, e.size, ids, keys,
+				     why, sizeof(why));
+	}
+	if (st != KMSD_LINK_OK) { /* the SAE is registered here: whatever a node refused, 503 */
+		ret = reply_error(c, caller, "enc_keys", 503, "key relay failed", "%s", why);
+		goto done;
+	}
+	for (i = 0; i < e.number; i++) {
+		out[i].id = ids + i * 16;
+		out[i].key = keys + i * klen;
+		out[i].len = klen;
+	}
+	kmsd_format_ids(ids, e.number, 16, why, sizeof(why));
+	ipseq_log(IPSEQ_LOG_INFO, "enc_keys: %s -> %s%s: %u relayed key(s) of %u bits: %s", caller,
+		  slave, n_slaves > 1 ? " and additional slaves" : "", e.number, e.size, why);
+	ret = reply_keys(c, out, e.number);
+done:
+	if (keys) {
+		ipseq_wipe(keys, (size_t)e.number * klen);
+		free(keys);
+	}
+	free(ids);
+	free(out);
 	return ret;
 }
 
@@ -797,7 +1029,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
 {
-	struct kmsd_kme *k = cls;
+	struct kmsd_node *n = cls;
+	struct kmsd_kme *k;
+	char node[ETSI014_ID_MAX + 1];
 	struct req_ctx *rq = *req_cls;
 	const union MHD_ConnectionInfo *ci;
 	struct conn_ctx *cc;
@@ -859,27 +1093,38 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(op, "status") == 0 && strcmp(method, "GET") != 0)
 		return reply_error(c, cc->sae, op, 405, "method not allowed", "status is GET only");
 
-	if (atomic_load(&k->outage))
+	if (atomic_load(&n->outage))
 		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated outage");
-	if (fail_roll(k->cfg->fail_rate))
+	if (fail_roll(n->cfg->fail_rate))
 		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated failure");
 
-	/* Only registered pairs: the caller attached here, the other SAE at the peer KME. */
-	if (!kmsd_config_is_local_sae(k->cfg, cc->sae))
+	/* Only registered pairs: the caller attached here, the other SAE at a neighbour's end of
+	 * one of our links (peer_sae: the link's own keys), or at a node keys are relayed to
+	 * (remote_sae). */
+	if (!kmsd_config_is_local_sae(n->cfg, cc->sae))
 		return reply_error(c, cc->sae, op, 401, "unauthorized",
-				   "SAE %s is not registered at %s", cc->sae, k->cfg->kme_id);
-	if (!kmsd_config_is_peer_sae(k->cfg, id))
+				   "SAE %s is not registered at %s", cc->sae, n->cfg->kme_id);
+	k = kmsd_node_link_for_sae(n, id);
+	if (!k && !(n->metro && kmsd_config_remote_sae_node(n->cfg, id, node)))
 		return reply_error(c, cc->sae, op, 401, "unauthorized",
-				   "SAE %s is not registered at %s", id, k->cfg->peer_kme_id);
+				   "SAE %s is not registered at %s", id,
+				   n->metro ? "any node we know" : n->links[0].cfg->peer_kme_id);
 	if (rq->too_large)
 		return reply_error(c, cc->sae, op, 400, "bad request", "body above %d bytes",
 				   BODY_MAX);
 
+	if (!k) {
+		if (strcmp(op, "status") == 0)
+			return do_relay_status(n, c, cc->sae, id, node);
+		if (strcmp(op, "enc_keys") == 0)
+			return do_relay_enc(n, c, method, rq, cc->sae, id);
+		return do_dec_keys(&n->links[0], c, method, rq, cc->sae, id, &n->relayed, NULL);
+	}
 	if (strcmp(op, "status") == 0)
 		return do_status(k, c, cc->sae, id);
 	if (strcmp(op, "enc_keys") == 0)
 		return do_enc_keys(k, c, method, rq, cc->sae, id);
-	return do_dec_keys(k, c, method, rq, cc->sae, id);
+	return do_dec_keys(k, c, method, rq, cc->sae, id, &k->store, &k->link);
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -941,7 +1186,7 @@ static char *read_pem(const char *path)
 	return buf;
 }
 
-int kmsd_api_start(struct kmsd_kme *k)
+int kmsd_api_start(struct kmsd_node *k)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -982,7 +1227,7 @@ int kmsd_api_start(struct kmsd_kme *k)
 	return 0;
 }
 
-void kmsd_api_stop(struct kmsd_kme *k)
+void kmsd_api_stop(struct kmsd_node *k)
 {
 	if (k->httpd)
 		MHD_stop_daemon(k->httpd);

@@ -19,7 +19,11 @@
 #include "etsi014_codec.h"
 #include "ipseq_config.h"
 
-enum opt_type { OPT_STR, OPT_UINT, OPT_DOUBLE, OPT_LIST, OPT_LINK_MODE, OPT_LOG_LEVEL };
+enum opt_type {
+	OPT_STR, OPT_UINT, OPT_DOUBLE, OPT_LIST, OPT_LINK_MODE, OPT_LOG_LEVEL,
+	OPT_SAE_AT,  /* a list of SAE_ID@NODE */
+	OPT_ROUTE,   /* a list of "DEST via NEXT" */
+};
 
 struct opt {
 	const char *name;
@@ -79,6 +83,23 @@ static const struct opt opts[] = {
 	 "fault injection: probability (0..1) that an API request gets a simulated 503"},
 	{"max_connections", OPT_UINT, OFF(max_connections), 0, "64", "concurrent HTTPS connections"},
 	{"log_level", OPT_LOG_LEVEL, OFF(log_level), 0, "info", "error, warn, info or debug"},
+	{"remote_sae", OPT_SAE_AT, OFF(remote_saes), OFF(n_remote_saes), NULL,
+	 "SAE_ID@NODE: an SAE attached to another node; its keys are relayed there; repeat"},
+	{"route", OPT_ROUTE, OFF(routes), OFF(n_routes), NULL,
+	 "DEST via NEXT: static route for relays to node DEST (used without a controller route); "
+	 "repeat"},
+	{"controller", OPT_STR, OFF(controller), 0, "",
+	 "path controller https://ADDR:PORT (empty: static routes only)"},
+	{"controller_id", OPT_STR, OFF(controller_id), 0, "QSC",
+	 "the CN the path controller's certificate must carry"},
+	{"controller_interval", OPT_DOUBLE, OFF(controller_interval), 0, "1",
+	 "seconds between link reports to the path controller"},
+};
+
+/* What a [link NAME] section may set; everything else is the node's. */
+static const char *const link_keys[] = {
+	"peer_kme_id", "peer_sae", "link_mode", "link_address", "link_retry_ms", "key_size",
+	"max_key_count", "key_rate", "fibre_length_km", "attenuation_db_per_km", "reference_rate",
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -100,6 +121,39 @@ static const struct opt *find_opt(const char *name, size_t len)
 			return &opts[i];
 	}
 	return NULL;
+}
+
+static int is_list(const struct opt *o)
+{
+	return o->type == OPT_LIST || o->type == OPT_SAE_AT || o->type == OPT_ROUTE;
+}
+
+/* remote_sae: SAE_ID@NODE, split at the last '@' (an SAE ID may hold '@'). */
+static int split_sae_at(const char *v, char sae[ETSI014_ID_MAX + 1], char node[ETSI014_ID_MAX + 1])
+{
+	const char *at = strrchr(v, '@');
+
+	if (!at || !etsi014_sae_id_valid(v, (size_t)(at - v)) ||
+	    !etsi014_sae_id_valid(at + 1, strlen(at + 1)))
+		return 0;
+	memcpy(sae, v, (size_t)(at - v));
+	sae[at - v] = '\0';
+	strcpy(node, at + 1);
+	return 1;
+}
+
+/* route: "DEST via NEXT". */
+static int split_route(const char *v, char dst[ETSI014_ID_MAX + 1], char next[ETSI014_ID_MAX + 1])
+{
+	char a[ETSI014_ID_MAX + 2], via[4], b[ETSI014_ID_MAX + 2], extra[2];
+
+	if (strlen(v) > 3 * ETSI014_ID_MAX ||
+	    sscanf(v, "%65s %3s %65s %1s", a, via, b, extra) != 3 || strcmp(via, "via") != 0 ||
+	    !etsi014_sae_id_valid(a, strlen(a)) || !etsi014_sae_id_valid(b, strlen(b)))
+		return 0;
+	strcpy(dst, a);
+	strcpy(next, b);
+	return 1;
 }
 
 static void list_clear(struct kmsd_config *cfg, const struct opt *o)
@@ -155,17 +209,30 @@ static int set_opt(struct kmsd_config *cfg, const struct opt *o, const char *val
 		*(double *)field = v;
 		return 0;
 	}
-	case OPT_LIST: {
+	case OPT_LIST:
+	case OPT_SAE_AT:
+	case OPT_ROUTE: {
 		char **list = field;
 		unsigned *n = (unsigned *)((char *)cfg + o->count_offset);
+		char a[ETSI014_ID_MAX + 1], b[ETSI014_ID_MAX + 1];
 		if (*n >= KMSD_MAX_SAES) {
 			fprintf(stderr, "qkd-kmsd: %s: too many %s entries (max %d)\n", where,
 				o->name, KMSD_MAX_SAES);
 			return -1;
 		}
-		if (!etsi014_sae_id_valid(value, strlen(value))) {
+		if (o->type == OPT_LIST && !etsi014_sae_id_valid(value, strlen(value))) {
 			fprintf(stderr, "qkd-kmsd: %s: %s: invalid SAE ID '%s'\n", where, o->name,
 				value);
+			return -1;
+		}
+		if (o->type == OPT_SAE_AT && !split_sae_at(value, a, b)) {
+			fprintf(stderr, "qkd-kmsd: %s: %s: want SAE_ID@NODE, got '%s'\n", where,
+				o->name, value);
+			return -1;
+		}
+		if (o->type == OPT_ROUTE && !split_route(value, a, b)) {
+			fprintf(stderr, "qkd-kmsd: %s: %s: want 'DEST via NEXT', got '%s'\n", where,
+				o->name, value);
 			return -1;
 		}
 		list[*n] = strdup(value);
@@ -213,11 +280,83 @@ static char *trim(char *s)
 	return s;
 }
 
+static int is_link_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(link_keys) / sizeof(link_keys[0]); i++)
+		if (strcmp(link_keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* "[link NAME]": start a section; its lines are kept for apply_links. */
+static int section_start(struct kmsd_config *cfg, char *s, const char *where)
+{
+	char *end = s + strlen(s) - 1, *name;
+	unsigned i;
+
+	if (*end != ']' || strncmp(s, "[link", 5) != 0 || (s[5] != ' ' && s[5] != '\t')) {
+		fprintf(stderr, "qkd-kmsd: %s: expected '[link NAME]'\n", where);
+		return -1;
+	}
+	*end = '\0';
+	name = trim(s + 5);
+	if (!etsi014_sae_id_valid(name, strlen(name))) {
+		fprintf(stderr, "qkd-kmsd: %s: invalid link name '%s'\n", where, name);
+		return -1;
+	}
+	for (i = 0; i < cfg->n_links; i++) {
+		if (strcmp(cfg->links[i].name, name) == 0) {
+			fprintf(stderr, "qkd-kmsd: %s: link %s defined twice\n", where, name);
+			return -1;
+		}
+	}
+	if (cfg->n_links >= KMSD_MAX_LINKS) {
+		fprintf(stderr, "qkd-kmsd: %s: more than %d links\n", where, KMSD_MAX_LINKS);
+		return -1;
+	}
+	cfg->links[cfg->n_links].name = strdup(name);
+	if (!cfg->links[cfg->n_links].name)
+		return -1;
+	cfg->n_links++;
+	return 0;
+}
+
+static int section_line(struct kmsd_link_conf *lc, const char *name, const char *value,
+			const char *where)
+{
+	char **k, **v;
+
+	if (!find_opt(name, strlen(name))) {
+		fprintf(stderr, "qkd-kmsd: %s: unknown setting '%s'\n", where, name);
+		return -1;
+	}
+	if (!is_link_key(name)) {
+		fprintf(stderr, "qkd-kmsd: %s: %s is a node setting, not one of a [link]\n", where,
+			name);
+		return -1;
+	}
+	k = realloc(lc->keys, (lc->n + 1) * sizeof(*k));
+	if (k)
+		lc->keys = k;
+	v = realloc(lc->values, (lc->n + 1) * sizeof(*v));
+	if (v)
+		lc->values = v;
+	if (!k || !v)
+		return -1;
+	lc->keys[lc->n] = strdup(name);
+	lc->values[lc->n] = strdup(value);
+	lc->n++;
+	return lc->keys[lc->n - 1] && lc->values[lc->n - 1] ? 0 : -1;
+}
+
 static int load_file(struct kmsd_config *cfg, const char *path)
 {
 	char line[1024], where[1100];
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
+	struct kmsd_link_conf *section = NULL;
 	int rc = 0;
 
 	if (!f) {
@@ -238,6 +377,14 @@ static int load_file(struct kmsd_config *cfg, const char *path)
 		s = trim(line);
 		if (*s == '\0' || *s == '#')
 			continue;
+		if (*s == '[') {
+			if (section_start(cfg, s, where) < 0) {
+				rc = -1;
+				break;
+			}
+			section = &cfg->links[cfg->n_links - 1];
+			continue;
+		}
 		eq = strchr(s, '=');
 		if (!eq) {
 			fprintf(stderr, "qkd-kmsd: %s: expected 'name = value'\n", where);
@@ -247,6 +394,13 @@ static int load_file(struct kmsd_config *cfg, const char *path)
 		*eq = '\0';
 		name = trim(s);
 		value = trim(eq + 1);
+		if (section) {
+			if (section_line(section, name, value, where) < 0) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
 		o = find_opt(name, strlen(name));
 		if (!o) {
 			fprintf(stderr, "qkd-kmsd: %s: unknown setting '%s'\n", where, name);
@@ -287,6 +441,131 @@ static void print_help(void)
 	}
 	printf("\nsignals: SIGUSR1 toggles a simulated outage (every request answers 503);\n"
 	       "SIGTERM/SIGINT stop cleanly (all key material is wiped).\n");
+}
+
+/* The settings of a node or of one of its links. need_peer: this settings' link is used (its
+ * peer_kme_id must be valid); need_peer_sae: a one-link KME without remote SAEs, as before
+ * there were nodes (its SAEs can only pair with the peer's). */
+static int check(const struct kmsd_config *cfg, int need_peer, int need_peer_sae)
+{
+	if (!etsi014_sae_id_valid(cfg->kme_id, strlen(cfg->kme_id))) {
+		fprintf(stderr, "qkd-kmsd: kme_id must be a valid ID\n");
+		return -1;
+	}
+	if (need_peer && (!etsi014_sae_id_valid(cfg->peer_kme_id, strlen(cfg->peer_kme_id)) ||
+		       strcmp(cfg->kme_id, cfg->peer_kme_id) == 0)) {
+		fprintf(stderr, "qkd-kmsd: kme_id and peer_kme_id must be valid and different\n");
+		return -1;
+	}
+	if (need_peer_sae && (cfg->n_saes == 0 || cfg->n_peer_saes == 0)) {
+		fprintf(stderr, "qkd-kmsd: at least one sae and one peer_sae are required\n");
+		return -1;
+	}
+	if (cfg->key_size == 0 || cfg->key_size % 8 || cfg->key_size > KMSD_BLOCK_BITS_MAX ||
+	    cfg->min_key_size == 0 || cfg->min_key_size % 8 || cfg->max_key_size % 8 ||
+	    cfg->min_key_size > cfg->key_size || cfg->key_size > cfg->max_key_size ||
+	    cfg->max_key_size > ETSI014_KEY_BITS_MAX) {
+		fprintf(stderr, "qkd-kmsd: need multiples of 8 with min_key_size <= key_size <= "
+				"max_key_size, key_size <= %d, max_key_size <= %d\n",
+			KMSD_BLOCK_BITS_MAX, ETSI014_KEY_BITS_MAX);
+		return -1;
+	}
+	if (cfg->max_key_count == 0 || cfg->max_key_count > KMSD_KEY_COUNT_MAX ||
+	    (uint64_t)cfg->max_key_count * (cfg->key_size / 8) > (512ull << 20)) {
+		fprintf(stderr, "qkd-kmsd: max_key_count must be 1..%u and the store at most "
+				"512 MiB\n", KMSD_KEY_COUNT_MAX);
+		return -1;
+	}
+	if (cfg->max_key_per_request == 0 || cfg->max_key_per_request > KMSD_PER_REQUEST_MAX) {
+		fprintf(stderr, "qkd-kmsd: max_key_per_request must be 1..%d\n",
+			KMSD_PER_REQUEST_MAX);
+		return -1;
+	}
+	if (cfg->fail_rate > 1) {
+		fprintf(stderr, "qkd-kmsd: fail_rate must be within 0..1\n");
+		return -1;
+	}
+	if (cfg->link_timeout_ms == 0 || cfg->reservation_lifetime == 0 ||
+	    cfg->max_connections == 0) {
+		fprintf(stderr, "qkd-kmsd: link_timeout_ms, reservation_lifetime and "
+				"max_connections must be positive\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* A copy of the node's settings that owns its strings (a link's starting point). */
+static int clone(struct kmsd_config *dst, const struct kmsd_config *src)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	for (i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		void *to = (char *)dst + o->offset;
+		const void *from = (const char *)src + o->offset;
+
+		if (o->type == OPT_STR) {
+			const char *v = *(char *const *)from;
+			if (v && !(*(char **)to = strdup(v)))
+				return -1;
+		} else if (is_list(o)) {
+			unsigned n = *(const unsigned *)((const char *)src + o->count_offset), j;
+			for (j = 0; j < n; j++)
+				if (set_opt(dst, o, ((char *const *)from)[j], "link") < 0)
+					return -1;
+		} else if (o->type == OPT_DOUBLE) {
+			*(double *)to = *(const double *)from;
+		} else {
+			memcpy(to, from, sizeof(unsigned)); /* uint, link mode, log level */
+		}
+	}
+	return 0;
+}
+
+/* Each [link NAME]: the node's settings, then the section's lines; a link's own peer_sae list
+ * replaces the node's. */
+static int build_links(struct kmsd_config *cfg)
+{
+	unsigned i, j;
+	char where[160];
+
+	for (i = 0; i < cfg->n_links; i++) {
+		struct kmsd_link_conf *lc = &cfg->links[i];
+		int peer_sae_seen = 0;
+
+		snprintf(where, sizeof(where), "[link %s]", lc->name);
+		lc->cfg = calloc(1, sizeof(*lc->cfg));
+		if (!lc->cfg || clone(lc->cfg, cfg) < 0)
+			return -1;
+		free(lc->cfg->peer_kme_id);
+		lc->cfg->peer_kme_id = NULL;
+		list_clear(lc->cfg, find_opt("peer_sae", 8));
+		for (j = 0; j < lc->n; j++) {
+			const struct opt *o = find_opt(lc->keys[j], strlen(lc->keys[j]));
+			if (is_list(o) && !peer_sae_seen++)
+				list_clear(lc->cfg, o);
+			if (set_opt(lc->cfg, o, lc->values[j], where) < 0)
+				return -1;
+		}
+		if (!lc->cfg->peer_kme_id) {
+			fprintf(stderr, "qkd-kmsd: %s: peer_kme_id (the neighbour node) is required\n",
+				where);
+			return -1;
+		}
+		if (check(lc->cfg, 1, 0) < 0) {
+			fprintf(stderr, "qkd-kmsd: %s: the settings above are of this link\n", where);
+			return -1;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(cfg->links[j].cfg->peer_kme_id, lc->cfg->peer_kme_id) == 0) {
+				fprintf(stderr, "qkd-kmsd: %s: a second link to %s\n", where,
+					lc->cfg->peer_kme_id);
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv)
@@ -350,7 +629,7 @@ int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv)
 			}
 			value = argv[++a];
 		}
-		if (o->type == OPT_LIST && !list_from_flags[o - opts]) {
+		if (is_list(o) && !list_from_flags[o - opts]) {
 			list_clear(cfg, o);
 			list_from_flags[o - opts] = 1;
 		}
@@ -358,52 +637,24 @@ int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv)
 			return -1;
 	}
 
-	/* Consistency. */
 	if (!cfg->cert || !cfg->key || !cfg->ca) {
 		fprintf(stderr, "qkd-kmsd: cert, key and ca are required\n");
 		return -1;
 	}
-	if (!etsi014_sae_id_valid(cfg->kme_id, strlen(cfg->kme_id)) ||
-	    !etsi014_sae_id_valid(cfg->peer_kme_id, strlen(cfg->peer_kme_id)) ||
-	    strcmp(cfg->kme_id, cfg->peer_kme_id) == 0) {
-		fprintf(stderr, "qkd-kmsd: kme_id and peer_kme_id must be valid and different\n");
+	if (check(cfg, cfg->n_links == 0, cfg->n_links == 0 && cfg->n_remote_saes == 0) < 0)
+		return -1;
+	if (cfg->n_saes == 0) {
+		fprintf(stderr, "qkd-kmsd: at least one sae is required\n");
 		return -1;
 	}
-	if (cfg->n_saes == 0 || cfg->n_peer_saes == 0) {
-		fprintf(stderr, "qkd-kmsd: at least one sae and one peer_sae are required\n");
+	if (cfg->controller_interval <= 0 || cfg->controller_interval > 3600 ||
+	    !etsi014_sae_id_valid(cfg->controller_id, strlen(cfg->controller_id)) ||
+	    (cfg->controller[0] && strncmp(cfg->controller, "https://", 8) != 0)) {
+		fprintf(stderr, "qkd-kmsd: controller must be https://ADDR:PORT, controller_id a "
+				"valid ID and controller_interval within 0..3600 s\n");
 		return -1;
 	}
-	if (cfg->key_size == 0 || cfg->key_size % 8 || cfg->key_size > KMSD_BLOCK_BITS_MAX ||
-	    cfg->min_key_size == 0 || cfg->min_key_size % 8 || cfg->max_key_size % 8 ||
-	    cfg->min_key_size > cfg->key_size || cfg->key_size > cfg->max_key_size ||
-	    cfg->max_key_size > ETSI014_KEY_BITS_MAX) {
-		fprintf(stderr, "qkd-kmsd: need multiples of 8 with min_key_size <= key_size <= "
-				"max_key_size, key_size <= %d, max_key_size <= %d\n",
-			KMSD_BLOCK_BITS_MAX, ETSI014_KEY_BITS_MAX);
-		return -1;
-	}
-	if (cfg->max_key_count == 0 || cfg->max_key_count > KMSD_KEY_COUNT_MAX ||
-	    (uint64_t)cfg->max_key_count * (cfg->key_size / 8) > (512ull << 20)) {
-		fprintf(stderr, "qkd-kmsd: max_key_count must be 1..%u and the store at most "
-				"512 MiB\n", KMSD_KEY_COUNT_MAX);
-		return -1;
-	}
-	if (cfg->max_key_per_request == 0 || cfg->max_key_per_request > KMSD_PER_REQUEST_MAX) {
-		fprintf(stderr, "qkd-kmsd: max_key_per_request must be 1..%d\n",
-			KMSD_PER_REQUEST_MAX);
-		return -1;
-	}
-	if (cfg->fail_rate > 1) {
-		fprintf(stderr, "qkd-kmsd: fail_rate must be within 0..1\n");
-		return -1;
-	}
-	if (cfg->link_timeout_ms == 0 || cfg->reservation_lifetime == 0 ||
-	    cfg->max_connections == 0) {
-		fprintf(stderr, "qkd-kmsd: link_timeout_ms, reservation_lifetime and "
-				"max_connections must be positive\n");
-		return -1;
-	}
-	return 0;
+	return build_links(cfg);
 }
 
 void kmsd_config_free(struct kmsd_config *cfg)
@@ -415,12 +666,30 @@ void kmsd_config_free(struct kmsd_config *cfg)
 			char **s = (char **)((char *)cfg + opts[i].offset);
 			free(*s);
 			*s = NULL;
-		} else if (opts[i].type == OPT_LIST) {
+		} else if (is_list(&opts[i])) {
 			list_clear(cfg, &opts[i]);
 		}
 	}
 	free(cfg->config_file);
 	cfg->config_file = NULL;
+	for (i = 0; i < cfg->n_links; i++) {
+		struct kmsd_link_conf *lc = &cfg->links[i];
+		unsigned j;
+
+		for (j = 0; j < lc->n; j++) {
+			free(lc->keys[j]);
+			free(lc->values[j]);
+		}
+		free(lc->keys);
+		free(lc->values);
+		free(lc->name);
+		if (lc->cfg) {
+			kmsd_config_free(lc->cfg);
+			free(lc->cfg);
+		}
+		memset(lc, 0, sizeof(*lc));
+	}
+	cfg->n_links = 0;
 }
 
 double kmsd_config_effective_rate(const struct kmsd_config *cfg)
@@ -447,6 +716,30 @@ int kmsd_config_is_peer_sae(const struct kmsd_config *cfg, const char *id)
 
 	for (i = 0; i < cfg->n_peer_saes; i++)
 		if (strcmp(cfg->peer_saes[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+int kmsd_config_remote_sae_node(const struct kmsd_config *cfg, const char *sae,
+				char node[ETSI014_ID_MAX + 1])
+{
+	char s[ETSI014_ID_MAX + 1];
+	unsigned i;
+
+	for (i = 0; i < cfg->n_remote_saes; i++)
+		if (split_sae_at(cfg->remote_saes[i], s, node) && strcmp(s, sae) == 0)
+			return 1;
+	return 0;
+}
+
+int kmsd_config_static_next(const struct kmsd_config *cfg, const char *dst,
+			    char next[ETSI014_ID_MAX + 1])
+{
+	char d[ETSI014_ID_MAX + 1];
+	unsigned i;
+
+	for (i = 0; i < cfg->n_routes; i++)
+		if (split_route(cfg->routes[i], d, next) && strcmp(d, dst) == 0)
 			return 1;
 	return 0;
 }

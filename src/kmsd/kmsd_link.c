@@ -37,7 +37,8 @@
 #include "ipseq_util.h"
 #include "kmsd_link_codec.h"
 
-#define LINK_VERSION 1
+#define LINK_VERSION 2      /* 2: key relay (kmsd_relay.c); a version 1 peer gets no relays */
+#define LINK_VERSION_MIN 1
 #define RBUF_MAX (2 * KMSD_LINK_MSG_MAX + 64)
 #define IO_TIMEOUT_MS 5000
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -399,7 +400,8 @@ static int handshake(struct kmsd_link *l, int fd)
 	kmsd_r_str(&r, peer_id);
 	memmove(l->rbuf, l->rbuf + 5 + r.len, l->rlen - 5 - r.len);
 	l->rlen -= 5 + r.len;
-	if (r.err || version != LINK_VERSION || role == (k->is_link_master ? 0u : 1u) ||
+	if (r.err || version < LINK_VERSION_MIN || version > LINK_VERSION ||
+	    role == (k->is_link_master ? 0u : 1u) ||
 	    strcmp(peer_id, k->cfg->peer_kme_id) != 0) {
 		ipseq_log(IPSEQ_LOG_WARN,
 			  "QKD link: peer HELLO does not match (version %u, role %u, id %s)",
@@ -407,8 +409,10 @@ static int handshake(struct kmsd_link *l, int fd)
 		return -1;
 	}
 
+	l->peer_version = version;
 	/* Bring up: empty store on both sides (the only resync), then accept traffic. */
 	pthread_mutex_lock(&k->store.lock);
+	kmsd_relay_grants_drop(l, 0);
 	if (k->is_link_master) {
 		kmsd_store_flush(&k->store);
 	} else if (kmsd_store_resize(&k->store, bits, cap) < 0) {
@@ -450,6 +454,7 @@ static void teardown(struct kmsd_link *l)
 	l->qhead = l->qtail = NULL;
 	pthread_mutex_unlock(&l->qlock);
 	kmsd_store_flush(&k->store);
+	kmsd_relay_grants_drop(l, 0);
 	pthread_mutex_unlock(&k->store.lock);
 	pthread_mutex_lock(&l->plock);
 	for (p = l->pending; p; p = p->next)
@@ -491,8 +496,10 @@ static void run(struct kmsd_link *l)
 			if (read_available(l, true) < 0)
 				return;
 		}
-		if (kmsd_link_process(l) < 0)
+		if (kmsd_link_process(l) < 0) {
+			flush_queue(l); /* a relay NACK queued before the drop still reaches the peer */
 			return;
+		}
 		if (k->is_link_master && kmsd_keygen_tick(l) < 0)
 			return;
 		if (flush_queue(l) < 0)
@@ -500,6 +507,7 @@ static void run(struct kmsd_link *l)
 		if (ipseq_now_ms() >= next_expire) {
 			pthread_mutex_lock(&k->store.lock);
 			kmsd_store_expire(&k->store, ipseq_now_ms());
+			kmsd_relay_grants_drop(l, 1);
 			pthread_mutex_unlock(&k->store.lock);
 			next_expire = ipseq_now_ms() + 1000;
 		}
@@ -568,7 +576,7 @@ int kmsd_link_start(struct kmsd_link *l, struct kmsd_kme *k)
 	return 0;
 }
 
-void kmsd_link_stop(struct kmsd_link *l)
+void kmsd_link_halt(struct kmsd_link *l)
 {
 	if (l->started) {
 		atomic_store(&l->stop, 1);
@@ -577,6 +585,12 @@ void kmsd_link_stop(struct kmsd_link *l)
 		pthread_join(l->thread, NULL);
 		l->started = 0;
 	}
+}
+
+void kmsd_link_stop(struct kmsd_link *l)
+{
+	kmsd_link_halt(l);
+	kmsd_relay_grants_drop(l, 0);
 	kmsd_link_free_msgs(l->qhead);
 	l->qhead = l->qtail = NULL;
 	if (l->listen_fd >= 0)

@@ -7,6 +7,9 @@
  * ALLOC_REP and RESERVE name exactly the blocks to append or remove, so a block ID the slave does
  * not hold at the head means the mirrors diverged, and the link is dropped (both sides flush).
  *
+ * Relay messages (RELAY, RELAY_ACK, RELAY_ALLOC, RELAY_GRANT; link version 2) are parsed and
+ * handled by kmsd_relay.c; the same rule holds there: only the master takes blocks off its store.
+ *
  * Input is the link's receive buffer, output goes to its send queue and pending table: no socket
  * and no TLS here, so the protocol is unit tested on buffers (tests/test_kmsd.c).
  */
@@ -281,6 +284,11 @@ int kmsd_link_process(struct kmsd_link *l)
 		case KMSD_MSG_RESERVE: rc = master ? -1 : on_reserve(l, &r); break;
 		case KMSD_MSG_RESERVE_ACK: rc = master ? on_reserve_ack(l, &r) : -1; break;
 		case KMSD_MSG_CONSUMED: rc = on_consumed(l, &r); break;
+		/* relay (kmsd_relay.c): either direction; only the master grants blocks */
+		case KMSD_MSG_RELAY: rc = kmsd_relay_on_relay(l, r.p, r.len); break;
+		case KMSD_MSG_RELAY_ACK: rc = kmsd_relay_on_ack(l, r.p, r.len); break;
+		case KMSD_MSG_RELAY_ALLOC: rc = master ? kmsd_relay_on_alloc(l, r.p, r.len) : -1; break;
+		case KMSD_MSG_RELAY_GRANT: rc = master ? -1 : kmsd_relay_on_grant(l, r.p, r.len); break;
 		default: rc = -1; break;
 		}
 		if (rc < 0) {

@@ -135,6 +135,17 @@ struct kmsd_reserved_key *kmsd_store_find_reserved(struct kmsd_store *s, const u
 	return NULL;
 }
 
+struct kmsd_reserved_key *kmsd_store_find_reserved_for(struct kmsd_store *s, const uint8_t id[16],
+						       const char *slave)
+{
+	struct kmsd_reserved_key *rk;
+
+	for (rk = s->buckets[bucket_of(id)]; rk; rk = rk->hnext)
+		if (memcmp(rk->id, id, 16) == 0 && strcmp(rk->slave, slave) == 0)
+			return rk;
+	return NULL;
+}
+
 void kmsd_store_remove_reserved(struct kmsd_store *s, struct kmsd_reserved_key *rk)
 {
 	struct kmsd_reserved_key **pp = &s->buckets[bucket_of(rk->id)];
@@ -162,7 +173,7 @@ int kmsd_store_reserve(struct kmsd_store *s, const uint8_t id[16], const char *m
 	struct kmsd_reserved_key *rk;
 	size_t b;
 
-	if (kmsd_store_find_reserved(s, id))
+	if (kmsd_store_find_reserved_for(s, id, slave))
 		return -1;
 	/* Bounded: the oldest reservation makes room (its slave evidently is not coming). */
 	while (s->n_reserved >= s->max_reserved && s->oldest) {
