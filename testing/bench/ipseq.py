@@ -415,7 +415,7 @@ class Bench:
         kb = keys.Bench(argparse.Namespace(rpk_min=self.a.rpk_min, rpk_max=self.a.rpk_max, out=self.out,
                                            quick=self.a.quick, loads=LOADS),
                         {"kms": [km], "repeats": reps, "duration": T, "warmup": T / 2.0,
-                         "drain": p["rpk_drain"], "settle": 2})
+                         "settle": 2})
         kb.labs_up(prefix="bq")
         try:
             kb.loads = LOADS
@@ -644,8 +644,9 @@ the WAN), next to qkid's advice for the SA. Key utilisation = those windows / ke
 master KME generated meanwhile (its own counter). Packets beyond rpk and stall drops: the
 datapath's counters of the run's SA (rekeyed after every run; start-up included); receiver drops
 for want of a key: gwB's counter of the same SA. Before each
-run with rotation the keys the KME stored while the lab was idle are taken from qkid (%g s of
-KEY_NEW), so that the run sees the steady key rate rather than a backlog. The full per-supply
+run with rotation the keys the KME stored while the lab was idle are taken from qkid (KEY_NEW
+until a half-second yields no more than the link makes), so that the run sees the steady key
+rate rather than a backlog. The full per-supply
 and per-load picture, with steps and fairness: the "Key economy" section.
 
 %s
@@ -653,7 +654,7 @@ and per-load picture, with steps and fairness: the "Key economy" section.
          p["pings"], a.switch_rpk, a.switch_rpk, p["ike_rounds"], bench.report.get(1, "(not measured)"),
          p["duration"], a.udp_rate, bench.report.get(2, "(not measured)"),
          p["supply_warmup"], reps, p["supply_interval"], bench.report.get("3a", "(not measured)"),
-         a.rpk_min, a.rpk_max, a.rpk_km, model_keys(a.rpk_km), p["rpk_duration"], p["rpk_drain"],
+         a.rpk_min, a.rpk_max, a.rpk_km, model_keys(a.rpk_km), p["rpk_duration"],
          bench.report.get("3b", "(not measured)"), missing)
     if part3_only:
         begin, end = "<!-- bench:ipseq:begin -->", "<!-- bench:ipseq:end -->"

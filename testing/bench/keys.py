@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
 import qkid_api as Q  # noqa: E402
 
-FULL = {"repeats": 3, "duration": 10, "warmup": 4, "drain": 1.5, "kms": [0, 20, 50, 80],
+FULL = {"repeats": 3, "duration": 10, "warmup": 4, "kms": [0, 20, 50, 80],
         "ceiling_secs": 4, "phase": 20, "fair_secs": 16, "fair_warmup": 6, "settle": 3}
-QUICK = {"repeats": 1, "duration": 6, "warmup": 3, "drain": 1.0, "kms": [20, 80],
+QUICK = {"repeats": 1, "duration": 6, "warmup": 3, "kms": [20, 80],
          "ceiling_secs": 3, "phase": 8, "fair_secs": 8, "fair_warmup": 3, "settle": 2}
 LADDER = [100, 200, 300, 400, 500, 600, 800, 1000, 1200]
 TARGET_UTIL, TARGET_LOSS_PP, TARGET_JAIN = 0.95, 0.5, 0.95
@@ -42,6 +42,19 @@ FAIR_LOADS = [2, 5, 10, 50]           # Mbit/s of the 4 SAs of the fairness run
 # qkid's STATUS per SA by qkid_api's SA_FIELDS names: its own view (rpk advice, buffer, drain
 # rate) and, where the datapath reports them (SA_REPORT), the rpk in force, the datapath's key
 # buffer, windows, packets beyond rpk, stall drops and the SA's max-min fair share.
+
+def drain_dry(lab, km, max_secs=30.0):
+    """Take the keys qkid and its KME stored while nothing used them, until a half-second slice
+    yields no more than about the link's rate (the backlog is gone) or max_secs passed; a run
+    then starts from the link's rate, not from a store the idle lab filled. Returns keys taken."""
+    total, end = 0, time.monotonic() + max_secs
+    while time.monotonic() < end:
+        n = Q.drain_for(lab.qkid_sock("gwA"), "gwB", 0.5)
+        total += n
+        if n <= max(4, 1.5 * model_keys(km) * 0.5):
+            break
+    return total
+
 
 def model_keys(km, ref=100000.0, att=0.2):
     """qkd-kmsd's fibre model (its defaults) in keys/s of KEY_BITS"""
@@ -105,6 +118,31 @@ def sa_status(lab, spi, gw="gwA"):
             sa["keys_in"] = sum(p.get(Q.A_KEYS_IN, 0) for p in st["peers"])
             return sa
     return None
+
+
+TRACE_COLS = ["t_ms", "spi", "dir", "packets", "rpk", "level", "target", "keys_stored", "windows",
+              "beyond_rpk", "stall_drops", "nokey_drops", "share", "pps"]
+
+
+def read_trace(path, spi, t0m):
+    """kernel-qkd's rpk_trace lines of an outbound SA as dicts, t = seconds after t0m
+    (CLOCK_MONOTONIC, the trace's clock); [] without a trace"""
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                x = line.strip().split(",")
+                if len(x) != len(TRACE_COLS) or x[1] != "%08x" % spi or x[2] != "out":
+                    continue
+                try:
+                    d = dict((k, float(v)) for k, v in zip(TRACE_COLS, x) if k not in ("spi", "dir"))
+                except ValueError:
+                    continue
+                d["t"] = d["t_ms"] / 1000.0 - t0m
+                out.append(d)
+    except OSError:
+        pass
+    return out
 
 
 class Poller(threading.Thread):
@@ -217,7 +255,12 @@ class Bench:
         for lab in (self.on, self.off):
             if lab not in B.Lab.live or not os.path.exists(lab.qkid_sock("gwA")):
                 raise RuntimeError("lab %s did not come up" % lab.name)
-        self.on.set_plugins(B.rotation_conf(self.a.rpk_min, self.a.rpk_max, "reuse"))
+        rot = B.rotation_conf(self.a.rpk_min, self.a.rpk_max, "reuse")
+        self.trace = os.path.join(self.on.dir, "gwA", "rpk_trace.csv")
+        # gwA's datapath samples every rotating SA every 100 ms (kernel-qkd rpk_trace)
+        self.on.set_plugins(lambda gw: rot(gw).replace(
+            "\t\tkernel-qkd {\n", "\t\tkernel-qkd {\n\t\t\trpk_trace = %s\n" % self.trace, 1)
+            if gw == "gwA" else rot(gw))
         self.km = self.p["kms"][0]
         self.kme = Kme(self.on)
         for lab in (self.on, self.off):
@@ -293,12 +336,12 @@ class Bench:
         p, T, W = self.p, self.p["duration"], self.p["warmup"]
         lab = self.on
         sa = self.child(lab)
-        Q.drain_for(lab.qkid_sock("gwA"), "gwB", p["drain"])
+        drain_dry(lab, self.km)
         since = len(lab.log("gwA"))
         wire = B.EspSampler(lab, [W, T - 0.3], spi=sa[3])
         poll = Poller(lab, sa[3], 0.5)
         kt = KmeSampler(self.kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)])
-        t0 = time.time()
+        t0, t0m = time.time(), time.monotonic()
         wire.start()
         poll.start()
         kt.start()
@@ -329,9 +372,19 @@ class Bench:
             pts = [(t, s[key]) for t, s, _ in poll.rows if s and s.get(key) is not None]
             if ww and len(pts) >= 2:
                 out[name] = interp(pts, wire.samples[-1][0]) - interp(pts, wire.samples[0][0])
-        rkey = "dp_rpk" if any(s and s.get("dp_rpk") for _, s, _ in poll.rows) else "rpk"
-        rpks = [(t, s[rkey]) for t, s, _ in poll.rows if s and s.get(rkey)]
-        out["conv"] = convergence(rpks, t0 + 0.5, t0 + T)
+        trace = read_trace(self.trace, sa[3], t0m)
+        if trace and ww:
+            # the datapath's own 100 ms samples: finer than qkid's view
+            a_, b_ = wire.samples[0][0] - t0, wire.samples[-1][0] - t0
+            for key, name in (("beyond_rpk", "beyond_steady"), ("stall_drops", "stall_steady")):
+                pts = [(d["t"], d[key]) for d in trace]
+                out[name] = interp(pts, b_) - interp(pts, a_)
+        if trace:
+            out["conv"] = convergence([(d["t"], d["rpk"]) for d in trace], 0.5, T)
+        else:
+            rkey = "dp_rpk" if any(s and s.get("dp_rpk") for _, s, _ in poll.rows) else "rpk"
+            rpks = [(t, s[rkey]) for t, s, _ in poll.rows if s and s.get(rkey)]
+            out["conv"] = convergence(rpks, t0 + 0.5, t0 + T)
         adv = [(t, s["rpk"]) for t, s, _ in poll.rows if s and s.get("rpk")]
         out["rpk_adv"] = B.median([v for t, v in adv if t >= t0 + W]) if adv else None
         if cnt:
@@ -437,13 +490,13 @@ class Bench:
             self.set_supply(base_km)
             time.sleep(self.p["settle"])
         sa = self.child(lab)
-        Q.drain_for(lab.qkid_sock("gwA"), "gwB", self.p["drain"])
+        drain_dry(lab, self.km)
         since = len(lab.log("gwA"))
         total = max(s + d for s, _, d in load_plan)
         poll = Poller(lab, sa[3], 0.5)
         wire = B.EspSampler(lab, [x + 0.5 for x in range(int(total))], spi=sa[3])
         kt = KmeSampler(self.kme, [x * 1.0 for x in range(int(total) + 1)])
-        t0 = time.time()
+        t0, t0m = time.time(), time.monotonic()
         poll.start()
         wire.start()
         kt.start()
@@ -455,11 +508,11 @@ class Bench:
             th = threading.Thread(target=go, daemon=True)
             th.start()
             threads.append(th)
-        edges = []              # when each supply change took effect (the new KME is up)
+        edges = []              # when each supply change began (the old KME stops)
         for at, km in supply_plan:
             time.sleep(max(0.0, t0 + at - time.time()))
-            self.set_supply(km)
             edges.append(time.time() - t0)
+            self.set_supply(km)
         for th in threads:
             th.join(total + 30)
         wire.join(10)
@@ -501,7 +554,19 @@ class Bench:
                           "share_keys_per_s", "beyond_rpk", "stall_drops"],
                     [["nan" if x is None else x for x in r] for r in rows])
         B.write_csv(csv[:-4] + "_wire.csv", ["t_s", "rpk_wire", "windows_per_s_wire"], wrows)
-        return rows, cnt, csv, edges
+        # the datapath's trace (100 ms): rpk in force, keys ahead, the loop's target, fair share,
+        # packet rate, windows/s over the last second, cumulative packets beyond rpk
+        trace = read_trace(self.trace, sa[3], t0m)
+        trows = []
+        for i, d in enumerate(trace):
+            back = [e for e in trace[max(0, i - 12):i] if d["t"] - e["t"] >= 0.95]
+            wps = (d["windows"] - back[-1]["windows"]) / (d["t"] - back[-1]["t"]) if back else None
+            trows.append([d["t"], d["rpk"], d["level"], d["target"], d["share"], d["pps"], wps,
+                          d["beyond_rpk"], d["stall_drops"]])
+        B.write_csv(csv[:-4] + "_trace.csv", ["t_s", "rpk", "keys_ahead", "target_level", "share_keys_per_s",
+                                              "packets_per_s", "windows_per_s", "beyond_rpk", "stall_drops"],
+                    [["nan" if x is None else x for x in r] for r in trows])
+        return rows, cnt, csv, edges, trows
 
     def steps(self):
         P = self.p["phase"]
@@ -511,21 +576,25 @@ class Bench:
         B.progress("3. steps (supply %g km): load %d -> %d -> %d Mbit/s, then supply %g -> %g -> %g km at "
                    "%d Mbit/s, %d s per phase" % (km0, base, hi, base, km0, self.a.step_km2, km0, base, P))
         out = {}
-        rows, cnt, csv, _ = self.timeline("step_load", [(0, base, 3 * P), (P, hi - base, P)], [], km0, P)
-        out["load"] = (rows, cnt, csv, [P, 2 * P], "load %d -> %d -> %d Mbit/s" % (base, hi, base))
-        rows, cnt, csv, edges = self.timeline("step_supply", [(0, base, 3 * P)],
+        rows, cnt, csv, _, trace = self.timeline("step_load", [(0, base, 3 * P), (P, hi - base, P)], [], km0, P)
+        out["load"] = (rows, cnt, csv, [P, 2 * P], "load %d -> %d -> %d Mbit/s" % (base, hi, base), trace)
+        rows, cnt, csv, edges, trace = self.timeline("step_supply", [(0, base, 3 * P)],
                                               [(P, self.a.step_km2), (2 * P, km0)], km0, P)
         out["supply"] = (rows, cnt, csv, edges, "supply %g -> %g -> %g km at %d Mbit/s"
-                         % (km0, self.a.step_km2, km0, base))
+                         % (km0, self.a.step_km2, km0, base), trace)
         t = ["| step | at s | rpk before (median) | rpk after | rpk settled (+-10 %) after s "
              "| packets beyond rpk in the run | stall drops | key buffer min during the run |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
         self.conv = []
-        for kind, (rows, cnt, csv, edges, label) in out.items():
-            col = 10 if any(r[10] for r in rows) else 2       # the rpk in force, else qkid's advice
-            series = [(r[0], r[col]) for r in rows if r[col]]
-            lcol = 11 if any(r[11] is not None for r in rows) else 3
-            lv = [r[lcol] for r in rows if r[lcol] is not None and r[0] > 2]
+        for kind, (rows, cnt, csv, edges, label, trace) in out.items():
+            if trace:       # the datapath's 100 ms trace: rpk in force and keys ahead
+                series = [(r[0], r[1]) for r in trace if r[1]]
+                lv = [r[2] for r in trace if r[0] > 2]
+            else:
+                col = 10 if any(r[10] for r in rows) else 2       # the rpk in force, else qkid's advice
+                series = [(r[0], r[col]) for r in rows if r[col]]
+                lcol = 11 if any(r[11] is not None for r in rows) else 3
+                lv = [r[lcol] for r in rows if r[lcol] is not None and r[0] > 2]
             bounds = [0] + edges + [max(3 * P, edges[-1] + P / 2.0)]
             for j, e in enumerate(edges):
                 before = B.median([v for tt, v in series if bounds[j] + (e - bounds[j]) / 2.0 <= tt < e] or [float("nan")])
@@ -596,7 +665,7 @@ class Bench:
         T, W = p["fair_secs"], p["fair_warmup"]
         # baseline: the same 4 flows through the rotation-off lab (one SA)
         base = _parallel(self.off, T)
-        Q.drain_for(lab.qkid_sock("gwA"), "gwB", p["drain"])
+        drain_dry(lab, self.km)
         since = len(lab.log("gwA"))
         samplers = [B.EspSampler(lab, [W, T - 0.5], spi=s[2], timeout=5.0) for s in spis]
         kt = KmeSampler(self.kme, [W, T - 0.5])
@@ -830,8 +899,9 @@ off, the baseline of every cell, run in ABBA order with it (on/off in odd repeat
 ones). iperf3 UDP hostA -> hostB, 1200-byte datagrams.
 
 Every cell: %d repeats of %d s per run, medians over the repeats. Before each run with rotation
-the keys stored while the lab was idle are taken from qkid (%g s of KEY_NEW), so the run sees the
-link's rate, not a backlog. **Key utilisation** = key windows of the SA on the wire (IV epoch of
+the keys stored while the lab was idle are taken from qkid (KEY_NEW in half-second slices until a
+slice yields no more than the link makes; at most 30 s), so the run sees the link's rate, not a
+backlog. **Key utilisation** = key windows of the SA on the wire (IV epoch of
 gwA's outbound SA sampled on the WAN at %g s and at the end) / keys the link master KME generated
 in the same interval (its own `generated_bits` counter, ETSI 014 status). **Packets beyond rpk**
 (a window key used past its rpk because the next key was late) and **stall drops**: the
@@ -857,9 +927,12 @@ min, results/keys only). Measured %s. CSVs: `results/keys/`.
 
 ### Load step and supply step
 
-Supply %g km; qkid's view of the SA sampled every 0.5 s, the wire every second. Plots: %s (rpk
-from qkid and on the wire; buffer level of the SA; keys/s generated by the KME, taken by qkid, and
-drained by the SA).
+Supply %g km; gwA's datapath traces the SA every 100 ms (kernel-qkd `rpk_trace`: rpk in force,
+window keys held ahead, the loop's target level, fair share, windows/s), qkid's view is sampled
+every 0.5 s, the wire every second, the KME's counter every second. Plots: %s (rpk in force, qkid's
+advice and on the wire; keys ahead and target; keys/s generated by the KME, taken in by qkid, the
+SA's fair share and windows/s). rpk settled = within +-10 %% of the phase's final value (last
+quarter), from the trace.
 
 %s
 
@@ -871,7 +944,7 @@ control connections), UDP at %s Mbit/s at the same time, supply
 wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of the measured supply.
 
 %s
-%s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["drain"], p["warmup"], p["warmup"],
+%s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["warmup"], p["warmup"],
          ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
          B.machine(), machine_load, (" --section %s --title '%s'" % (a.section, a.title)) if a.title else "",
          total / 60.0, B.stamp(),
