@@ -401,7 +401,14 @@ static inline void kmsd_trace(struct kmsd_node *n, const char *what, const uint8
 
 /* Helpers shared by kmsd_api.c and kmsd_link.c (kmsd_store.c). Caller holds the store lock. */
 size_t kmsd_blocks_per_key(const struct kmsd_store *s, unsigned size_bits);
+/* "key_ID,key_ID,..." into out, ",..." when cap is too small (texts other than the log). */
 void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, size_t cap);
+/* Log "what: key_ID,key_ID,..." naming every one of the n key_IDs (stride bytes apart), at most
+ * KMSD_LOG_IDS_PER_LINE per line (a log line holds 1023 characters); later lines say which
+ * key_IDs they continue with. So a KME's log alone tells every key it delivered (scripts/soak
+ * checks it for reuse against the served counters). */
+#define KMSD_LOG_IDS_PER_LINE 16
+void kmsd_log_ids(int level, const char *what, const uint8_t *ids, size_t n, size_t stride);
 
 /* --- key generation at the link master (kmsd_keygen.c) ---------------------------------------- */
 

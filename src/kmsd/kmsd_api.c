@@ -468,7 +468,7 @@ static enum MHD_Result answer_enc(struct kmsd_kme *k, struct MHD_Connection *c,
 	struct kmsd_store *s = &k->store;
 	struct key_out *out = calloc(e->number, sizeof(*out));
 	enum MHD_Result ret;
-	char ids_text[512];
+	char what[384];
 	size_t i;
 
 	for (i = 0; out && i < e->number; i++) {
@@ -480,9 +480,9 @@ static enum MHD_Result answer_enc(struct kmsd_kme *k, struct MHD_Connection *c,
 	s->stats.served_enc_keys += e->number;
 	s->stats.served_enc_bits += (uint64_t)e->number * e->size;
 	pthread_mutex_unlock(&s->lock);
-	kmsd_format_ids(e->ids, e->number, e->bpk * 16, ids_text, sizeof(ids_text));
-	ipseq_log(IPSEQ_LOG_INFO, "enc_keys: %s -> %s: %u key(s) of %u bits: %s", master, slave,
-		  e->number, e->size, ids_text);
+	snprintf(what, sizeof(what), "enc_keys: %s -> %s: %u key(s) of %u bits", master, slave,
+		 e->number, e->size);
+	kmsd_log_ids(IPSEQ_LOG_INFO, what, e->ids, e->number, e->bpk * 16);
 	ret = out ? reply_keys(c, out, e->number) : MHD_NO;
 	free(out);
 	return ret;
@@ -777,7 +777,7 @@ static int dec_deliver(struct kmsd_store *s, struct kmsd_link *l, struct MHD_Con
 		       const char *caller, const char *master, struct dec_work *w,
 		       enum MHD_Result *ret)
 {
-	char logids[512];
+	char what[384];
 	size_t i;
 
 	/* A reservation past its lifetime is gone now, not at the link thread's next
@@ -801,10 +801,9 @@ static int dec_deliver(struct kmsd_store *s, struct kmsd_link *l, struct MHD_Con
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (*ret == MHD_YES) {
-		kmsd_format_ids(w->consumed + 2, w->n, 16, logids, sizeof(logids));
-		ipseq_log(IPSEQ_LOG_INFO,
-			  "dec_keys: %s <- %s: %zu key(s) delivered and deleted: %s", caller,
-			  master, w->n, logids);
+		snprintf(what, sizeof(what), "dec_keys: %s <- %s: %zu key(s) delivered and deleted",
+			 caller, master, w->n);
+		kmsd_log_ids(IPSEQ_LOG_INFO, what, w->consumed + 2, w->n, 16);
 		if (l)
 			kmsd_link_send(l, KMSD_MSG_CONSUMED, w->consumed,
 				       2 + w->n * 16); /* best effort */
@@ -1001,9 +1000,9 @@ static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *
 		out[i].key = keys + i * klen;
 		out[i].len = klen;
 	}
-	kmsd_format_ids(ids, e.number, 16, why, sizeof(why));
-	ipseq_log(IPSEQ_LOG_INFO, "enc_keys: %s -> %s%s: %u relayed key(s) of %u bits: %s", caller,
-		  slave, n_slaves > 1 ? " and additional slaves" : "", e.number, e.size, why);
+	snprintf(why, sizeof(why), "enc_keys: %s -> %s%s: %u relayed key(s) of %u bits", caller,
+		 slave, n_slaves > 1 ? " and additional slaves" : "", e.number, e.size);
+	kmsd_log_ids(IPSEQ_LOG_INFO, why, ids, e.number, 16);
 	ret = reply_keys(c, out, e.number);
 done:
 	if (keys) {

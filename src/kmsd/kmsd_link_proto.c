@@ -17,6 +17,7 @@
 #include "kmsd.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ipseq_util.h"
@@ -27,7 +28,7 @@ static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_kme *k = l->kme;
 	struct kmsd_store *s = &k->store;
-	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
+	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], what[512];
 	uint32_t req = kmsd_r_u32(r);
 	unsigned number = kmsd_r_u16(r), size = kmsd_r_u32(r);
 	uint16_t status = 0;
@@ -62,10 +63,9 @@ static int on_alloc_req(struct kmsd_link *l, struct kmsd_rbuf *r)
 			kmsd_store_reserve(s, ids + i * bpk * 16, master, slave,
 					   bytes + i * bpk * s->block_bytes, size / 8,
 					   k->cfg->reservation_lifetime);
-		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		ipseq_log(IPSEQ_LOG_INFO,
-			  "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number,
-			  size, slave, master, k->cfg->peer_kme_id, ids_text);
+		snprintf(what, sizeof(what), "reserved %u key(s) of %u bits for %s (master %s at %s)",
+			 number, size, slave, master, k->cfg->peer_kme_id);
+		kmsd_log_ids(IPSEQ_LOG_INFO, what, ids, number, bpk * 16);
 	} else {
 		ipseq_log(IPSEQ_LOG_INFO,
 			  "peer asks %u key(s) of %u bits for %s -> %s: refused (%u)", number, size,
@@ -150,7 +150,7 @@ static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	struct kmsd_kme *k = l->kme;
 	struct kmsd_store *s = &k->store;
-	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], ids_text[512];
+	char master[ETSI014_ID_MAX + 1], slave[ETSI014_ID_MAX + 1], what[512];
 	uint32_t req = kmsd_r_u32(r);
 	unsigned number = kmsd_r_u16(r), size = kmsd_r_u32(r), bpk = kmsd_r_u16(r);
 	size_t need = (size_t)number * bpk, i;
@@ -185,10 +185,9 @@ static int on_reserve(struct kmsd_link *l, struct kmsd_rbuf *r)
 			kmsd_store_reserve(s, ids + i * bpk * 16, master, slave,
 					   bytes + i * bpk * s->block_bytes, size / 8,
 					   k->cfg->reservation_lifetime);
-		kmsd_format_ids(ids, number, bpk * 16, ids_text, sizeof(ids_text));
-		ipseq_log(IPSEQ_LOG_INFO,
-			  "reserved %u key(s) of %u bits for %s (master %s at %s): %s", number,
-			  size, slave, master, k->cfg->peer_kme_id, ids_text);
+		snprintf(what, sizeof(what), "reserved %u key(s) of %u bits for %s (master %s at %s)",
+			 number, size, slave, master, k->cfg->peer_kme_id);
+		kmsd_log_ids(IPSEQ_LOG_INFO, what, ids, number, bpk * 16);
 	}
 	if (rc == 0) {
 		kmsd_w_u32(&w, req);
@@ -247,13 +246,12 @@ static int on_consumed(struct kmsd_link *l, struct kmsd_rbuf *r)
 {
 	unsigned n = kmsd_r_u16(r);
 	const uint8_t *ids = kmsd_r_bytes(r, (size_t)n * 16);
-	char text[512];
+	char what[256];
 
 	if (!ids)
 		return -1;
-	kmsd_format_ids(ids, n, 16, text, sizeof(text));
-	ipseq_log(IPSEQ_LOG_INFO, "%s: slave fetched %u key(s): %s", l->kme->cfg->peer_kme_id, n,
-		  text);
+	snprintf(what, sizeof(what), "%s: slave fetched %u key(s)", l->kme->cfg->peer_kme_id, n);
+	kmsd_log_ids(IPSEQ_LOG_INFO, what, ids, n, 16);
 	return 0;
 }
 

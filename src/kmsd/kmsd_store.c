@@ -251,3 +251,26 @@ void kmsd_format_ids(const uint8_t *ids, size_t n, size_t stride, char *out, siz
 	if (i < n && o + 4 < cap)
 		memcpy(out + o, ",...", 5);
 }
+
+void kmsd_log_ids(int level, const char *what, const uint8_t *ids, size_t n, size_t stride)
+{
+	char text[KMSD_LOG_IDS_PER_LINE * (ETSI014_KEY_ID_LEN + 1) + 1];
+	size_t i = 0, j, o;
+
+	do {
+		o = 0;
+		text[0] = '\0';
+		for (j = i; j < n && j < i + KMSD_LOG_IDS_PER_LINE; j++) {
+			if (j > i)
+				text[o++] = ',';
+			etsi014_uuid_format(ids + j * stride, text + o);
+			o += ETSI014_KEY_ID_LEN;
+		}
+		if (i == 0)
+			ipseq_log(level, "%s: %s", what, text);
+		else
+			ipseq_log(level, "%s (continued, key_IDs %zu-%zu of %zu): %s", what, i + 1, j,
+				  n, text);
+		i = j;
+	} while (i < n);
+}

@@ -5,6 +5,7 @@
 #include "ipseq_config.h"
 #include "../kmsd.h"
 #include "../kmsd_link_codec.h"
+#include "etsi014_codec.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -150,6 +151,52 @@ START_TEST(blocks_per_key_math)
 	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 264), 2);
 	ck_assert_uint_eq(kmsd_blocks_per_key(&s, 8192), 32);
 	kmsd_store_destroy(&s);
+}
+END_TEST
+
+/* Every key_ID of a request is in the log, however many: a KME's log is what an audit for key
+ * reuse reads (scripts/soak). 40 key_IDs used to end in ",..." after the 13th. */
+START_TEST(log_names_every_key_id)
+{
+	uint8_t ids[40][16];
+	char path[] = "/tmp/test_kmsd_log.XXXXXX", line[1200], idtext[ETSI014_KEY_ID_LEN + 1];
+	int fd = mkstemp(path), saved = dup(2), lines = 0, named = 0;
+	unsigned i;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < 40; i++)
+		id_of(ids[i], i + 1);
+	ipseq_log_set_level(IPSEQ_LOG_INFO);
+	fflush(stderr);
+	dup2(fd, 2);
+	kmsd_log_ids(IPSEQ_LOG_INFO, "enc_keys: SAE_A -> SAE_B: 40 key(s) of 256 bits",
+		     ids[0], 40, 16);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ipseq_log_set_level(IPSEQ_LOG_ERR);
+	f = fdopen(fd, "r");
+	ck_assert_ptr_nonnull(f);
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		ck_assert_ptr_null(strstr(line, "..."));
+		ck_assert_uint_lt(strlen(line), 1023);
+	}
+	ck_assert_int_eq(lines, 3);
+	for (i = 0; i < 40; i++) {
+		etsi014_uuid_format(ids[i], idtext);
+		rewind(f);
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, idtext)) {
+				named++;
+				break;
+			}
+	}
+	ck_assert_int_eq(named, 40);
+	fclose(f);
+	unlink(path);
 }
 END_TEST
 
@@ -982,6 +1029,7 @@ int main(void)
 	tcase_add_test(tc, ring_pop_verifies_ids);
 	tcase_add_test(tc, reservations);
 	tcase_add_test(tc, blocks_per_key_math);
+	tcase_add_test(tc, log_names_every_key_id);
 	tcase_add_test(tc, config_file_and_flags);
 	tcase_add_test(tc, config_fibre_model);
 	tcase_add_loop_test(tc, config_rejects, 0, sizeof(bad_flags) / sizeof(bad_flags[0]));
