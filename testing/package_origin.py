@@ -6,7 +6,8 @@ Depends/Pre-Depends alone (Recommends are not installed: bootstrap uses --no-ins
 or from an Essential package. Nothing is copied by hand:
 
 - the package list is `scripts/bootstrap --print-packages`;
-- the plugins are scripts/lab's load lists (charon's for both datapaths and swanctl's), minus our
+- the plugins are scripts/lab's load lists (charon's for both datapaths and swanctl's; of the
+  plugins it loads only where the release ships them, those this machine has), minus our
   own plugins (the names scripts/lab's plugin_so maps to the build tree), plus every
   LAB_CHARON_LOAD=... a test, the demo or a script sets;
 - the programs are the words in command position of the shell scripts (scripts/, testing/,
@@ -107,6 +108,8 @@ def plugins():
     for f in sources:
         for m in re.findall(r'LAB_CHARON_LOAD="?([a-z0-9 -]+)', read(f)):
             words += m.split()
+    for m in re.findall(r'for p in ([a-z0-9 -]+); do\n\s*\[ -e "\$PLUGIN_DIR/libstrongswan-\$p.so" \]', lab):
+        words += [w for w in m.split() if os.path.exists(os.path.join(PLUGIN_DIR, "libstrongswan-%s.so" % w))]
     mine = our_plugins(lab)
     names = sorted({w for w in words if not w.startswith("$") and w not in mine})
     if len(names) < 5:
