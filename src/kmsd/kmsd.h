@@ -163,6 +163,7 @@ size_t kmsd_store_expire(struct kmsd_store *s, uint64_t now_ms);
 /* --- QKD link (kmsd_link.c) ------------------------------------------------------------------- */
 
 struct kmsd_kme;
+struct https_server;
 
 enum kmsd_link_status {
 	KMSD_LINK_OK = 0,
@@ -332,8 +333,7 @@ struct kmsd_node {
 	struct kmsd_routes routes;
 	uint64_t relayed_keys_sent, relayed_keys_delivered; /* under relayed.lock */
 	atomic_int outage;           /* SIGUSR1 toggles a simulated outage (503 everywhere) */
-	void *httpd;                 /* struct MHD_Daemon */
-	char *pem_cert, *pem_key, *pem_ca; /* kept for MHD's lifetime */
+	struct https_server *httpd;
 };
 
 int kmsd_api_start(struct kmsd_node *node);
@@ -417,10 +417,5 @@ void kmsd_make_key_id(uint8_t id[16]);
 /* Generate the blocks the time since l->last_tick earned at kme->rate_bps, push them into the
  * store and queue them as KEYS. Called by the link thread while the link is up. */
 int kmsd_keygen_tick(struct kmsd_link *l);
-
-/* --- addresses (kmsd_addr.c) ------------------------------------------------------------------- */
-
-/* "host:port" or "[v6]:port" (numeric port); passive: for bind (empty host: any). */
-int kmsd_resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl);
 
 #endif

@@ -25,74 +25,12 @@
 #include <microhttpd.h>
 
 #include "etsi014_codec.h"
+#include "https_server.h"
 #include "ipseq_util.h"
 
 #define BODY_MAX (64 * 1024)
-#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-
-/* Per TLS connection: the verified SAE identity, checked once. */
-struct conn_ctx {
-	int checked;
-	int ok;
-	char sae[ETSI014_ID_MAX + 1];
-	char why[160];
-};
-
-/* Per request: the uploaded body. */
-struct req_ctx {
-	char *body;
-	size_t len, cap;
-	int too_large;
-};
 
 /* --- responses --------------------------------------------------------------------------------- */
-
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
-{
-	enum MHD_Result ret;
-
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status,
-				  struct json_object *o)
-{
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							      JSON_C_TO_STRING_NOSLASHESCAPE);
-	enum MHD_Result ret = queue(c, status,
-				    MHD_create_response_from_buffer(strlen(s), (void *)s,
-								    MHD_RESPMEM_MUST_COPY));
-	json_object_put(o);
-	return ret;
-}
-
-static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, const char *op,
-				   unsigned status, const char *message, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-
-static enum MHD_Result reply_error(struct MHD_Connection *c, const char *who, const char *op,
-				   unsigned status, const char *message, const char *fmt, ...)
-{
-	struct json_object *o = json_object_new_object(), *details = json_object_new_array();
-	struct json_object *d = json_object_new_object();
-	char detail[320];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	ipseq_log(IPSEQ_LOG_INFO, "%s from %s: %u %s: %s", op, who, status, message, detail);
-	json_object_object_add(o, "message", json_object_new_string(message));
-	json_object_object_add(d, "reason", json_object_new_string(detail));
-	json_object_array_add(details, d);
-	json_object_object_add(o, "details", details);
-	return reply_json(c, status, o);
-}
 
 /* Key containers are written by hand into memory we wipe when MHD is done with it. */
 struct key_body {
@@ -137,67 +75,9 @@ static enum MHD_Result reply_keys(struct MHD_Connection *c, const struct key_out
 		o += (size_t)snprintf(b->data + o, cap - o, "\"}");
 	}
 	o += (size_t)snprintf(b->data + o, cap - o, "]}");
-	return queue(c, MHD_HTTP_OK,
+	return https_queue(c, MHD_HTTP_OK,
 		     MHD_create_response_from_buffer_with_free_callback_cls(o, b->data,
 									    key_body_free, b));
-}
-
-/* --- identity ---------------------------------------------------------------------------------- */
-
-static void check_identity(struct MHD_Connection *c, struct conn_ctx *cc)
-{
-	const union MHD_ConnectionInfo *ci;
-	gnutls_session_t s;
-	const gnutls_datum_t *certs;
-	gnutls_typed_vdata_st purpose = {
-		.type = GNUTLS_DT_KEY_PURPOSE_OID,
-		.data = (void *)GNUTLS_KP_TLS_WWW_CLIENT,
-	};
-	unsigned status = 0, n = 0;
-	gnutls_x509_crt_t crt;
-	size_t cnlen = sizeof(cc->sae);
-	int rc;
-
-	cc->checked = 1;
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (!ci || !ci->tls_session) {
-		snprintf(cc->why, sizeof(cc->why), "not a TLS connection");
-		return;
-	}
-	s = ci->tls_session;
-	certs = gnutls_certificate_get_peers(s, &n);
-	if (!certs || n == 0) {
-		snprintf(cc->why, sizeof(cc->why), "no client certificate presented");
-		return;
-	}
-	rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
-	if (rc < 0 || status != 0) {
-		gnutls_datum_t txt = {0};
-		if (rc >= 0 &&
-		    gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt,
-								 0) >= 0) {
-			snprintf(cc->why, sizeof(cc->why), "client certificate rejected: %s",
-				 txt.data);
-			gnutls_free(txt.data);
-		} else {
-			snprintf(cc->why, sizeof(cc->why), "client certificate rejected: %s",
-				 rc < 0 ? gnutls_strerror(rc) : "verification failed");
-		}
-		return;
-	}
-	if (gnutls_x509_crt_init(&crt) < 0)
-		return;
-	rc = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
-	if (rc >= 0)
-		rc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cc->sae,
-						   &cnlen);
-	gnutls_x509_crt_deinit(crt);
-	if (rc < 0 || !etsi014_sae_id_valid(cc->sae, strlen(cc->sae))) {
-		cc->sae[0] = '\0';
-		snprintf(cc->why, sizeof(cc->why), "client certificate has no usable CN");
-		return;
-	}
-	cc->ok = 1;
 }
 
 /* --- request parameters ------------------------------------------------------------------------ */
@@ -248,49 +128,9 @@ static int parse_dec(const char *s, unsigned *out)
 	return 1;
 }
 
-static struct json_object *parse_body(const struct req_ctx *rq, const char **why)
+static struct json_object *parse_body(const struct https_request *rq, const char **why)
 {
-	struct json_tokener *tok;
-	struct json_object *o;
-	size_t end;
-
-	if (!rq->body || rq->len == 0) {
-		*why = "empty body (a JSON object is required)";
-		return NULL;
-	}
-	if (memchr(rq->body, '\0', rq->len)) {
-		*why = "NUL byte in body";
-		return NULL;
-	}
-	tok = json_tokener_new_ex(16);
-	if (!tok) {
-		*why = "out of memory";
-		return NULL;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, rq->body, (int)rq->len);
-	if (json_tokener_get_error(tok) != json_tokener_success || !o) {
-		json_object_put(o);
-		json_tokener_free(tok);
-		*why = "body is not valid JSON";
-		return NULL;
-	}
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	for (; end < rq->len; end++) {
-		char ch = rq->body[end];
-		if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
-			json_object_put(o);
-			*why = "trailing data after the JSON object";
-			return NULL;
-		}
-	}
-	if (!json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		*why = "body is not a JSON object";
-		return NULL;
-	}
-	return o;
+	return https_json_object(rq->body, rq->len, why);
 }
 
 static int json_uint(struct json_object *o, const char *name, unsigned *out, int *present)
@@ -372,7 +212,7 @@ static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, c
 	if (k->node && k->node->metro)
 		json_object_object_add(x, "link", link_json(k));
 	json_object_object_add(o, "status_extension", x);
-	return reply_json(c, MHD_HTTP_OK, o);
+	return https_reply_json(c, MHD_HTTP_OK, o);
 }
 
 static const char *link_reason(enum kmsd_link_status st)
@@ -499,9 +339,9 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 	enum MHD_Result ret;
 
 	if (!atomic_load(&k->link.up))
-		return reply_error(c, master, "enc_keys", 503, "QKD link down",
-				   "no key material: the link to %s is not established",
-				   k->cfg->peer_kme_id);
+		return https_reply_error(c, master, "enc_keys", 503, "QKD link down",
+					 "no key material: the link to %s is not established",
+					 k->cfg->peer_kme_id);
 
 	pthread_mutex_lock(&s->lock);
 	e.bpk = kmsd_blocks_per_key(s, size);
@@ -510,9 +350,9 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 	if (s->count < e.need) {
 		size_t have = s->count;
 		pthread_mutex_unlock(&s->lock);
-		return reply_error(c, master, "enc_keys", 503, "not enough key material",
-				   "%zu key block(s) of %u bits stored, %zu needed", have,
-				   (unsigned)(e.block_bytes * 8), e.need);
+		return https_reply_error(c, master, "enc_keys", 503, "not enough key material",
+					 "%zu key block(s) of %u bits stored, %zu needed", have,
+					 (unsigned)(e.block_bytes * 8), e.need);
 	}
 	e.ids = malloc(e.need * 16);
 	e.bytes_len = e.need * e.block_bytes;
@@ -534,8 +374,9 @@ static enum MHD_Result serve_enc(struct kmsd_kme *k, struct MHD_Connection *c, c
 	kmsd_link_pending_release(&k->link, p);
 	if (st != KMSD_LINK_OK) {
 		enc_keys_free(&e);
-		return reply_error(c, master, "enc_keys", st == KMSD_LINK_UNAUTHORIZED ? 401 : 503,
-				   enc_refusal(st), "%s", link_reason(st));
+		return https_reply_error(c, master, "enc_keys",
+					 st == KMSD_LINK_UNAUTHORIZED ? 401 : 503,
+					 enc_refusal(st), "%s", link_reason(st));
 	}
 	ret = answer_enc(k, c, master, slave, &e);
 	enc_keys_free(&e);
@@ -585,7 +426,7 @@ static const char *parse_additional(struct json_object *v, unsigned max_add, con
 
 /* Parse into e (number and size keep their defaults when absent). NULL, or why it is a 400. */
 static const char *parse_enc(struct MHD_Connection *c, const char *method,
-			     const struct req_ctx *rq, unsigned max_add, const char *slave,
+			     const struct https_request *rq, unsigned max_add, const char *slave,
 			     struct enc_req *e)
 {
 	const char *why = NULL;
@@ -628,7 +469,8 @@ static const char *parse_enc(struct MHD_Connection *c, const char *method,
 }
 
 static enum MHD_Result do_enc_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
-				   const struct req_ctx *rq, const char *caller, const char *slave)
+				   const struct https_request *rq, const char *caller,
+				   const char *slave)
 {
 	struct enc_req e = {.number = 1};
 	const char *why;
@@ -640,15 +482,15 @@ static enum MHD_Result do_enc_keys(struct kmsd_kme *k, struct MHD_Connection *c,
 	e.size = bits;
 	why = parse_enc(c, method, rq, 0, slave, &e);
 	if (why)
-		return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request", "%s", why);
 	if (e.number == 0 || e.number > k->max_key_per_request)
-		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "number %u outside 1..%u (max_key_per_request)", e.number,
-				   k->max_key_per_request);
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request",
+					 "number %u outside 1..%u (max_key_per_request)", e.number,
+					 k->max_key_per_request);
 	if (e.size % 8 || e.size < eff_min_size(k, bits) || e.size > eff_max_size(k, bits))
-		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "size %u is not a multiple of 8 within %u..%u", e.size,
-				   eff_min_size(k, bits), eff_max_size(k, bits));
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request",
+					 "size %u is not a multiple of 8 within %u..%u", e.size,
+					 eff_min_size(k, bits), eff_max_size(k, bits));
 	return serve_enc(k, c, caller, slave, e.number, e.size);
 }
 
@@ -700,7 +542,7 @@ static int dec_parse_query(struct kmsd_kme *k, struct MHD_Connection *c, struct 
 }
 
 /* POST: {"key_IDs": [{"key_ID": "..."}, ...]}. */
-static int dec_parse_body(struct kmsd_kme *k, const struct req_ctx *rq, struct dec_work *w)
+static int dec_parse_body(struct kmsd_kme *k, const struct https_request *rq, struct dec_work *w)
 {
 	struct json_object *arr;
 	const char *why = NULL;
@@ -814,8 +656,8 @@ static int dec_deliver(struct kmsd_store *s, struct kmsd_link *l, struct MHD_Con
 /* dec_keys: parse, validate, deliver from s (a link's store, or the node's relayed keys); any
  * refusal is one error answer. */
 static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c, const char *method,
-				   const struct req_ctx *rq, const char *caller, const char *master,
-				   struct kmsd_store *s, struct kmsd_link *l)
+				   const struct https_request *rq, const char *caller,
+				   const char *master, struct kmsd_store *s, struct kmsd_link *l)
 {
 	struct dec_work *w = calloc(1, sizeof(*w));
 	enum MHD_Result ret = MHD_NO;
@@ -833,8 +675,9 @@ static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c,
 	if (rc == 0)
 		rc = dec_deliver(s, l, c, caller, master, w, &ret);
 	if (rc < 0)
-		ret = reply_error(c, caller, "dec_keys", w->status,
-				  w->status == 401 ? "unauthorized" : "bad request", "%s", w->why);
+		ret = https_reply_error(c, caller, "dec_keys", w->status,
+					w->status == 401 ? "unauthorized" : "bad request", "%s",
+					w->why);
 	free(w);
 	return ret;
 }
@@ -921,7 +764,7 @@ static enum MHD_Result do_relay_status(struct kmsd_node *n, struct MHD_Connectio
 		json_object_array_add(links, link_json(&n->links[i]));
 	json_object_object_add(x, "links", links);
 	json_object_object_add(o, "status_extension", x);
-	return reply_json(c, MHD_HTTP_OK, o);
+	return https_reply_json(c, MHD_HTTP_OK, o);
 }
 
 /* Relayed enc_keys: fresh keys from the CSPRNG, relayed to every slave's node (one relay per
@@ -930,7 +773,7 @@ static enum MHD_Result do_relay_status(struct kmsd_node *n, struct MHD_Connectio
  * refusing node's reason; destinations that already stored the keys let them expire unfetched, since their
  * key_IDs never reach the master SAE. */
 static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *c,
-				    const char *method, const struct req_ctx *rq,
+				    const char *method, const struct https_request *rq,
 				    const char *caller, const char *slave)
 {
 	struct enc_req e = {.number = 1, .size = n->cfg->key_size};
@@ -946,24 +789,24 @@ static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *
 
 	bad = parse_enc(c, method, rq, KMSD_MAX_SAE_IDS - 1, slave, &e);
 	if (bad)
-		return reply_error(c, caller, "enc_keys", 400, "bad request", "%s", bad);
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request", "%s", bad);
 	if (e.number == 0 || e.number > n->cfg->max_key_per_request)
-		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "number %u outside 1..%u (max_key_per_request)", e.number,
-				   n->cfg->max_key_per_request);
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request",
+					 "number %u outside 1..%u (max_key_per_request)", e.number,
+					 n->cfg->max_key_per_request);
 	if (e.size % 8 || e.size < n->cfg->min_key_size || e.size > n->cfg->max_key_size)
-		return reply_error(c, caller, "enc_keys", 400, "bad request",
-				   "size %u is not a multiple of 8 within %u..%u", e.size,
-				   n->cfg->min_key_size, n->cfg->max_key_size);
+		return https_reply_error(c, caller, "enc_keys", 400, "bad request",
+					 "size %u is not a multiple of 8 within %u..%u", e.size,
+					 n->cfg->min_key_size, n->cfg->max_key_size);
 	slaves[0] = slave;
 	for (i = 0; i < e.n_additional; i++)
 		slaves[i + 1] = e.additional[i];
 	n_slaves = e.n_additional + 1;
 	for (i = 0; i < n_slaves; i++)
 		if (!kmsd_config_remote_sae_node(n->cfg, slaves[i], dsts[i]))
-			return reply_error(c, caller, "enc_keys", 401, "unauthorized",
-					   "SAE %s is not registered (no remote_sae entry at %s)",
-					   slaves[i], n->cfg->kme_id);
+			return https_reply_error(c, caller, "enc_keys", 401, "unauthorized",
+						 "SAE %s is not registered (no remote_sae entry "
+						 "at %s)", slaves[i], n->cfg->kme_id);
 
 	klen = e.size / 8;
 	ids = malloc((size_t)e.number * 16);
@@ -992,7 +835,7 @@ static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *
 				     why, sizeof(why));
 	}
 	if (st != KMSD_LINK_OK) { /* the SAE is registered here: whatever a node refused, 503 */
-		ret = reply_error(c, caller, "enc_keys", 503, "key relay failed", "%s", why);
+		ret = https_reply_error(c, caller, "enc_keys", 503, "key relay failed", "%s", why);
 		goto done;
 	}
 	for (i = 0; i < e.number; i++) {
@@ -1024,217 +867,94 @@ static int fail_roll(double rate)
 	return r < rate * 4294967296.0;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **req_cls)
+static enum MHD_Result handle(void *cls, const struct https_request *rq)
 {
 	struct kmsd_node *n = cls;
 	struct kmsd_kme *k;
+	struct MHD_Connection *c = rq->conn;
+	const char *url = rq->url, *method = rq->method, *caller = rq->peer;
 	char node[ETSI014_ID_MAX + 1];
-	struct req_ctx *rq = *req_cls;
-	const union MHD_ConnectionInfo *ci;
-	struct conn_ctx *cc;
 	char id[ETSI014_ID_MAX + 1];
 	const char *rest, *slash, *op;
 	size_t idlen;
 
-	if (!rq) {
-		rq = calloc(1, sizeof(*rq));
-		if (!rq)
-			return MHD_NO;
-		*req_cls = rq;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-
-		if (!rq->too_large && rq->len + n > BODY_MAX) {
-			rq->too_large = 1;
-		} else if (!rq->too_large) {
-			char *b = ipseq_grow_wiped(rq->body, &rq->cap, rq->len, rq->len + n + 1,
-						   1024);
-			if (!b)
-				return MHD_NO;
-			rq->body = b;
-			memcpy(rq->body + rq->len, upload_data, n);
-			rq->len += n;
-			rq->body[rq->len] = '\0';
-		}
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	cc = ci ? ci->socket_context : NULL;
-	if (!cc)
-		return MHD_NO;
-	if (!cc->checked)
-		check_identity(c, cc);
-	if (!cc->ok)
-		return reply_error(c, "unidentified client", url, 401, "unauthorized", "%s",
-				   cc->why[0] ? cc->why : "client certificate required");
-
+	if (!caller)
+		return https_reply_error(c, "unidentified client", url, 401, "unauthorized", "%s",
+					 rq->why);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-		return reply_error(c, cc->sae, url, 405, "method not allowed", "use GET or POST");
+		return https_reply_error(c, caller, url, 405, "method not allowed",
+					 "use GET or POST");
 	if (strncmp(url, "/api/v1/keys/", 13) != 0)
-		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+		return https_reply_error(c, caller, url, 404, "not found", "no such endpoint");
 	rest = url + 13;
 	slash = strchr(rest, '/');
 	idlen = slash ? (size_t)(slash - rest) : 0;
 	if (!slash || !etsi014_sae_id_valid(rest, idlen))
-		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+		return https_reply_error(c, caller, url, 404, "not found", "no such endpoint");
 	memcpy(id, rest, idlen);
 	id[idlen] = '\0';
 	op = slash + 1;
 	if (strcmp(op, "status") != 0 && strcmp(op, "enc_keys") != 0 &&
 	    strcmp(op, "dec_keys") != 0)
-		return reply_error(c, cc->sae, url, 404, "not found", "no such endpoint");
+		return https_reply_error(c, caller, url, 404, "not found", "no such endpoint");
 	if (strcmp(op, "status") == 0 && strcmp(method, "GET") != 0)
-		return reply_error(c, cc->sae, op, 405, "method not allowed", "status is GET only");
+		return https_reply_error(c, caller, op, 405, "method not allowed",
+					 "status is GET only");
 
 	if (atomic_load(&n->outage))
-		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated outage");
+		return https_reply_error(c, caller, op, 503, "KME unavailable", "simulated outage");
 	if (fail_roll(n->cfg->fail_rate))
-		return reply_error(c, cc->sae, op, 503, "KME unavailable", "simulated failure");
+		return https_reply_error(c, caller, op, 503, "KME unavailable",
+					 "simulated failure");
 
 	/* Only registered pairs: the caller attached here, the other SAE at a neighbour's end of
 	 * one of our links (peer_sae: the link's own keys), or at a node keys are relayed to
 	 * (remote_sae). */
-	if (!kmsd_config_is_local_sae(n->cfg, cc->sae))
-		return reply_error(c, cc->sae, op, 401, "unauthorized",
-				   "SAE %s is not registered at %s", cc->sae, n->cfg->kme_id);
+	if (!kmsd_config_is_local_sae(n->cfg, caller))
+		return https_reply_error(c, caller, op, 401, "unauthorized",
+					 "SAE %s is not registered at %s", caller, n->cfg->kme_id);
 	k = kmsd_node_link_for_sae(n, id);
 	if (!k && !(n->metro && kmsd_config_remote_sae_node(n->cfg, id, node)))
-		return reply_error(c, cc->sae, op, 401, "unauthorized",
-				   "SAE %s is not registered at %s", id,
-				   n->metro ? "any node we know" : n->links[0].cfg->peer_kme_id);
+		return https_reply_error(c, caller, op, 401, "unauthorized",
+					 "SAE %s is not registered at %s", id,
+					 n->metro ? "any node we know" :
+						    n->links[0].cfg->peer_kme_id);
 	if (rq->too_large)
-		return reply_error(c, cc->sae, op, 400, "bad request", "body above %d bytes",
-				   BODY_MAX);
+		return https_reply_error(c, caller, op, 400, "bad request", "body above %d bytes",
+					 BODY_MAX);
 
 	if (!k) {
 		if (strcmp(op, "status") == 0)
-			return do_relay_status(n, c, cc->sae, id, node);
+			return do_relay_status(n, c, caller, id, node);
 		if (strcmp(op, "enc_keys") == 0)
-			return do_relay_enc(n, c, method, rq, cc->sae, id);
-		return do_dec_keys(&n->links[0], c, method, rq, cc->sae, id, &n->relayed, NULL);
+			return do_relay_enc(n, c, method, rq, caller, id);
+		return do_dec_keys(&n->links[0], c, method, rq, caller, id, &n->relayed, NULL);
 	}
 	if (strcmp(op, "status") == 0)
-		return do_status(k, c, cc->sae, id);
+		return do_status(k, c, caller, id);
 	if (strcmp(op, "enc_keys") == 0)
-		return do_enc_keys(k, c, method, rq, cc->sae, id);
-	return do_dec_keys(k, c, method, rq, cc->sae, id, &k->store, &k->link);
-}
-
-static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct req_ctx *rq = *req_cls;
-
-	if (!rq)
-		return;
-	if (rq->body) {
-		ipseq_wipe(rq->body, rq->cap);
-		free(rq->body);
-	}
-	free(rq);
-	*req_cls = NULL;
-}
-
-static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
-			enum MHD_ConnectionNotificationCode toe)
-{
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(struct conn_ctx));
-	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
-		*socket_context = NULL;
-	}
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char buf[512];
-
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	buf[strcspn(buf, "\n")] = '\0';
-	ipseq_log(IPSEQ_LOG_DEBUG, "httpd: %s", buf);
-}
-
-static char *read_pem(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	if (!f) {
-		ipseq_log(IPSEQ_LOG_ERR, "cannot open %s", path);
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
-	    fseek(f, 0, SEEK_SET) < 0) {
-		fclose(f);
-		return NULL;
-	}
-	buf = calloc(1, (size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
+		return do_enc_keys(k, c, method, rq, caller, id);
+	return do_dec_keys(k, c, method, rq, caller, id, &k->store, &k->link);
 }
 
 int kmsd_api_start(struct kmsd_node *k)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	struct https_server_config hc = {
+		.listen = k->cfg->listen,
+		.cert = k->cfg->cert,
+		.key = k->cfg->key,
+		.ca = k->cfg->ca,
+		.max_connections = (unsigned)k->cfg->max_connections,
+		.body_max = BODY_MAX,
+		.cn_valid = etsi014_sae_id_valid,
+	};
 
-	if (kmsd_resolve(k->cfg->listen, 1, &ss, &sl) < 0) {
-		ipseq_log(IPSEQ_LOG_ERR, "listen '%s' is not host:port", k->cfg->listen);
-		return -1;
-	}
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	k->pem_cert = read_pem(k->cfg->cert);
-	k->pem_key = read_pem(k->cfg->key);
-	k->pem_ca = read_pem(k->cfg->ca);
-	if (!k->pem_cert || !k->pem_key || !k->pem_ca)
-		return -1;
-	k->httpd = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, k,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_HTTPS_MEM_CERT, k->pem_cert,
-		MHD_OPTION_HTTPS_MEM_KEY, k->pem_key,
-		MHD_OPTION_HTTPS_MEM_TRUST, k->pem_ca,
-		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITY,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)k->cfg->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-		MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, NULL,
-		MHD_OPTION_END);
-	if (!k->httpd) {
-		ipseq_log(IPSEQ_LOG_ERR,
-			  "cannot start HTTPS on %s (address in use or bad certificate)",
-			  k->cfg->listen);
-		return -1;
-	}
-	return 0;
+	k->httpd = https_server_start(&hc, handle, k);
+	return k->httpd ? 0 : -1;
 }
 
 void kmsd_api_stop(struct kmsd_node *k)
 {
-	if (k->httpd)
-		MHD_stop_daemon(k->httpd);
+	https_server_stop(k->httpd);
 	k->httpd = NULL;
-	if (k->pem_key)
-		ipseq_wipe(k->pem_key, strlen(k->pem_key));
-	free(k->pem_cert);
-	free(k->pem_key);
-	free(k->pem_ca);
-	k->pem_cert = k->pem_key = k->pem_ca = NULL;
 }

@@ -34,6 +34,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "ipseq_addr.h"
 #include "ipseq_util.h"
 #include "kmsd_link_codec.h"
 
@@ -178,7 +179,7 @@ static int open_listener(struct kmsd_link *l)
 	socklen_t sl;
 	int fd, one = 1;
 
-	if (kmsd_resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
+	if (ipseq_resolve(l->kme->cfg->link_address, 1, &ss, &sl) < 0) {
 		ipseq_log(IPSEQ_LOG_ERR, "link_address '%s' is not host:port",
 			  l->kme->cfg->link_address);
 		return -1;
@@ -224,7 +225,7 @@ static int connect_peer(struct kmsd_link *l, unsigned *failures)
 	socklen_t el = sizeof(err);
 	struct pollfd p;
 
-	if (kmsd_resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
+	if (ipseq_resolve(l->kme->cfg->link_address, 0, &ss, &sl) < 0) {
 		ipseq_log(IPSEQ_LOG_ERR, "link_address '%s' is not host:port",
 			  l->kme->cfg->link_address);
 		return -1;

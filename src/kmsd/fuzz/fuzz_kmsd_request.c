@@ -3,7 +3,7 @@
  * libFuzzer entry point: what an SAE sends to qkd-kmsd's ETSI GS QKD 014 API, through the
  * parsers in kmsd_api.c (included here: they are static to that file). Input byte 0 picks the
  * request, the rest is its body or query string:
- *   0  enc_keys POST body: parse_body, then the number and size members (json_uint)
+ *   0  enc_keys POST body: parse_body (https_json_object), then the number and size members (json_uint)
  *   1  dec_keys POST body: dec_parse_body, then dec_validate (UUIDs, no key_ID twice)
  *   2  a query string "k=v&k=v..." as libmicrohttpd hands it over (query_iter), then parse_dec
  *      on number and size and the dec_keys key_ID checks
@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fuzz_enc_body(const struct req_ctx *rq)
+static void fuzz_enc_body(const struct https_request *rq)
 {
 	struct json_object *o;
 	const char *why = NULL;
@@ -27,7 +27,7 @@ static void fuzz_enc_body(const struct req_ctx *rq)
 	json_object_put(o);
 }
 
-static void fuzz_dec_body(const struct kmsd_kme *k, const struct req_ctx *rq)
+static void fuzz_dec_body(const struct kmsd_kme *k, const struct https_request *rq)
 {
 	struct dec_work *w = calloc(1, sizeof(*w));
 
@@ -79,19 +79,22 @@ static void fuzz_query(const struct kmsd_kme *k, const char *text, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kmsd_kme k;
-	struct req_ctx rq = {0};
+	struct https_request rq = {0};
+	char *body;
 
 	if (size < 1)
 		return 0;
 	memset(&k, 0, sizeof(k));
 	k.max_key_per_request = KMSD_PER_REQUEST_MAX;
-	/* the body buffer as kmsd_api.c collects it: exactly len bytes, no terminator */
+	/* the body as a request hands it over, but exactly len bytes without the terminator
+	 * https_server.c adds, so a read past the end is caught */
 	rq.len = size - 1;
-	rq.body = rq.len ? malloc(rq.len) : NULL;
-	if (rq.len && !rq.body)
+	body = rq.len ? malloc(rq.len) : NULL;
+	if (rq.len && !body)
 		return 0;
 	if (rq.len)
-		memcpy(rq.body, data + 1, rq.len);
+		memcpy(body, data + 1, rq.len);
+	rq.body = body;
 	switch (data[0] % 3) {
 	case 0:
 		fuzz_enc_body(&rq);
@@ -103,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_query(&k, (const char *)data + 1, size - 1);
 		break;
 	}
-	free(rq.body);
+	free(body);
 	return 0;
 }
 

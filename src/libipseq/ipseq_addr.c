@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* kmsd_addr.c - "host:port" and "[v6]:port" to a socket address, for the HTTPS listener and the
- * QKD link. */
+/* ipseq_addr.c - "host:port" and "[v6]:port" to a socket address (see ipseq_addr.h). */
 #include "ipseq_config.h"
-#include "kmsd.h"
+#include "ipseq_addr.h"
 
 #include <netdb.h>
 #include <string.h>
 
-int kmsd_resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl)
+int ipseq_resolve(const char *hostport, int passive, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	char host[256], *port;
 	struct addrinfo hints = {0}, *ai;
