@@ -308,15 +308,21 @@ void iq_rot_failed(struct iq_rot *r, uint32_t first, uint32_t count, uint64_t no
 	(void)count;
 }
 
+/* The context for epoch e, keyed from its window key if it is not yet. Per packet this is
+ * the slot check alone: a keyed slot always has its key behind it (every wipe of a key is
+ * followed by slots_wipe_stale, and a held key is never replaced), so the key ring is looked at
+ * only when a window starts (scripts/bench rotation-profile: ~150 instructions per packet
+ * before). */
 static struct iq_aead *slot_for(struct iq_rot *r, uint32_t e)
 {
 	unsigned i = e & (IQ_CTX_SLOTS - 1);
-	struct iq_wkey *k = key_for(r, e);
+	struct iq_wkey *k;
 
-	if (!k)
-		return NULL;
 	if (r->slot_keyed[i] && r->slot_epoch[i] == e)
 		return &r->slot[i];
+	k = key_for(r, e);
+	if (!k)
+		return NULL;
 	if (iq_aead_rekey(&r->slot[i], k->key)) {
 		r->slot_keyed[i] = false;
 		return NULL;

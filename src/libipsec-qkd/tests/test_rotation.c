@@ -485,6 +485,84 @@ START_TEST(test_forged_epochs_move_nothing)
 }
 END_TEST
 
+/* What slot_for relies on to skip the key ring per packet: a keyed context always has its
+ * window key (ring or candidate) behind it, through window moves, deliveries, far packets,
+ * peeks and adoptions. A fixed pseudo-random walk over both directions. */
+static void assert_slots_backed(const struct iq_rot *r)
+{
+	int i;
+
+	for (i = 0; i < IQ_CTX_SLOTS; i++) {
+		uint32_t e = r->slot_epoch[i];
+		const struct iq_wkey *k = &r->ring[e & (IQ_KEYRING - 1)];
+		bool backed = k->valid && k->epoch == e;
+
+		if (!backed && r->inbound && e >= r->cand_first && e - r->cand_first < IQ_CAND_KEYS)
+			backed = r->cand[e - r->cand_first].valid && r->cand[e - r->cand_first].epoch == e;
+		ck_assert_msg(!r->slot_keyed[i] || backed, "slot %d keyed for epoch %u without its key",
+					  i, e);
+	}
+}
+
+START_TEST(test_keyed_slots_backed)
+{
+	struct iq_rotation cfg = { .enabled = true, .rpk_min = 3, .rpk_max = 3, .lookahead = 16,
+							   .exhaust = IQ_EXHAUST_STALL };
+	struct iq_rot tx, rx;
+	uint32_t seed = 12345, first, n, epoch, e;
+	int step, switches = 0, peeks = 0, jumps;
+
+	ck_assert_int_eq(iq_rot_init(&tx, &cfg, 0x7000, false, child_key, 20, 0), 0);
+	ck_assert_int_eq(iq_rot_init(&rx, &cfg, 0x7000, true, child_key, 20, 64), 0);
+	for (step = 0; step < 4000; step++) {
+		uint32_t op;
+
+		seed = seed * 1103515245u + 12345u;
+		op = (seed >> 16) % 100;
+		if (op < 40) {                                  /* send */
+			uint64_t w = tx.windows;
+			iq_rot_tx(&tx, &epoch);
+			switches += tx.windows != w;
+		} else if (op < 50) {                           /* keys for the sender arrive */
+			n = iq_rot_want(&tx, (uint64_t)step * 1000, &first);
+			if (n)
+				deliver(&tx, first, first + n / 2 + (seed >> 8) % (n / 2 + 1));
+		} else if (op < 60) {                           /* keys for the receiver arrive */
+			n = iq_rot_want(&rx, (uint64_t)step * 1000, &first);
+			if (n)
+				deliver(&rx, first, first + n - 1);
+		} else if (op < 90) {                           /* a packet near the window */
+			e = rx.epoch + (seed >> 4) % 24;
+			e = e >= 4 ? e - 4 : e;
+			if (iq_rot_rx(&rx, e) && (seed & 0x100))
+				iq_rot_rx_ok(&rx, e);                   /* it authenticated */
+		} else if (op < 97) {                           /* a burst far beyond the lookahead */
+			int k;
+			e = rx.epoch + 40 + (seed >> 6) % 8;
+			for (k = 0; k < IQ_FAR_PEEK + 2; k++)
+				if (iq_rot_rx(&rx, e + k) && (seed & 0x200))
+					iq_rot_rx_ok(&rx, e + k);
+		} else {                                        /* catching up */
+			n = iq_rot_peek(&rx, (uint64_t)step * 1000, &first);
+			if (n) {
+				peeks++;
+				store_peeked(&rx, first, n / 2 + 1);
+			}
+		}
+		assert_slots_backed(&tx);
+		assert_slots_backed(&rx);
+	}
+	jumps = (int)rx.jumps;
+	/* the walk went through everything it is meant to */
+	ck_assert_int_gt(switches, 100);
+	ck_assert_int_gt(peeks, 5);
+	ck_assert_int_gt(jumps, 0);
+	ck_assert_uint_gt(rx.windows, 100);
+	iq_rot_free(&tx);
+	iq_rot_free(&rx);
+}
+END_TEST
+
 /* L5: the epoch space ends; an SA asks for a rekey long before and never wraps */
 START_TEST(test_epoch_space_end)
 {
@@ -576,6 +654,7 @@ int main(void)
 	tcase_add_test(tc, test_prefetch);
 	tcase_add_test(tc, test_receiver_catches_up);
 	tcase_add_test(tc, test_forged_epochs_move_nothing);
+	tcase_add_test(tc, test_keyed_slots_backed);
 	tcase_add_test(tc, test_epoch_space_end);
 	tcase_add_test(tc, test_bad_config);
 	suite_add_tcase(s, tc);
