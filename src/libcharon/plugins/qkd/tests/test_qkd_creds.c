@@ -57,6 +57,7 @@ START_TEST(test_ppk_and_qpsk_wiped_when_established)
 	qkd_budget_t *budget;
 	qkd_creds_t *creds;
 	qkd_listener_t *listener;
+	ike_sa_id_t *ike_sa_id;
 	ike_sa_t *ike_sa;
 	u_int uid;
 
@@ -65,7 +66,9 @@ START_TEST(test_ppk_and_qpsk_wiped_when_established)
 	budget = qkd_budget_create(8, 60);
 	creds = qkd_creds_create(&qki, &peers, budget, 32);
 	listener = qkd_listener_create(creds, &peers, budget);
-	ike_sa = ike_sa_create(ike_sa_id_create(IKEV2_MAJOR_VERSION, 1, 0, TRUE), TRUE, IKEV2);
+	ike_sa_id = ike_sa_id_create(IKEV2_MAJOR_VERSION, 1, 0, TRUE);
+	ike_sa = ike_sa_create(ike_sa_id, TRUE, IKEV2);	/* takes a clone */
+	ike_sa_id->destroy(ike_sa_id);
 	uid = ike_sa->get_unique_id(ike_sa);
 	charon->bus->set_sa(charon->bus, ike_sa);
 	placeholder = identification_create_from_string(QKD_PPK_PLACEHOLDER);
