@@ -569,6 +569,7 @@ def main():
 def write_report(bench, a, p, total, part3_only=False):
     """the ipseq section of BENCHMARKS.md; part3_only: replace only its part 3 (a run of
     --parts 3), saying when and at which commit that part was measured"""
+    stamp = B.stamp()      # before the plots are copied into the tree
     docs = os.path.join(B.TOP, "docs", "plots")
     os.makedirs(docs, exist_ok=True)
     links = []
@@ -650,7 +651,7 @@ rate rather than a backlog. The full per-supply
 and per-load picture, with steps and fairness: the "Key economy" section.
 
 %s
-%s""" % (reps, ", ".join(links) or "none", B.machine(), total / 60.0, B.stamp(),
+%s""" % (reps, ", ".join(links) or "none", B.machine(), total / 60.0, stamp,
          p["pings"], a.switch_rpk, a.switch_rpk, p["ike_rounds"], bench.report.get(1, "(not measured)"),
          p["duration"], a.udp_rate, bench.report.get(2, "(not measured)"),
          p["supply_warmup"], reps, p["supply_interval"], bench.report.get("3a", "(not measured)"),
@@ -667,7 +668,7 @@ and per-load picture, with steps and fairness: the "Key economy" section.
         part3 = text[text.index("### 3. Key supply"):]
         text = old[:old.index("### 3. Key supply")] + part3.replace(
             "### 3. Key supply\n", "### 3. Key supply\n\nRe-measured on its own (`sudo scripts/bench ipseq --parts 3`, "
-            "%.1f min) %s; machine: %s.\n" % (total / 60.0, B.stamp(), B.machine()), 1)
+            "%.1f min) %s; machine: %s.\n" % (total / 60.0, stamp, B.machine()), 1)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write(B.wrap(text) + "\n")
     print("updated %s" % B.update_section("ipseq", text))

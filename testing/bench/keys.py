@@ -879,6 +879,7 @@ def headline_text(bench, summ):
 
 
 def write_report(bench, a, p, total, machine_load, headline):
+    stamp = B.stamp()      # before the plots are copied into the tree
     docs = os.path.join(B.TOP, "docs", "plots")
     os.makedirs(docs, exist_ok=True)
     links = []
@@ -947,7 +948,7 @@ wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of th
 %s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["warmup"], p["warmup"],
          ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
          B.machine(), machine_load, (" --section %s --title '%s'" % (a.section, a.title)) if a.title else "",
-         total / 60.0, B.stamp(),
+         total / 60.0, stamp,
          bench.report.get("cells", "(not measured)"), headline["text"],
          a.step_km, ", ".join(links) or "none", bench.report.get("steps", "(not measured)"),
          ", ".join(str(x) for x in FAIR_LOADS), a.step_km, p["fair_secs"], p["fair_secs"] - p["fair_warmup"],
