@@ -643,10 +643,6 @@ int kmsd_config_load(struct kmsd_config *cfg, int argc, char **argv)
 	}
 	if (check(cfg, cfg->n_links == 0, cfg->n_links == 0 && cfg->n_remote_saes == 0) < 0)
 		return -1;
-	if (cfg->n_saes == 0) {
-		fprintf(stderr, "qkd-kmsd: at least one sae is required\n");
-		return -1;
-	}
 	if (cfg->controller_interval <= 0 || cfg->controller_interval > 3600 ||
 	    !etsi014_sae_id_valid(cfg->controller_id, strlen(cfg->controller_id)) ||
 	    (cfg->controller[0] && strncmp(cfg->controller, "https://", 8) != 0)) {
