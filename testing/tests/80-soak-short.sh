@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # check-timeout: 600
 # The short form of the fault-and-load soak (scripts/soak): 200 CHILD_SAs (40 rotating with qkid
-# window keys), 8 flows of pings carrying a plaintext marker, 4 minutes with random faults
+# window keys), 8 flows of pings carrying a plaintext marker, 5 minutes with random faults (the lab alone can take 2 minutes to come up on a loaded machine)
 # (qkid kill -9, KME 503 / hang / QKD link drop, charon restarts, WAN loss and reordering). The
 # soak asserts no plaintext on the WAN, no key_ID delivered twice, no window key beyond its
 # policy, recovery within its bound, no crash and bounded memory; this test checks it ran, that
@@ -13,7 +13,7 @@ for b in src/qki/qkid src/kmsd/qkd-kmsd src/libcharon/plugins/kernel_qkd/.libs/l
 	[ -e "$top/$b" ] || skip "$b not built"
 done
 out=$(mktemp)
-LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 4 > "$out" 2>&1
+LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 5 > "$out" 2>&1
 rc=$?
 sed 's/^/# /' "$out"
 last=$(tail -n 1 "$out")
