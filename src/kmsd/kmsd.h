@@ -346,6 +346,9 @@ void kmsd_node_destroy(struct kmsd_node *n);
 struct kmsd_kme *kmsd_node_link_for_sae(struct kmsd_node *n, const char *sae);
 /* The link to the neighbour node peer, or NULL. */
 struct kmsd_kme *kmsd_node_link_to(struct kmsd_node *n, const char *peer);
+/* One link's state and counters as JSON (a json-c object): the relayed status and the
+ * controller's link report. */
+struct json_object *kmsd_node_link_json(struct kmsd_kme *k);
 /* 1 if a relay of key_ID id towards dst passed here before; else 0, and it is remembered (the
  * last KMSD_SEEN_MAX of them). */
 #define KMSD_SEEN_MAX 16384

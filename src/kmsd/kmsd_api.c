@@ -162,8 +162,6 @@ static unsigned eff_max_size(const struct kmsd_kme *k, unsigned block_bits)
 	return k->max_key_size > block_bits ? k->max_key_size : block_bits;
 }
 
-static struct json_object *link_json(struct kmsd_kme *k);
-
 static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, const char *caller,
 				 const char *slave)
 {
@@ -210,7 +208,7 @@ static enum MHD_Result do_status(struct kmsd_kme *k, struct MHD_Connection *c, c
 	json_object_object_add(x, "flushed_bits",
 			       json_object_new_int64((int64_t)(st.flushed_blocks * bits)));
 	if (k->node && k->node->metro)
-		json_object_object_add(x, "link", link_json(k));
+		json_object_object_add(x, "link", kmsd_node_link_json(k));
 	json_object_object_add(o, "status_extension", x);
 	return https_reply_json(c, MHD_HTTP_OK, o);
 }
@@ -684,33 +682,6 @@ static enum MHD_Result do_dec_keys(struct kmsd_kme *k, struct MHD_Connection *c,
 
 /* --- relayed keys: SAEs attached to other nodes (remote_sae) --------------------------------- */
 
-static struct json_object *link_json(struct kmsd_kme *k)
-{
-	struct json_object *o = json_object_new_object();
-	struct kmsd_relay_stats rs;
-	uint64_t stored, consumed;
-
-	pthread_mutex_lock(&k->store.lock);
-	stored = (uint64_t)k->store.count * k->store.block_bits;
-	consumed = k->store.stats.consumed_blocks * k->store.block_bits;
-	rs = k->relay;
-	pthread_mutex_unlock(&k->store.lock);
-	json_object_object_add(o, "link", json_object_new_string(k->name));
-	json_object_object_add(o, "peer", json_object_new_string(k->cfg->peer_kme_id));
-	json_object_object_add(o, "up", json_object_new_boolean(atomic_load(&k->link.up)));
-	json_object_object_add(o, "link_master", json_object_new_boolean(k->is_link_master));
-	json_object_object_add(o, "rate_bps", json_object_new_double(k->rate_bps));
-	json_object_object_add(o, "stored_bits", json_object_new_int64((int64_t)stored));
-	json_object_object_add(o, "consumed_bits", json_object_new_int64((int64_t)consumed));
-	json_object_object_add(o, "relay_keys_sent", json_object_new_int64((int64_t)rs.keys_sent));
-	json_object_object_add(o, "relay_keys_received",
-			       json_object_new_int64((int64_t)rs.keys_received));
-	json_object_object_add(o, "relay_key_bits", json_object_new_int64((int64_t)rs.key_bits));
-	json_object_object_add(o, "relay_link_bits", json_object_new_int64((int64_t)rs.link_bits));
-	json_object_object_add(o, "relay_refused", json_object_new_int64((int64_t)rs.refused));
-	return o;
-}
-
 /* Status towards a slave SAE at node dst: the first hop's link stands for the key supply. */
 static enum MHD_Result do_relay_status(struct kmsd_node *n, struct MHD_Connection *c,
 				       const char *caller, const char *slave, const char *dst)
@@ -761,7 +732,7 @@ static enum MHD_Result do_relay_status(struct kmsd_node *n, struct MHD_Connectio
 			       json_object_new_int64((int64_t)delivered));
 	json_object_object_add(x, "relayed_keys_reserved", json_object_new_int64((int64_t)reserved));
 	for (i = 0; i < n->n_links; i++)
-		json_object_array_add(links, link_json(&n->links[i]));
+		json_object_array_add(links, kmsd_node_link_json(&n->links[i]));
 	json_object_object_add(x, "links", links);
 	json_object_object_add(o, "status_extension", x);
 	return https_reply_json(c, MHD_HTTP_OK, o);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "ipseq_util.h"
 
 #define SEEN_BUCKETS 8192
@@ -148,4 +150,32 @@ int kmsd_node_seen(struct kmsd_node *n, const uint8_t id[16], const char *dst)
 	n->seen_next = (n->seen_next + 1) % KMSD_SEEN_MAX;
 	pthread_mutex_unlock(&n->seen_lock);
 	return 0;
+}
+
+/* One link as the relayed status and the controller report show it. */
+struct json_object *kmsd_node_link_json(struct kmsd_kme *k)
+{
+	struct json_object *o = json_object_new_object();
+	struct kmsd_relay_stats rs;
+	uint64_t stored, consumed;
+
+	pthread_mutex_lock(&k->store.lock);
+	stored = (uint64_t)k->store.count * k->store.block_bits;
+	consumed = k->store.stats.consumed_blocks * k->store.block_bits;
+	rs = k->relay;
+	pthread_mutex_unlock(&k->store.lock);
+	json_object_object_add(o, "link", json_object_new_string(k->name));
+	json_object_object_add(o, "peer", json_object_new_string(k->cfg->peer_kme_id));
+	json_object_object_add(o, "up", json_object_new_boolean(atomic_load(&k->link.up)));
+	json_object_object_add(o, "link_master", json_object_new_boolean(k->is_link_master));
+	json_object_object_add(o, "rate_bps", json_object_new_double(k->rate_bps));
+	json_object_object_add(o, "stored_bits", json_object_new_int64((int64_t)stored));
+	json_object_object_add(o, "consumed_bits", json_object_new_int64((int64_t)consumed));
+	json_object_object_add(o, "relay_keys_sent", json_object_new_int64((int64_t)rs.keys_sent));
+	json_object_object_add(o, "relay_keys_received",
+			       json_object_new_int64((int64_t)rs.keys_received));
+	json_object_object_add(o, "relay_key_bits", json_object_new_int64((int64_t)rs.key_bits));
+	json_object_object_add(o, "relay_link_bits", json_object_new_int64((int64_t)rs.link_bits));
+	json_object_object_add(o, "relay_refused", json_object_new_int64((int64_t)rs.refused));
+	return o;
 }

@@ -224,28 +224,8 @@ static char *links_report(struct kmsd_node *n)
 	unsigned i;
 
 	json_object_object_add(o, "node", json_object_new_string(n->cfg->kme_id));
-	for (i = 0; i < n->n_links; i++) {
-		struct kmsd_kme *k = &n->links[i];
-		struct json_object *l = json_object_new_object();
-		uint64_t stored, consumed;
-		struct kmsd_relay_stats rs;
-
-		pthread_mutex_lock(&k->store.lock);
-		stored = (uint64_t)k->store.count * k->store.block_bits;
-		consumed = k->store.stats.consumed_blocks * k->store.block_bits;
-		rs = k->relay;
-		pthread_mutex_unlock(&k->store.lock);
-		json_object_object_add(l, "link", json_object_new_string(k->name));
-		json_object_object_add(l, "peer", json_object_new_string(k->cfg->peer_kme_id));
-		json_object_object_add(l, "up", json_object_new_boolean(atomic_load(&k->link.up)));
-		json_object_object_add(l, "stored_bits", json_object_new_int64((int64_t)stored));
-		json_object_object_add(l, "rate_bps", json_object_new_double(k->rate_bps));
-		json_object_object_add(l, "consumed_bits", json_object_new_int64((int64_t)consumed));
-		json_object_object_add(l, "relay_key_bits", json_object_new_int64((int64_t)rs.key_bits));
-		json_object_object_add(l, "relay_link_bits",
-				       json_object_new_int64((int64_t)rs.link_bits));
-		json_object_array_add(arr, l);
-	}
+	for (i = 0; i < n->n_links; i++)
+		json_object_array_add(arr, kmsd_node_link_json(&n->links[i]));
 	json_object_object_add(o, "links", arr);
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
