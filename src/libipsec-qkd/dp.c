@@ -25,6 +25,7 @@
 
 #include "ctl.h"
 #include "dp.h"
+#include "economy.h"
 #include "ipseq_util.h"
 #include "keys.h"
 #include "lifetime.h"
@@ -123,6 +124,8 @@ int iq_dp_run(iq_dp_t *dp, iq_err_t *err)
 		} else if (dp->keys_check) {
 			iq_keys_prefetch(dp);
 		}
+		if (dp->kp && dp->now_ms - dp->last_econ_ms >= IQ_ECON_CTL_MS)
+			iq_economy_control(dp);
 	}
 	pthread_mutex_lock(&dp->ctl_lock);
 	iq_ctl_serve_locked(dp);

@@ -20,6 +20,7 @@
 #include "keyprov.h"
 #include "replay.h"
 #include "rotation.h"
+#include "rpkctl.h"
 
 #define IQ_HASH 256
 #define TX_BUF (2u << 20)
@@ -33,6 +34,7 @@
 #define RBUF_LEN (IQ_VNET_LEN + 65536)
 #define TUN_BUDGET 64           /* TUN reads per wakeup (with IQ_OFF_MMSG) */
 #define RX_BUDGET 4             /* recvmmsg calls per wakeup (with IQ_OFF_MMSG) */
+#define IQ_ECON_RATE_SLOTS 5    /* economy.c: 5 steps of 20 ms */
 
 struct iq_cmd;                  /* ctl.h */
 
@@ -66,6 +68,13 @@ struct iq_sa {
 		uint64_t rate_windows, key_rate_milli;  /* windows used over the last second */
 		uint64_t share_milli;   /* the provider's fair share of the key supply */
 		uint64_t pps_milli;     /* packet rate over the last tick */
+		struct iq_rpkctl ctl;   /* outbound: the rpk control loop (rpkctl.h) */
+		uint64_t ctl_ms;        /* the loop's last step */
+		uint64_t ctl_stored;    /* rot.keys_stored at the loop's last step */
+		double arrivals;        /* window keys arriving per second, filtered */
+		/* packets at the loop's last IQ_ECON_RATE_SLOTS steps: the packet rate over ~100 ms */
+		uint64_t rate_at_ms[IQ_ECON_RATE_SLOTS], rate_pkts[IQ_ECON_RATE_SLOTS];
+		unsigned rate_i;
 		/* key shortage episodes: the exhaustion policy acts (packets beyond rpk, stalls) */
 		uint64_t short_mark;    /* reuse_packets + stall_drops at the last tick */
 		bool short_on;
@@ -136,7 +145,7 @@ struct iq_dp {
 	uint8_t rx_cmsg[RX_SLOTS][128];
 	struct iq_gro gro;
 
-	uint64_t now_ms, last_maint_ms, last_rate_ms;
+	uint64_t now_ms, last_maint_ms, last_rate_ms, last_econ_ms;
 	time_t now_s;
 	struct { uint32_t reqid; uint64_t at_ms; } acq[16];
 	struct iq_dp_stats st;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * economy.c - the key economy of rotating SAs, on the loop thread every 100 ms: the SA's packet
- * rate, its buffer of window keys, key shortages (an episode of the exhaustion policy acting,
- * logged once when it starts and once when it is over, and counted), an rpk_trace sample, and
- * once a second the report to the key provider, whose answer (the SA's fair share of the key
- * supply) comes back through keys.c.
+ * rate, its buffer of window keys and the keys arriving, one step of the rpk control loop of an
+ * outbound SA (rpkctl.h: the datapath owns rpk), key shortages (an episode of the exhaustion
+ * policy acting, logged once when it starts and once when it is over, and counted), an
+ * rpk_trace sample, and once a second the report to the key provider, whose answer (the SA's
+ * fair share of the key supply) comes back through keys.c.
  */
+#include <math.h>
 #include <stdio.h>
 
 #include "economy.h"
@@ -32,12 +34,20 @@ static void shortage(struct iq_dp *dp, struct iq_sa *sa)
 			e->short_beyond0 = r->reuse_packets;
 			e->short_stall0 = r->stall_drops;
 			e->episodes++;
-			iq_log(dp, IQ_LOG_ERROR, "SA %08x out: key shortage: the next window key was not "
-				   "there in time (rpk %u of at most %u, %u keys ahead, fair share %.1f keys/s, "
-				   "%llu packets/s); exhaust = %s holds until keys arrive (shortage %llu)",
-				   sa->spi, r->rpk, r->rpk_max, iq_rot_keys_ready(r),
-				   e->share_milli / 1000.0, (unsigned long long)sa->pps, exhaust_name(r),
-				   (unsigned long long)e->episodes);
+			if (e->ctl.saturated)
+				iq_log(dp, IQ_LOG_ERROR, "SA %08x out: key shortage: the QKD key supply "
+					   "cannot keep up even at rpk_max %u (fair share %.1f keys/s, %.1f "
+					   "arriving, %.0f packets/s); exhaust = %s holds until keys arrive "
+					   "(shortage %llu)", sa->spi, r->rpk_max, e->share_milli / 1000.0,
+					   e->arrivals, e->ctl.pps, exhaust_name(r),
+					   (unsigned long long)e->episodes);
+			else
+				iq_log(dp, IQ_LOG_ERROR, "SA %08x out: key shortage: the next window key "
+					   "was not there in time (rpk %u of at most %u, %u keys ahead, fair share "
+					   "%.1f keys/s, %.0f packets/s); exhaust = %s holds until keys arrive "
+					   "(shortage %llu)", sa->spi, r->rpk, r->rpk_max, iq_rot_keys_ready(r),
+					   e->share_milli / 1000.0, e->ctl.pps, exhaust_name(r),
+					   (unsigned long long)e->episodes);
 		}
 		return;
 	}
@@ -62,6 +72,7 @@ static void trace(struct iq_dp *dp, struct iq_sa *sa)
 		.packets = sa->packets,
 		.rpk = sa->inbound ? 0 : r->rpk,
 		.level = iq_rot_keys_ready(r),
+		.target = sa->inbound ? 0 : (uint32_t)sa->econ.ctl.target,
 		.keys_stored = r->keys_stored,
 		.windows = r->windows,
 		.beyond_rpk = r->reuse_packets,
@@ -74,6 +85,53 @@ static void trace(struct iq_dp *dp, struct iq_sa *sa)
 	dp->cfg.rpk_trace(dp->cfg.user, &s);
 }
 
+/* One step of the rpk loop (rpkctl.h) with the SA's measured inputs: the packet rate over the
+ * last ~100 ms (five steps), the keys arriving (filtered), the share, the buffer level. */
+static void control(struct iq_dp *dp, struct iq_sa *sa)
+{
+	struct iq_sa_econ *e = &sa->econ;
+	struct iq_rot *r = &sa->rot;
+	unsigned old = (e->rate_i + 1) % IQ_ECON_RATE_SLOTS;
+	double dt = (dp->now_ms - e->ctl_ms) / 1000.0, span;
+	struct iq_rpkctl_in in = {
+		.dt = dt,
+		.share = e->share_milli / 1000.0,
+		.level = iq_rot_keys_ready(r),
+	};
+
+	if (!e->ctl.rpk_max) {
+		iq_rpkctl_init(&e->ctl, r->rpk_min, r->rpk_max, r->lookahead);
+		e->ctl_stored = r->keys_stored;
+	}
+	e->ctl_ms = dp->now_ms;
+	e->rate_i = old;
+	span = (dp->now_ms - e->rate_at_ms[old]) / 1000.0;
+	if (e->rate_at_ms[old] && span > 0)
+		in.pps = (sa->packets - e->rate_pkts[old]) / span;
+	e->rate_at_ms[old] = dp->now_ms;
+	e->rate_pkts[old] = sa->packets;
+	if (!(dt > 0) || dt > 1)
+		return;                 /* the first step, or the loop was idle: measure first */
+	if (e->arrivals == 0 && !e->ctl.pps)
+		e->arrivals = in.share;     /* no measurement yet: assume the share arrives */
+	e->arrivals += ((r->keys_stored - e->ctl_stored) / dt - e->arrivals) *
+				   fmin(1, dt / IQ_ARRIVALS_TAU);
+	e->ctl_stored = r->keys_stored;
+	in.arrivals = e->arrivals;
+	e->pps_milli = (uint64_t)(in.pps * 1000);
+	r->rpk = iq_rpkctl_step(&e->ctl, &in);
+}
+
+void iq_economy_control(struct iq_dp *dp)
+{
+	struct iq_sa *sa;
+
+	dp->last_econ_ms = dp->now_ms;
+	for (sa = dp->sas; sa; sa = sa->next)
+		if (sa->rot.enabled && !sa->inbound)
+			control(dp, sa);
+}
+
 void iq_economy_tick(struct iq_dp *dp, struct iq_sa *sa, bool report)
 {
 	struct iq_sa_econ *e = &sa->econ;
@@ -81,7 +139,7 @@ void iq_economy_tick(struct iq_dp *dp, struct iq_sa *sa, bool report)
 
 	if (!sa->rot.enabled)
 		return;
-	if (e->tick_ms && dt)
+	if (sa->inbound && e->tick_ms && dt)  /* outbound: the loop measures it (control) */
 		e->pps_milli = (sa->packets - e->tick_packets) * 1000000 / dt;
 	e->tick_ms = dp->now_ms;
 	e->tick_packets = sa->packets;

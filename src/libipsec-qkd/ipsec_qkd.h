@@ -186,7 +186,6 @@ struct iq_key_sa {
 };
 
 struct iq_key_answer {
-	uint32_t rpk;                  /* advised packets per window, 0: no advice */
 	uint64_t share_milli;          /* the SA's fair share of the key supply, keys/s x 1000 */
 };
 
@@ -211,9 +210,9 @@ struct iq_key_provider {
 					 uint8_t *keys, size_t *key_len, uint32_t *got, iq_err_t *err);
 	/**
 	 * The SA's counters (sa->packets ... sa->episodes) for the provider, about once a second
-	 * for every rotating SA (may be NULL). The provider answers with its rpk advice (0: none;
-	 * used for outbound SAs only) and the SA's fair share of the key supply in keys/s x 1000
-	 * (0: unknown).
+	 * for every rotating SA (may be NULL). The provider answers with the SA's fair share of
+	 * the key supply in keys/s x 1000 (0: unknown): the feed-forward of the datapath's rpk
+	 * control loop (rpkctl.h); without it the loop does not run and rpk stays rpk_min.
 	 */
 	int (*sa_report)(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer *ans);
 	void (*sa_close)(void *ctx, const struct iq_key_sa *sa);   /* may be NULL */

@@ -208,7 +208,6 @@ static int qp_report(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer
 	 * carries the SA's fair share of the key supply */
 	if (qki_sa_report(p->c, sa->spi, dir_of(sa), &cnt, &fb, &q) != QKI_OK)
 		return to_errno(q.code);
-	ans->rpk = fb.rpk;
 	ans->share_milli = fb.share_milli;
 	return 0;
 }

@@ -106,22 +106,12 @@ static void take_window_keys(struct iq_dp *dp, struct iq_sa *sa, const struct iq
 	}
 }
 
-/* A KP_REPORT answer: the SA's fair share of the key supply, and the packets per key the
- * provider advises for an outbound SA, kept within the SA's rpk_min..rpk_max. */
+/* A KP_REPORT answer: the SA's fair share of the key supply, the rpk loop's feed-forward
+ * (economy.c). The loop owns rpk. */
 static void take_report(struct iq_sa *sa, const struct iq_kp_done *d)
 {
-	uint32_t rpk = d->ans.rpk;
-
-	if (d->status != 0)
-		return;
-	sa->econ.share_milli = d->ans.share_milli;
-	if (!rpk || sa->inbound)
-		return;
-	if (rpk < sa->rot.rpk_min)
-		rpk = sa->rot.rpk_min;
-	if (rpk > sa->rot.rpk_max)
-		rpk = sa->rot.rpk_max;
-	sa->rot.rpk = rpk;
+	if (d->status == 0)
+		sa->econ.share_milli = d->ans.share_milli;
 }
 
 void iq_keys_take(struct iq_dp *dp, bool ack)

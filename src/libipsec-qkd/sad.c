@@ -238,6 +238,7 @@ void iq_sa_fill_stats(const struct iq_sa *sa, struct iq_sa_stats *st)
 		st->key_rate_milli = sa->econ.key_rate_milli;
 		st->share_milli = sa->econ.share_milli;
 		st->episodes = sa->econ.episodes;
+		st->level_target = sa->inbound ? 0 : (uint32_t)sa->econ.ctl.target;
 	}
 }
 

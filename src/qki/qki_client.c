@@ -527,8 +527,10 @@ int qki_rpk_advice(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 		qki_attr_u32(&c->reply, QKI_A_CAPACITY, &out->capacity);
 		qki_attr_u64(&c->reply, QKI_A_PKT_RATE, &out->pkt_rate_milli);
 		qki_attr_u64(&c->reply, QKI_A_RATE_IN, &out->key_rate_milli);
-		if (!out->rpk)
-			r = set_err(err, QKI_ERR_REPLY, "reply without rpk");
+		qki_attr_u32(&c->reply, QKI_A_DP_LEVEL, &out->dp_level);
+		qki_attr_u32(&c->reply, QKI_A_DP_CAPACITY, &out->dp_capacity);
+		qki_attr_u64(&c->reply, QKI_A_BEYOND_RPK, &out->beyond_rpk);
+		qki_attr_u64(&c->reply, QKI_A_EPISODES, &out->episodes);
 	}
 	done(c);
 	return r;

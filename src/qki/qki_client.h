@@ -129,14 +129,16 @@ int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 int qki_sa_unregister(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 		      struct qki_error *err);
 
-/* --- rpk advisor ----------------------------------------------------------------------------- */
+/* --- an SA's rpk and the inputs of the datapath's rpk loop ------------------------------------ */
 
 struct qki_rpk_advice {
-	uint32_t rpk;                   /* suggested packets per key, in [rpk_min, rpk_max] */
-	uint32_t rpk_min, rpk_max;      /* configured bounds */
-	uint32_t level, capacity;       /* the SA's buffer */
+	uint32_t rpk;                   /* packets per key the datapath reported (0: none yet) */
+	uint32_t rpk_min, rpk_max;      /* qkid.conf's bounds */
+	uint32_t level, capacity;       /* the SA's buffer at qkid */
 	uint64_t pkt_rate_milli;        /* SA packets/s x 1000 */
 	uint64_t key_rate_milli;        /* this SA's fair share of the key supply, keys/s x 1000 */
+	uint32_t dp_level, dp_capacity; /* window keys the datapath holds ahead, its lookahead */
+	uint64_t beyond_rpk, episodes;  /* packets beyond rpk, key shortages */
 };
 
 int qki_rpk_advice(struct qki_client *c, uint32_t spi, enum qki_dir dir,

@@ -14,8 +14,9 @@ int rpk_main(int argc, char *argv[])
 	int r;
 
 	if ((r = qkictl_usage(argc, argv, argc == 3, "SPI in|out",
-				"Shows the rpk (packets per quantum key) qkid advises for the SA and its inputs:\n"
-				"the SA's packet rate, its fair share of the key supply and its buffer level.\n")) >= 0)
+				"Shows the rpk (packets per quantum key) the SA's datapath uses and the inputs of\n"
+				"its control loop: the SA's packet rate, its fair share of the key supply and the\n"
+				"window keys it holds ahead; packets beyond rpk and key shortages.\n")) >= 0)
 		return r;
 	if (qkictl_parse_sa(argv[1], argv[2], &spi, &dir))
 		return 1;
@@ -27,9 +28,16 @@ int rpk_main(int argc, char *argv[])
 		return 1;
 	}
 	qki_client_close(c);
-	printf("SA %08x/%s: rpk %u (bounds [%u, %u])\n", spi, argv[2], a.rpk, a.rpk_min, a.rpk_max);
-	printf("  packet rate %s/s, key share %s keys/s, buffer %u/%u\n",
+	if (a.rpk)
+		printf("SA %08x/%s: rpk %u in use by the datapath (qkid.conf bounds [%u, %u])\n", spi,
+		       argv[2], a.rpk, a.rpk_min, a.rpk_max);
+	else
+		printf("SA %08x/%s: no rpk reported (an inbound SA, or no report yet)\n", spi, argv[2]);
+	printf("  packet rate %s/s, fair share %s keys/s, datapath buffer %u/%u, qkid buffer %u/%u\n",
 	       qkictl_rate(a.pkt_rate_milli, pr, sizeof(pr)),
-	       qkictl_rate(a.key_rate_milli, kr, sizeof(kr)), a.level, a.capacity);
+	       qkictl_rate(a.key_rate_milli, kr, sizeof(kr)), a.dp_level, a.dp_capacity, a.level,
+	       a.capacity);
+	printf("  packets beyond rpk %llu, key shortages %llu\n", (unsigned long long)a.beyond_rpk,
+	       (unsigned long long)a.episodes);
 	return 0;
 }

@@ -14,7 +14,8 @@ int sas_main(int argc, char *argv[])
 
 	if ((r = qkictl_usage(argc, argv, argc <= 2, "[PEER]",
 				"One line per SA: SPI, direction, peer, buffer level/capacity, next epoch,\n"
-				"keys handed out, keys/s drained, packets/s, rpk advice, packets, starvation\n"
+				"keys handed out, keys/s used, packets/s, rpk in use, packets, fair share, the\n"
+				"datapath's key buffer, packets beyond rpk, key shortages, starvation\n"
 				"(key requests that found the buffer empty).\n")) >= 0)
 		return r;
 	if (!(c = qkictl_connect()))

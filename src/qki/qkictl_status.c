@@ -73,7 +73,8 @@ int status_main(int argc, char *argv[])
 	if ((r = qkictl_usage(argc, argv, argc <= 2, "[PEER]",
 				"Shows every peer (or one): role, peer link, KME state, key pool, key rates in\n"
 				"and out, IKE keys ready, dropped peer messages, and every SA: buffer level,\n"
-				"next epoch, keys handed out, drain rate, packet rate, rpk advice, starvation.\n")) >= 0)
+				"next epoch, keys handed out, drain rate, packet rate, rpk, fair share, the\n"
+				"datapath's key buffer, packets beyond rpk, key shortages, starvation.\n")) >= 0)
 		return r;
 	if (argc == 2)
 		peer = argv[1];

@@ -14,7 +14,7 @@
  *   qkid_ike.c      IKE keys for the local charon (initiator and responder)
  *   qkid_fetch.c    what to ask the KME for next, and what becomes of its answers
  *   qkid_local.c    the local API server (unix socket)
- *   qkid_fair.c     fair-share refill policy;  qkid_rpk.c  rpk advisor;  qkid_replay.c
+ *   qkid_fair.c     fair-share refill policy;    qkid_replay.c
  *
  * Key state. Every key_ID qkid learns of lives in its peer's map as a struct qkey, in exactly one
  * list: the master's pool (fetched, unassigned), an SA's epoch list, the IKE lists, the slave's
@@ -129,7 +129,6 @@ struct qkid_sa {
 	uint64_t packets, bytes, last_packets, last_consumed;
 	double pkt_rate, drain_rate;
 	int64_t t_rate;
-	uint32_t rpk;
 	double share;           /* keys/s: the SA's max-min fair share of the peer's supply */
 	/* the key economy as the SA's datapath last reported it (SA_REPORT) */
 	uint32_t dp_rpk, dp_level, dp_capacity;
@@ -220,6 +219,7 @@ struct qkid_peer {
 	uint64_t last_in, last_out;
 	double rate_in, rate_out;
 	int64_t t_rate;
+	int supply_limited;     /* since the last rate sample, keys were wanted at some tick */
 };
 
 /* ---- local connections (qkid_local.c) ------------------------------------------------------- */

@@ -338,14 +338,13 @@ static void put_peer_info(struct qki_msg *m, struct qkid_peer *p)
 static void put_sa_info(struct qki_msg *m, struct qkid_sa *sa)
 {
 	size_t mark = qki_msg_nest_begin(m, QKI_A_SA_INFO);
-	double share;
 	qki_msg_put_u32(m, QKI_A_SPI, sa->spi);
 	qki_msg_put_u8(m, QKI_A_DIR, sa->dir);
 	qki_msg_put_str(m, QKI_A_PEER, sa->peer->conf->name);
 	qki_msg_put_u32(m, QKI_A_LEVEL, qkid_sa_level(sa));
 	qki_msg_put_u32(m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
 	qki_msg_put_u32(m, QKI_A_NEXT_EPOCH, sa->release > sa->floor ? sa->release : sa->floor);
-	qki_msg_put_u32(m, QKI_A_RPK, qkid_sa_rpk(sa, &share));
+	qki_msg_put_u32(m, QKI_A_RPK, sa->dp_rpk);
 	qki_msg_put_u64(m, QKI_A_KEYS_OUT, sa->keys_out);
 	qki_msg_put_u64(m, QKI_A_REFILLS, sa->refills);
 	qki_msg_put_u64(m, QKI_A_STARVED, sa->starved);
@@ -506,14 +505,14 @@ static enum handled on_sa_keys(struct request *r)
 		qki_msg_put_str(&r->m, QKI_A_MESSAGE, msg ? msg : qki_strerror(rc));
 	}
 	qki_msg_put_u32(&r->m, QKI_A_NEXT_EPOCH, next);
-	qki_msg_put_u32(&r->m, QKI_A_RPK, qkid_sa_rpk(sa, NULL));
+	qki_msg_put_u32(&r->m, QKI_A_RPK, sa->dp_rpk);
 	return REPLY;
 }
 
 static enum handled on_sa_report(struct request *r)
 {
 	qkid_sa_report(r->sa, &r->a);
-	qki_msg_put_u32(&r->m, QKI_A_RPK, qkid_sa_rpk(r->sa, NULL));
+	qki_msg_put_u32(&r->m, QKI_A_RPK, r->sa->dp_rpk);
 	qki_msg_put_u64(&r->m, QKI_A_SHARE, (uint64_t)llround(r->sa->share * 1000));
 	return REPLY;
 }
@@ -534,15 +533,18 @@ static enum handled on_sa_flush(struct request *r)
 static enum handled on_rpk_advice(struct request *r)
 {
 	struct qkid_sa *sa = r->sa;
-	double share;
-	uint32_t rpk = qkid_sa_rpk(sa, &share);
-	qki_msg_put_u32(&r->m, QKI_A_RPK, rpk);
+	qki_msg_put_u32(&r->m, QKI_A_RPK, sa->dp_rpk);
 	qki_msg_put_u32(&r->m, QKI_A_RPK_MIN, r->d->conf->rpk_min);
 	qki_msg_put_u32(&r->m, QKI_A_RPK_MAX, r->d->conf->rpk_max);
 	qki_msg_put_u32(&r->m, QKI_A_LEVEL, qkid_sa_level(sa));
 	qki_msg_put_u32(&r->m, QKI_A_CAPACITY, qkid_sa_capacity(sa->peer));
 	qki_msg_put_u64(&r->m, QKI_A_PKT_RATE, (uint64_t)llround(sa->pkt_rate * 1000));
-	qki_msg_put_u64(&r->m, QKI_A_RATE_IN, (uint64_t)llround(share * 1000));
+	qki_msg_put_u64(&r->m, QKI_A_RATE_IN, (uint64_t)llround(sa->share * 1000));
+	qki_msg_put_u64(&r->m, QKI_A_SHARE, (uint64_t)llround(sa->share * 1000));
+	qki_msg_put_u32(&r->m, QKI_A_DP_LEVEL, sa->dp_level);
+	qki_msg_put_u32(&r->m, QKI_A_DP_CAPACITY, sa->dp_capacity);
+	qki_msg_put_u64(&r->m, QKI_A_BEYOND_RPK, sa->beyond_rpk);
+	qki_msg_put_u64(&r->m, QKI_A_EPISODES, sa->episodes);
 	return REPLY;
 }
 

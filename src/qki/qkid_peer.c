@@ -60,12 +60,30 @@ void qkid_peer_destroy(struct qkid_peer *p)
 	free(p->out_stale.e);
 }
 
+/* Keys are wanted from the KME: the master's pool is below what it keeps, or (slave) an SA's
+ * buffer is below its capacity. Only then does the intake measure the QKD supply. */
+static int wants_keys(struct qkid_peer *p)
+{
+	if (p->role == QKI_ROLE_MASTER)
+		return p->pool.n < p->conf->pool_target + p->conf->ike_reserve + qkid_sa_deficit(p);
+	return qkid_sa_deficit(p) > 0;
+}
+
 static void rates(struct qkid_peer *p, int64_t now)
 {
-	double dt = (now - p->t_rate) / 1000.0;
+	double dt = (now - p->t_rate) / 1000.0, in;
+	if (!p->supply_limited && wants_keys(p))
+		p->supply_limited = 1;
 	if (dt < 1)
 		return;
-	p->rate_in = qkid_ewma(p->rate_in, (p->keys_in - p->last_in) / dt);
+	/* The supply estimate (the SA shares' input) learns only from seconds in which keys were
+	 * wanted: while every buffer is full, the intake is what the SAs use, not what the QKD
+	 * link makes, and must not pull the estimate down (a fall of the supply shows as soon as
+	 * keys are wanted again; a rise lifts it at once) */
+	in = (p->keys_in - p->last_in) / dt;
+	if (p->supply_limited || in > p->rate_in)
+		p->rate_in = qkid_ewma(p->rate_in, in);
+	p->supply_limited = 0;
 	p->rate_out = qkid_ewma(p->rate_out, (p->keys_out - p->last_out) / dt);
 	p->last_in = p->keys_in;
 	p->last_out = p->keys_out;

@@ -13,7 +13,6 @@
 
 #include "qkid.h"
 #include "qkid_log.h"
-#include "qkid_rpk.h"
 #include "qkid_sa.h"
 
 #define RELEASE_REPORT_MS 250
@@ -389,27 +388,7 @@ unsigned qkid_sa_flush(struct qkid_sa *sa)
 	return n;
 }
 
-uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share_out)
-{
-	struct qkid_peer *p = sa->peer;
-	const struct qkid_conf *c = p->d->conf;
-	size_t n = qkid_sa_n_active(p);
-	struct qkid_rpk_input in = {
-		.pkt_rate = sa->pkt_rate,
-		.key_share = n ? p->rate_in / (double)n : p->rate_in,
-		.level = qkid_sa_level(sa),
-		.capacity = qkid_fair_capacity(p->conf->sa_buffer_total, n, p->conf->sa_buffer_min,
-					       p->conf->sa_buffer_max),
-		.rpk_min = c->rpk_min,
-		.rpk_max = c->rpk_max,
-	};
-	sa->rpk = qkid_rpk_advise(&in);
-	if (share_out)
-		*share_out = in.key_share;
-	return sa->rpk;
-}
-
-/* Once a second: drain and packet rates (EWMA over dt seconds), then the rpk advice. */
+/* Once a second: drain and packet rates (EWMA over dt seconds). */
 void qkid_sa_rates(struct qkid_sa *sa, int64_t now, double dt)
 {
 	qkid_sa_account(sa);
@@ -418,5 +397,4 @@ void qkid_sa_rates(struct qkid_sa *sa, int64_t now, double dt)
 	sa->last_consumed = sa->consumed;
 	sa->last_packets = sa->packets;
 	sa->t_rate = now;
-	qkid_sa_rpk(sa, NULL);
 }

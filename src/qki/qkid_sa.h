@@ -57,7 +57,6 @@ void qkid_sa_report(struct qkid_sa *sa, const struct qki_attrs *a);
 /* max-min fair shares of the peer's key supply among its active SAs (once a second) */
 void qkid_sa_shares(struct qkid_peer *p);
 unsigned qkid_sa_flush(struct qkid_sa *sa);
-uint32_t qkid_sa_rpk(struct qkid_sa *sa, double *share);
 /* a local connection closed: its SAs become implicit (idle) */
 void qkid_conn_gone(struct qkid *d, struct qkid_conn *c);
 

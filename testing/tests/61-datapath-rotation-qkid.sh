@@ -4,8 +4,9 @@
 # takes a new window key from qkid every 64 packets (stall on exhaustion); pings and TCP pass
 # in both directions, both ends switch windows, nothing fails authentication, every window on
 # the wire carries at most rpk packets and the IV names the window; the WAN shows no plaintext.
-# Then rpk from qkid's advice: qkid is set to advise 200 packets per key, and the datapath
-# (bounds [16, 1024], starting at 16) must apply it, with bounded reuse.
+# Then rpk from the datapath's own control loop (bounds [16, 1024]) fed by qkid's fair share:
+# with a supply far above what TCP at 100 Mbit/s can use, the loop keeps rpk at 16 (the buffer
+# is full), reports it to qkid, and qkictl shows it with the share; bounded reuse.
 . "$(dirname "$0")/../lib.sh"
 . "$top/src/qki/tests/qki-lab.sh"
 qki_need
@@ -14,8 +15,6 @@ dp_need
 
 pcap_py=$top/src/libipsec-qkd/tests/esp_pcap.py
 marker=49505365512d706c61696e74657874
-# qkid's own rpk bounds pin its advice to 200 (inside the datapath's [16, 1024], not its start)
-export QKI_RPK_MIN=200 QKI_RPK_MAX=200
 fatal "two KMEs and two qkids come up, peer link up" qki_lab_up --key-rate 2000000
 fatal "hosts and LANs around the two sites" dp_lab_up
 export DP_KEYS="qkid:$QDIR/qkid-@SITE@.sock" DP_ROT=64:64:stall
@@ -71,11 +70,11 @@ check "windows follow the sequence numbers (epoch = (seq - 1) / 64 while no stal
 	awk '$1 == "00001001" && $2 < 10 && int(($4 - 1) / 64) != $2 {exit 1}' "$DDIR/epochs.txt"
 check "the WAN never carried the plaintext" not python3 "$pcap_py" grep "$DDIR/wan.pcap" "$marker"
 
-# adaptive rpk from qkid's advisor, bounded reuse on exhaustion; new SAs (new SPIs), as after
-# a CHILD_SA rekey
+# rpk from the datapath's loop, bounded reuse on exhaustion; new SAs (new SPIs), as after a
+# CHILD_SA rekey
 dp_espd_stop a; dp_espd_stop b
 export DP_ROT=16:1024:reuse DP_SPI_AB=0x1101 DP_SPI_BA=0x2101
-fatal "qkd-espd on gwA (rpk 16..1024 from qkid's advice, reuse)" dp_espd a
+fatal "qkd-espd on gwA (rpk 16..1024 from its loop, reuse)" dp_espd a
 fatal "qkd-espd on gwB" dp_espd b
 check "window keys ready for the new SAs" wait_for 10 keys_ready a 00001101.out
 check "... on both sides" wait_for 10 keys_ready b 00001101.in
@@ -83,11 +82,14 @@ hb iperf3 -s -1 -D >/dev/null 2>&1
 wait_for 5 hb ss -ltn 'sport = :5201'
 check "TCP at 100 Mbit/s for 3 s with adaptive rpk" \
 	bash -c "ip netns exec $DP_HOST_A iperf3 -c 192.0.2.130 --connect-timeout 3000 -b 100M -t 3 > /dev/null"
-rpk=$(dp_stat a sa.00001101.out.rpk)
-advice=$("$QKI_BIN/qkictl" -s "$QDIR/qkid-a.sock" rpk 00001101 out | sed -n 's/^SA .*: rpk \([0-9]*\) .*/\1/p')
-echo "# rpk after 3 s: $rpk; qkid advises ${advice:-?}"
-check "qkid advises 200 (its bounds)" test "${advice:-0}" = 200
-check "the datapath applied qkid's advice (rpk $rpk = advice ${advice:-?})" test "$rpk" = "${advice:-none}"
+rpk=$(dp_stat a sa.00001101.out.rpk) share=$(dp_stat a sa.00001101.out.share_milli)
+shown=$("$QKI_BIN/qkictl" -s "$QDIR/qkid-a.sock" rpk 00001101 out)
+echo "$shown" | sed 's/^/# qkictl rpk: /'
+echo "# rpk after 3 s: $rpk; fair share $((share / 1000)) keys/s"
+check "the loop runs on qkid's fair share (> 0 keys/s)" test "${share:-0}" -gt 0
+check "plenty of keys: the loop keeps rpk at rpk_min = 16" test "$rpk" = 16
+check "qkid shows the rpk the datapath reported (16)" \
+	bash -c "echo '$shown' | grep -q 'rpk 16 in use by the datapath'"
 w2=$(dp_stat a sa.00001101.out.windows) pk2=$(dp_stat a sa.00001101.out.packets)
 echo "# $pk2 packets in $w2 windows, $(dp_stat a reuse_packets) beyond rpk"
 check "windows switched" test "$w2" -gt 0

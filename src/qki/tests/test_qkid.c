@@ -24,7 +24,6 @@
 #include "../qkid_fair.h"
 #include "../qkid_peerproto.h"
 #include "../qkid_replay.h"
-#include "../qkid_rpk.h"
 
 /* ---- replay window ---- */
 
@@ -218,35 +217,6 @@ START_TEST(test_fair_shares)
 }
 END_TEST
 
-/* ---- rpk advisor ---- */
-
-START_TEST(test_rpk)
-{
-	struct qkid_rpk_input in = { .pkt_rate = 100000, .key_share = 100, .level = 32,
-				     .capacity = 64, .rpk_min = 64, .rpk_max = 65536 };
-	/* half full: packets per key = supply-matching 1000 */
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 1000);
-	in.level = 64;          /* full: spend faster */
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 500);
-	in.level = 0;           /* empty: spend slower */
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 2000);
-	in.pkt_rate = 1e9;      /* clamp */
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 65536);
-	in.pkt_rate = 10;
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 64);
-	in.pkt_rate = 0;        /* idle SA */
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 64);
-	in.pkt_rate = 1000;     /* unknown supply: by fill level */
-	in.key_share = 0;
-	in.level = 64;
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 64);
-	in.level = 0;
-	ck_assert_uint_eq(qkid_rpk_advise(&in), 65536);
-	in.rpk_min = 0;         /* degenerate bounds do not crash */
-	in.rpk_max = 0;
-	ck_assert_uint_ge(qkid_rpk_advise(&in), 1);
-}
-END_TEST
 
 /* ---- peer protocol ---- */
 
@@ -1038,7 +1008,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("qkid");
-	TCase *tr = tcase_create("replay"), *tf = tcase_create("fair"), *tk = tcase_create("rpk"),
+	TCase *tr = tcase_create("replay"), *tf = tcase_create("fair"),
 	      *tp = tcase_create("peerproto"), *tc = tcase_create("conf"),
 	      *ts = tcase_create("sync");
 	SRunner *sr;
@@ -1054,7 +1024,6 @@ int main(void)
 	tcase_add_test(tf, test_fair_capacity);
 	tcase_add_test(tf, test_jain);
 	tcase_add_test(tf, test_fair_shares);
-	tcase_add_test(tk, test_rpk);
 	tcase_add_test(tp, test_peer_seal_verify);
 	tcase_add_test(tp, test_peer_session_keys);
 	tcase_add_test(ts, test_sync_exchange);
@@ -1069,7 +1038,6 @@ int main(void)
 	tcase_add_test(tc, test_conf_auth_key);
 	suite_add_tcase(s, tr);
 	suite_add_tcase(s, tf);
-	suite_add_tcase(s, tk);
 	suite_add_tcase(s, tp);
 	suite_add_tcase(s, ts);
 	suite_add_tcase(s, tc);
