@@ -85,13 +85,16 @@ static void trace(struct iq_dp *dp, struct iq_sa *sa)
 	dp->cfg.rpk_trace(dp->cfg.user, &s);
 }
 
-/* One step of the rpk loop (rpkctl.h) with the SA's measured inputs: the packet rate over the
- * last ~100 ms (five steps), the keys arriving (filtered), the share, the buffer level. */
+/* One step of the rpk loop (rpkctl.h) with the SA's measured inputs: the offered packet rate
+ * (sent and dropped for want of a key: a stalled SA still wants its packets sent) over the
+ * last ~100 ms (five steps), or over the last step when that is higher (a burst counts at
+ * once), the keys arriving (filtered), the share, the buffer level. */
 static void control(struct iq_dp *dp, struct iq_sa *sa)
 {
 	struct iq_sa_econ *e = &sa->econ;
 	struct iq_rot *r = &sa->rot;
-	unsigned old = (e->rate_i + 1) % IQ_ECON_RATE_SLOTS;
+	unsigned old = (e->rate_i + 1) % IQ_ECON_RATE_SLOTS, prev = e->rate_i;
+	uint64_t offered = sa->packets + r->stall_drops;
 	double dt = (dp->now_ms - e->ctl_ms) / 1000.0, span;
 	struct iq_rpkctl_in in = {
 		.dt = dt,
@@ -107,9 +110,11 @@ static void control(struct iq_dp *dp, struct iq_sa *sa)
 	e->rate_i = old;
 	span = (dp->now_ms - e->rate_at_ms[old]) / 1000.0;
 	if (e->rate_at_ms[old] && span > 0)
-		in.pps = (sa->packets - e->rate_pkts[old]) / span;
+		in.pps = (offered - e->rate_pkts[old]) / span;
+	if (e->rate_at_ms[prev] && dt > 0)
+		in.pps = fmax(in.pps, (offered - e->rate_pkts[prev]) / dt);
 	e->rate_at_ms[old] = dp->now_ms;
-	e->rate_pkts[old] = sa->packets;
+	e->rate_pkts[old] = offered;
 	if (!(dt > 0) || dt > 1)
 		return;                 /* the first step, or the loop was idle: measure first */
 	if (e->arrivals == 0 && !e->ctl.pps)

@@ -90,6 +90,9 @@ static void take_window_keys(struct iq_dp *dp, struct iq_sa *sa, const struct iq
 	}
 	dp->st.key_failures++;
 	iq_rot_failed(&sa->rot, d->epoch, d->count, dp->now_ms, false);
+	/* nothing arrived when keys were asked for: the supply stopped (a KME outage shows here
+	 * first); the rpk loop takes it as its measured arrivals at once (economy.c) */
+	sa->econ.arrivals = 0;
 	if (sa->rot.key_failures == 1 || sa->rot.key_failures % 100 == 0)
 		iq_log(dp, IQ_LOG_ERROR, "SA %08x %s: window keys from %u not available "
 			   "(%s; %llu failures)", sa->spi, sa->inbound ? "in" : "out",

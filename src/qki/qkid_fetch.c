@@ -21,6 +21,7 @@ static void kme_failed(struct qkid_peer *p, const struct qkid_kme_result *r, int
 	const struct qkid_conf *c = p->d->conf;
 	p->kme_errors++;
 	p->kme_fail_streak++;
+	p->supply_limited = 1;  /* the KME could not give what was asked: the intake is the supply */
 	p->kme_state = QKI_KME_BACKOFF;
 	snprintf(p->last_error, sizeof(p->last_error), "KME %s: %s%s%s",
 		 r->type == QKID_KME_ENC ? "enc_keys" : r->type == QKID_KME_DEC ? "dec_keys" :

@@ -60,29 +60,29 @@ void qkid_peer_destroy(struct qkid_peer *p)
 	free(p->out_stale.e);
 }
 
-/* Keys are wanted from the KME: the master's pool is below what it keeps, or (slave) an SA's
- * buffer is below its capacity. Only then does the intake measure the QKD supply. */
-static int wants_keys(struct qkid_peer *p)
+/* The slave takes what the master assigns: it is short of keys when an SA's buffer is below
+ * its capacity. (The master is short when its KME could not give what it asked for: 503, "not
+ * enough key material", or an outage; kme_failed marks that.) */
+static int slave_short(struct qkid_peer *p)
 {
-	if (p->role == QKI_ROLE_MASTER)
-		return p->pool.n < p->conf->pool_target + p->conf->ike_reserve + qkid_sa_deficit(p);
-	return qkid_sa_deficit(p) > 0;
+	return p->role == QKI_ROLE_SLAVE && qkid_sa_deficit(p) > 0;
 }
 
 static void rates(struct qkid_peer *p, int64_t now)
 {
 	double dt = (now - p->t_rate) / 1000.0, in;
-	if (!p->supply_limited && wants_keys(p))
+	if (!p->supply_limited && slave_short(p))
 		p->supply_limited = 1;
 	if (dt < 1)
 		return;
-	/* The supply estimate (the SA shares' input) learns only from seconds in which keys were
-	 * wanted: while every buffer is full, the intake is what the SAs use, not what the QKD
-	 * link makes, and must not pull the estimate down (a fall of the supply shows as soon as
-	 * keys are wanted again; a rise lifts it at once) */
+	/* The supply estimate (the SA shares' input) learns a fall only from seconds in which the
+	 * KME could not give what was asked: otherwise the intake is what the SAs use, not what
+	 * the QKD link makes (measured: it pulled the share down to the SA's own use). A rise
+	 * lifts it at once. */
 	in = (p->keys_in - p->last_in) / dt;
 	if (p->supply_limited || in > p->rate_in)
 		p->rate_in = qkid_ewma(p->rate_in, in);
+	p->supply_known |= p->supply_limited;
 	p->supply_limited = 0;
 	p->rate_out = qkid_ewma(p->rate_out, (p->keys_out - p->last_out) / dt);
 	p->last_in = p->keys_in;

@@ -360,7 +360,7 @@ void qkid_sa_report(struct qkid_sa *sa, const struct qki_attrs *a)
 
 void qkid_sa_shares(struct qkid_peer *p)
 {
-	double demand[1024], share[1024];
+	double demand[1024], share[1024], supply = p->rate_in, total = 0;
 	struct qkid_sa *sas[1024];
 	uint32_t lo = p->d->conf->rpk_min ? p->d->conf->rpk_min : 1;
 	int64_t now = qkid_now_ms();
@@ -372,9 +372,15 @@ void qkid_sa_shares(struct qkid_peer *p)
 		if (!qkid_sa_active(sa, now))
 			continue;
 		sas[n] = sa;
-		demand[n++] = sa->pkt_rate / lo;
+		demand[n] = sa->pkt_rate / lo;
+		total += demand[n++];
 	}
-	qkid_fair_shares(demand, n, p->rate_in, share);
+	/* until the KME has once been short of keys, the intake only says what the SAs used: the
+	 * supply is at least that, and every SA may have what it can use (when that is more than
+	 * the KME has, it answers 503 and the supply is known from then on) */
+	if (!p->supply_known && total > supply)
+		supply = total;
+	qkid_fair_shares(demand, n, supply, share);
 	for (size_t i = 0; i < n; i++)
 		sas[i]->share = share[i];
 }

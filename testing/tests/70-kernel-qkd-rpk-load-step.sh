@@ -3,15 +3,14 @@
 # check-timeout: 600
 # The rpk control loop across a load step (docs/key-economy.md): kernel-qkd in charon, real
 # qkid and qkd-kmsd with a 20 km fibre's key supply, rotation with rpk in [64, 65536] and
-# exhaust = reuse. iperf3 UDP hostA -> hostB at a low load, then three times as much, then the
-# low load again. From the datapath's rpk_trace (every 100 ms) of gwA's outbound SA and gwB's
+# exhaust = reuse. UDP hostA -> hostB (testing/udp_send.py) at a load the supply covers at
+# rpk_min, then six times as much, then the low load again. From the datapath's rpk_trace (every 100 ms) of gwA's outbound SA and gwB's
 # inbound one, judged on the second half of each phase (steady state), with no timing gate:
 # rpk rises with the load and falls back; no packet goes beyond rpk and none is dropped for
 # want of a key; gwB decrypts every window gwA used (same window count, nothing without key);
 # qkictl shows rpk, the fair share, the buffer and the counters.
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-command -v iperf3 >/dev/null || skip "iperf3 not installed"
 for b in src/qki/qkid src/qki/qkictl src/kmsd/qkd-kmsd; do
 	[ -x "$top/$b" ] || skip "$b not built"
 done
@@ -28,14 +27,12 @@ for gw in gwA gwB; do
 done
 fatal "gwA initiates the QKD tunnel" lab initiate gwA net 20
 check "gwA traces the key economy" wait_for 5 test -s "$LAB_DIR/gwA/rpk_trace.csv"
-ip netns exec "$LAB-hostB" iperf3 -s -D >/dev/null 2>&1
-wait_for 5 bash -c "ip netns exec '$LAB-hostB' ss -ltn | grep -q ':5201 '"
 
-# phase LOAD SECONDS: iperf3 UDP; sets T0 (start) and TM (middle) in CLOCK_MONOTONIC ms, T1 (end)
+# phase PPS SECONDS: UDP load; sets T0 (start) and TM (middle) in CLOCK_MONOTONIC ms, T1 (end)
 phase() {
 	T0=$(now_ms)
-	ip netns exec "$LAB-hostA" timeout $(($2 + 20)) iperf3 -c 192.0.2.130 -u -b "$1" -l 1200 \
-		-t "$2" > /dev/null 2>&1
+	ip netns exec "$LAB-hostA" timeout $(($2 + 20)) python3 "$top/testing/udp_send.py" \
+		192.0.2.130 9 "$1" "$2"
 	T1=$(now_ms)
 	TM=$(( (T0 + T1) / 2 ))
 }
@@ -45,9 +42,9 @@ stat() {   # stat GW in|out T0 T1: spi median_rpk beyond stall nokey windows pac
 # the keys the KME stored while the lab was idle would carry the first seconds beyond the
 # QKD link's rate: take them first (scripts/bench ipseq does the same)
 python3 "$top/testing/drain_backlog.py" "$LAB_DIR/gwA/qkid.sock" gwB 250 20
-phase 100M 10; low1=$(stat gwA out "$TM" "$T1")
-phase 300M 10; high=$(stat gwA out "$TM" "$T1")
-phase 100M 10; low2=$(stat gwA out "$TM" "$T1")
+phase 4000 10; low1=$(stat gwA out "$TM" "$T1")
+phase 24000 10; high=$(stat gwA out "$TM" "$T1")
+phase 4000 10; low2=$(stat gwA out "$TM" "$T1")
 echo "# gwA out, steady halves (spi median_rpk beyond stall nokey windows packets min_level):"
 echo "#   low $low1 | high $high | low again $low2"
 read -r spi r1 b1 s1 _ w1 p1 _ <<<"$low1"
