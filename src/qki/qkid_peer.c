@@ -75,12 +75,15 @@ static void rates(struct qkid_peer *p, int64_t now)
 		p->supply_limited = 1;
 	if (dt < 1)
 		return;
-	/* The supply estimate (the SA shares' input) learns a fall only from seconds in which the
-	 * KME could not give what was asked: otherwise the intake is what the SAs use, not what
-	 * the QKD link makes (measured: it pulled the share down to the SA's own use). A rise
-	 * lifts it at once. */
+	/* The supply estimate (the SA shares' input) is the intake of the last second in which
+	 * the KME could not give what was asked (not smoothed: an average over the end of a KME
+	 * backlog kept it about twice too high for seconds, measured). Otherwise the intake is what the
+	 * SAs use, not what the QKD link makes (measured: it pulled the share down to the SA's own
+	 * use), and only a rise above the estimate counts. */
 	in = (p->keys_in - p->last_in) / dt;
-	if (p->supply_limited || in > p->rate_in)
+	if (p->supply_limited)
+		p->rate_in = in;        /* a second the KME was short: that is the supply */
+	else if (in > p->rate_in)
 		p->rate_in = qkid_ewma(p->rate_in, in);
 	p->supply_known |= p->supply_limited;
 	p->supply_limited = 0;
