@@ -58,7 +58,7 @@ read -r spi r1 b1 s1 _ _ p1 _ <<<"$before"
 read -r _ r2 _ _ _ _ p2 _ <<<"$outage"
 read -r _ r3 b3 s3 _ _ p3 _ <<<"$after"
 check "traffic before the outage and after the recovery (packets $p1 / $p3)" test "$p1" -gt 0 -a "$p3" -gt 0
-check "rpk rises when the supply stops ($r1 -> $r2)" test "$r2" -gt "$r1"
+check "rpk rises to rpk_max when the supply stops ($r1 -> $r2)" test "$r2" = 2000
 check "rpk falls back when the supply returns ($r2 -> $r3)" test "$r3" -lt "$r2"
 check "steady state before the outage: nothing beyond rpk or dropped ($b1, $s1)" test "$b1" = 0 -a "$s1" = 0
 check "steady state after the recovery: nothing beyond rpk or dropped ($b3, $s3)" test "$b3" = 0 -a "$s3" = 0
@@ -66,9 +66,10 @@ check "steady state after the recovery: nothing beyond rpk or dropped ($b3, $s3)
 grep -E "kernel-qkd: SA $spi out: key shortage" "$LAB_DIR/gwA/charon.log" | sed 's/^/# gwA: /'
 # the outage is one episode: once rpk_max cannot stretch the buffer any longer, logged when it
 # starts (naming rpk_max) and when it is over (with what it cost), never per packet or window
-starts=$(grep -cE "SA $spi out: key shortage: the QKD key supply cannot keep up even at rpk_max 2000" \
-	"$LAB_DIR/gwA/charon.log")
-n=$(grep -E "SA $spi out: key shortage: the QKD key supply cannot keep up even at rpk_max" \
+# (a sudden outage may empty the buffer before rpk has reached rpk_max: the start line then
+# says the key was late instead; the outage's rpk_max is checked from the trace above)
+starts=$(grep -cE "SA $spi out: key shortage: " "$LAB_DIR/gwA/charon.log")
+n=$(grep -E "SA $spi out: key shortage: " \
 	"$LAB_DIR/gwA/charon.log" | sed -n 's/.*(shortage \([0-9]*\)).*/\1/p' | head -1)
 check "the outage is one shortage episode, logged once as it starts, in operator words ($starts)" \
 	test "$starts" = 1
