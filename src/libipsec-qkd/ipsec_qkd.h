@@ -146,6 +146,9 @@ struct iq_policy_cfg {
 	struct iq_ts src, dst;
 	uint32_t reqid;
 	uint32_t priority;          /* lower value wins, like the kernel */
+	uint32_t spi;               /* outbound: the SA charon bound to the policy (host order),
+	                             * 0: none; chosen before other SAs of the reqid, which charon
+	                             * may share between CHILD_SAs of different selectors */
 };
 
 /** Datapath-wide counters (all since creation). */

@@ -298,10 +298,21 @@ struct iq_sa *iq_policy_sa(struct iq_dp *dp, struct iq_policy *p)
 
 	if (p->sa_gen == dp->sa_gen)
 		return p->sa;
-	/* the newest outbound SA of the reqid carries the traffic (as after a rekey) */
-	for (sa = dp->sas; sa; sa = sa->next)
-		if (!sa->inbound && sa->reqid == p->cfg.reqid && (!best || sa->uid > best->uid))
+	/* the SA charon bound to the policy carries the traffic: charon 5.9.8 shares an explicitly
+	 * requested reqid without matching selectors (kernel_interface.c alloc_reqid), so after a
+	 * DPD restart two CHILD_SAs of different selectors can hold one reqid (found by
+	 * scripts/soak). Without a bound SA (not installed yet, or gone), the newest outbound SA
+	 * of the reqid does, as after a rekey. */
+	for (sa = dp->sas; sa; sa = sa->next) {
+		if (sa->inbound || sa->reqid != p->cfg.reqid)
+			continue;
+		if (p->cfg.spi && sa->spi == p->cfg.spi) {
 			best = sa;
+			break;
+		}
+		if (!best || sa->uid > best->uid)
+			best = sa;
+	}
 	p->sa = best;
 	p->sa_gen = dp->sa_gen;
 	return best;
@@ -334,6 +345,8 @@ int iq_spd_add(struct iq_dp *dp, const struct iq_policy_cfg *cfg, struct iq_poli
 		(*p)->refs++;
 		(*p)->cfg.reqid = cfg->reqid;
 		(*p)->cfg.priority = cfg->priority;
+		if (cfg->spi)
+			(*p)->cfg.spi = cfg->spi;
 		(*p)->sa_gen = 0;
 		return 0;
 	}

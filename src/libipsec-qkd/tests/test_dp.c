@@ -477,6 +477,66 @@ START_TEST(test_attacks)
 }
 END_TEST
 
+/* charon can give two CHILD_SAs of different selectors one reqid (an explicit reqid after a DPD
+ * restart is shared without matching selectors): each outbound policy still uses the SA it was
+ * bound to, not the newest SA of the reqid (scripts/soak found flows sent on a stranger's SA) */
+START_TEST(test_policy_bound_sa)
+{
+	struct gw a, b;
+	static uint8_t out[2000], in[2000];
+	struct iq_policy_cfg p = { .dir = IQ_DIR_OUT, .reqid = 1, .priority = 100, .spi = 0x1001 };
+	struct iq_sa_cfg c = { 0 };
+	iq_err_t err = { { 0 } };
+	size_t len;
+
+	gw_up(&a, IQ_OFF_ALL, true, NULL);
+	gw_up(&b, IQ_OFF_ALL, true, NULL);
+	add_sa(&a, false, 0x1001, b.port, NULL);
+	add_sa(&b, true, 0x1001, a.port, NULL);
+	add_pol(&b, IQ_DIR_IN, "192.0.2.0/25", "192.0.2.128/25");
+	iq_ts_parse("192.0.2.0/25", &p.src);
+	iq_ts_parse("192.0.2.128/25", &p.dst);
+	ck_assert_int_eq(iq_policy_add(a.dp, &p, &err), 0);
+	/* a second, newer CHILD_SA of other selectors with the same reqid on A; B knows it under
+	 * its own reqid and selectors */
+	iq_addr_parse("127.0.0.1", a.port, &c.src);
+	iq_addr_parse("127.0.0.1", b.port, &c.dst);
+	c.spi = 0x1002;
+	c.reqid = 1;
+	c.replay_window = 64;
+	c.enc_alg = IQ_ENC_AES_GCM_16;
+	c.enc_key = key128;
+	c.enc_key_len = 20;
+	c.peer = "peer";
+	ck_assert_msg(iq_sa_add(a.dp, &c, &err) == 0, "add SA: %s", err.msg);
+	c.inbound = true;
+	c.reqid = 2;
+	iq_addr_parse("127.0.0.1", b.port, &c.dst);
+	iq_addr_parse("127.0.0.1", a.port, &c.src);
+	ck_assert_msg(iq_sa_add(b.dp, &c, &err) == 0, "add SA: %s", err.msg);
+	p.spi = 0x1002;
+	iq_ts_parse("198.51.100.0/24", &p.src);
+	ck_assert_int_eq(iq_policy_add(a.dp, &p, &err), 0);
+	p.dir = IQ_DIR_IN;
+	p.reqid = 2;
+	p.spi = 0;
+	ck_assert_int_eq(iq_policy_add(b.dp, &p, &err), 0);
+	gw_start(&a);
+	gw_start(&b);
+
+	/* each flow arrives, on its own SA */
+	len = udp_pkt(out, true, "192.0.2.10", "192.0.2.130", 64, 1);
+	send(a.tun, out, len, 0);
+	ck_assert_int_eq(recv_to(b.tun, in, sizeof(in), 2000), (ssize_t)len);
+	len = udp_pkt(out, true, "198.51.100.9", "192.0.2.130", 64, 2);
+	send(a.tun, out, len, 0);
+	ck_assert_int_eq(recv_to(b.tun, in, sizeof(in), 2000), (ssize_t)len);
+	ck_assert_uint_eq(stats(&b).drop_policy_in, 0);
+	gw_down(&a);
+	gw_down(&b);
+}
+END_TEST
+
 /* inbound packets must match the SA's inbound policy; SA deletion stops traffic */
 START_TEST(test_policy_and_control)
 {
@@ -697,6 +757,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_exhaustion, 0, 2);
 	tcase_add_test(tc, test_attacks);
 	tcase_add_test(tc, test_policy_and_control);
+	tcase_add_test(tc, test_policy_bound_sa);
 	tcase_add_test(tc, test_lifetime);
 	tcase_add_loop_test(tc, test_ipv6_outer, 0, 2);
 	tcase_add_loop_test(tc, test_create_bad_tun_fd, 0, 2);

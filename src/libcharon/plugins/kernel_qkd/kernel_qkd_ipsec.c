@@ -885,6 +885,11 @@ static bool policy2iq(kernel_ipsec_policy_id_t *id, kernel_ipsec_manage_policy_t
 	memset(pol, 0, sizeof(*pol));
 	pol->dir = id->dir == POLICY_OUT ? IQ_DIR_OUT : IQ_DIR_IN;
 	pol->reqid = data->sa ? data->sa->reqid : 0;
+	if (id->dir == POLICY_OUT && data->sa && data->sa->esp.use)
+	{	/* the outbound SA of this CHILD_SA: charon may give one reqid to CHILD_SAs of
+		 * different selectors (explicit reqids after a DPD restart are shared unchecked) */
+		pol->spi = ntohl(data->sa->esp.spi);
+	}
 	pol->priority = data->manual_prio ?: calculate_priority(data->prio, id->src_ts,
 															id->dst_ts);
 	if (!ts2iq(id->src_ts, &pol->src) || !ts2iq(id->dst_ts, &pol->dst))
