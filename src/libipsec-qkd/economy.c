@@ -115,8 +115,9 @@ static void control(struct iq_dp *dp, struct iq_sa *sa)
 		in.pps = fmax(in.pps, (offered - e->rate_pkts[prev]) / dt);
 	e->rate_at_ms[old] = dp->now_ms;
 	e->rate_pkts[old] = offered;
-	if (!(dt > 0) || dt > 1)
-		return;                 /* the first step, or the loop was idle: measure first */
+	if (!(dt > 0) || dt > 1 || !e->share_known)
+		return;                 /* the first step, the loop was idle (measure first), or no
+								 * share yet (the test provider has none: rpk stays) */
 	if (e->arrivals == 0 && !e->ctl.pps)
 		e->arrivals = in.share;     /* no measurement yet: assume the share arrives */
 	e->arrivals += ((r->keys_stored - e->ctl_stored) / dt - e->arrivals) *

@@ -113,8 +113,10 @@ static void take_window_keys(struct iq_dp *dp, struct iq_sa *sa, const struct iq
  * (economy.c). The loop owns rpk. */
 static void take_report(struct iq_sa *sa, const struct iq_kp_done *d)
 {
-	if (d->status == 0)
+	if (d->status == 0) {
 		sa->econ.share_milli = d->ans.share_milli;
+		sa->econ.share_known = true;
+	}
 }
 
 void iq_keys_take(struct iq_dp *dp, bool ack)

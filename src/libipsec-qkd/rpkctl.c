@@ -19,7 +19,7 @@ uint32_t iq_rpkctl_step(struct iq_rpkctl *c, const struct iq_rpkctl_in *in)
 {
 	double e = in->level - c->target, s = in->share, use, want, got, lo, kp, ki;
 
-	if (!(in->dt > 0) || !(s > 0))
+	if (!(in->dt > 0) || !(s >= 0))
 		return c->rpk;
 	/* the supply fell and keys arrive slower than the share says: believe the arrivals (the
 	 * share is a once-a-second average; lumpy arrivals stay above IQ_RPK_ARRIVALS of it, and

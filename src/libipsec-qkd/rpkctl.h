@@ -72,7 +72,8 @@ struct iq_rpkctl {
 struct iq_rpkctl_in {
 	double dt;              /* s since the last step */
 	double pps;             /* packets/s over that time */
-	double share;           /* keys/s: the provider's fair share of the supply (> 0) */
+	double share;           /* keys/s: the provider's fair share of the supply (0: none,
+							 * e.g. its KME is down: rpk goes to rpk_max) */
 	double arrivals;        /* keys/s measured arriving (filtered) */
 	double level;           /* keys held ahead */
 };

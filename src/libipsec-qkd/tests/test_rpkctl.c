@@ -310,9 +310,14 @@ START_TEST(test_idle_and_no_share)
 	c.rpk = 777;
 	ck_assert_uint_eq(iq_rpkctl_step(&c, &in), 777);
 	in.pps = 50000;
-	in.share = 0;
+	in.share = -1;          /* not a share */
 	ck_assert_uint_eq(iq_rpkctl_step(&c, &in), 777);
+	in.share = 0;           /* none: the supply stopped, spend as slowly as allowed */
+	in.arrivals = 0;
+	ck_assert_uint_eq(iq_rpkctl_step(&c, &in), 5000);
+	c.rpk = 777;
 	in.share = 155;
+	in.arrivals = 155;
 	in.dt = 0;
 	ck_assert_uint_eq(iq_rpkctl_step(&c, &in), 777);
 	in.dt = TICK;
