@@ -194,6 +194,9 @@ def shell_commands(text, funcs):
             toks = seg.split()
             while toks:
                 t = toks[0]
+                if t in ("for", "select"):   # 'for NAME in WORDS': no command in the header
+                    toks = []
+                    break
                 if t in SHELL_KEYWORDS or re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=", t):
                     toks.pop(0)
                 elif t in PREFIXES:
@@ -287,7 +290,9 @@ def main():
     items += [("program " + n, w) for n, w in sorted(progs.items())]
 
     python = shutil.which("python3")
-    ours = {os.path.basename(f)[:-3] for f in py}
+    # modules of this repository (helpers put their folder on sys.path, as testing/bench)
+    ours = {os.path.basename(f)[:-3]
+            for f in glob.glob(os.path.join(TOP, "**", "*.py"), recursive=True)}
     for mod in sorted(pymods - ours):
         r = run([python, "-c", "import %s; print(getattr(%s, '__file__', None) or '')" % (mod, mod)])
         if r.returncode != 0:
