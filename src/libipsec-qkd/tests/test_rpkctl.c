@@ -152,6 +152,34 @@ static void check_bounds(const struct sim *s)
 		ck_assert(s->rpk[i] >= RPK_MIN && s->rpk[i] <= RPK_MAX);
 }
 
+/* a step: *knob (the simulation's load or supply) becomes `value` for `secs` seconds; rpk must
+ * move towards `final` (up if that is above where it was, else down) and settle within `tol` of
+ * it in at most `bound_s` seconds; returns the step at which it settled */
+static int step_response(struct sim *s, double *knob, double value, double secs, double final,
+						 double tol, double bound_s)
+{
+	int step = s->t, at;
+	uint32_t before = s->rpk[step - 1];
+
+	*knob = value;
+	sim_run(s, secs);
+	if (final > before)
+		ck_assert_msg(s->rpk[s->t - 1] > before, "rpk %u did not rise from %u", s->rpk[s->t - 1], before);
+	else
+		ck_assert_msg(s->rpk[s->t - 1] < before, "rpk %u did not fall from %u", s->rpk[s->t - 1], before);
+	at = settled_at(s, step, final, tol);
+	ck_assert_msg(at - step <= bound_s * PER_S, "settled after %.1f s (bound %.0f s)",
+				  (at - step) * TICK, bound_s);
+	return at;
+}
+
+/* no packet went beyond rpk from step `from` on */
+static void check_none_beyond_since(const struct sim *s, int from)
+{
+	ck_assert_msg(s->beyond_at[s->t - 1] == s->beyond_at[from], "%.0f packets beyond rpk",
+				  s->beyond_at[s->t - 1] - s->beyond_at[from]);
+}
+
 /* steady state at 20 km fibre (155 keys/s) and 50 000 packets/s: rpk settles where the SA
  * uses its share, the buffer at the target, no packet beyond rpk, no hunting */
 START_TEST(test_steady)
@@ -176,28 +204,18 @@ END_TEST
 START_TEST(test_load_step)
 {
 	struct sim s;
-	int step, at;
+	int at;
 
 	sim_init(&s, 155, 20000);
 	sim_run(&s, 20);
-	step = s.t;
-	s.pps = 60000;
-	sim_run(&s, 20);
-	ck_assert(s.rpk[s.t - 1] > s.rpk[step - 1]);
-	at = settled_at(&s, step, 60000 / 155.0, 0.15);
-	ck_assert_msg(at - step <= 1 * PER_S, "settled after %.1f s", (at - step) * TICK);
+	at = step_response(&s, &s.pps, 60000, 20, 60000 / 155.0, 0.15, 1);
 	check_no_oscillation(&s, 1.25);
-	ck_assert_msg(s.beyond_at[s.t - 1] == s.beyond_at[at], "%.0f packets beyond rpk",
-				  s.beyond_at[s.t - 1] - s.beyond_at[at]);
+	check_none_beyond_since(&s, at);
 
-	step = s.t;
-	s.pps = 20000;
-	sim_run(&s, 20);
-	ck_assert(s.rpk[s.t - 1] < s.rpk[step - 1]);
-	at = settled_at(&s, step, 20000 / 155.0, 0.15);
-	ck_assert_msg(at - step <= 5 * PER_S, "settled after %.1f s", (at - step) * TICK);
+	at = s.t - 1;
+	step_response(&s, &s.pps, 20000, 20, 20000 / 155.0, 0.15, 5);
 	check_no_oscillation(&s, 1.25);
-	ck_assert(s.beyond_at[s.t - 1] == s.beyond_at[step - 1]);
+	check_none_beyond_since(&s, at);
 	check_bounds(&s);
 }
 END_TEST
@@ -207,27 +225,18 @@ END_TEST
 START_TEST(test_supply_step)
 {
 	struct sim s;
-	int step, at;
+	int at;
 
 	sim_init(&s, 155, 40000);
 	sim_run(&s, 20);
-	step = s.t;
-	s.supply = 39;
-	sim_run(&s, 30);
-	ck_assert(s.rpk[s.t - 1] > s.rpk[step - 1]);
-	at = settled_at(&s, step, 40000 / 39.0, 0.35);
-	ck_assert_msg(at - step <= 10 * PER_S, "settled after %.1f s", (at - step) * TICK);
+	at = step_response(&s, &s.supply, 39, 30, 40000 / 39.0, 0.35, 10);
 	check_no_oscillation(&s, 1.8);
-	ck_assert(s.beyond_at[s.t - 1] == s.beyond_at[at]);
+	check_none_beyond_since(&s, at);
 
-	step = s.t;
-	s.supply = 155;
-	sim_run(&s, 30);
-	ck_assert(s.rpk[s.t - 1] < s.rpk[step - 1]);
-	at = settled_at(&s, step, 40000 / 155.0, 0.15);
-	ck_assert_msg(at - step <= 10 * PER_S, "settled after %.1f s", (at - step) * TICK);
+	at = s.t - 1;
+	step_response(&s, &s.supply, 155, 30, 40000 / 155.0, 0.15, 10);
 	check_no_oscillation(&s, 1.25);
-	ck_assert(s.beyond_at[s.t - 1] == s.beyond_at[step - 1]);
+	check_none_beyond_since(&s, at);
 	check_bounds(&s);
 }
 END_TEST
@@ -238,18 +247,13 @@ END_TEST
 START_TEST(test_backlog_end)
 {
 	struct sim s;
-	int step, at;
+	int step;
 
 	sim_init(&s, 324, 40000);
 	sim_run(&s, 20);
-	step = s.t;
-	s.supply = 180;
-	sim_run(&s, 20);
-	ck_assert(s.rpk[s.t - 1] > s.rpk[step - 1]);
-	at = settled_at(&s, step, 40000 / 180.0, 0.15);
-	ck_assert_msg(at - step <= 5 * PER_S, "settled after %.1f s", (at - step) * TICK);
-	ck_assert_msg(s.beyond_at[s.t - 1] == s.beyond_at[step - 1], "%.0f packets beyond rpk",
-				  s.beyond_at[s.t - 1] - s.beyond_at[step - 1]);
+	step = s.t - 1;
+	step_response(&s, &s.supply, 180, 20, 40000 / 180.0, 0.15, 5);
+	check_none_beyond_since(&s, step);
 	check_no_oscillation(&s, 1.25);
 }
 END_TEST
