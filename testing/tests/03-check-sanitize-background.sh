@@ -29,7 +29,8 @@ check "the failure names the report: ASan's heap-use-after-free in the daemon" \
 pid=$(sed -n 's/^# daemon \([0-9]*\) started in the background (fault)$/\1/p' "$work/logs/02-daemon-fault.log")
 check "the report is the background daemon's (pid ${pid:-?}), not the test's" \
 	test -n "$pid" -a -f "$work/logs/02-daemon-fault.sanitizer/asan.background-fault.$pid"
-check "the control left no report" bash -c '! ls "$0"/* >/dev/null 2>&1' "$work/logs/01-daemon-clean.sanitizer"
+check "the control left no report" bash -c '[ -d "$0" ] && ! ls "$0"/* >/dev/null 2>&1' \
+	"$work/logs/01-daemon-clean.sanitizer"
 check "summary: 1 passed, 1 failed, 0 skipped" out '^1 passed, 1 failed, 0 skipped$'
 check "the nested runner exits non-zero ($rc)" test "$rc" -ne 0
 finish
