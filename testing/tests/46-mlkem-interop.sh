@@ -5,7 +5,9 @@
 # scripts/bootstrap fetched from Debian (Debian builds it into no binary package). For each of
 # ML-KEM-512/768/1024 as RFC 9370 additional key exchange after X25519, gwA initiates (ours sends
 # the encapsulation key and decapsulates, theirs encapsulates) and then gwB initiates (the other
-# way round); each time the CHILD_SA comes up, pings cross it, and both logs name the methods.
+# way round); each time the CHILD_SA comes up, pings cross it, both logs name the methods, and
+# the same side rekeys the CHILD_SA (PFS with the same methods) and the IKE_SA, with traffic after
+# each rekey.
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 swan=$top/.build/strongswan
@@ -41,11 +43,12 @@ check "gwA does not load ml" not in_log gwA 'loaded plugins: .* ml( |$)'
 check "gwB loads ml" in_log gwB 'loaded plugins: charon ml '
 check "no mlkem on gwB" not in_log gwB 'mlkem'
 
-# set_proposals PROPOSALS: the IKE proposals of both gateways' connection, reloaded
+# set_proposals IKE ESP: the IKE and ESP proposals of both gateways' connection, reloaded
 set_proposals() {
 	local gw
 	for gw in gwA gwB; do
-		sed -i -E "s/^(\t\tproposals = ).*/\1$1/" "$LAB_DIR/$gw/swanctl.conf"
+		sed -i -E -e "s/^(\t\tproposals = ).*/\1$1/" \
+			-e "s/^(\t\t\t\tesp_proposals = ).*/\1$2/" "$LAB_DIR/$gw/swanctl.conf"
 		lab load "$gw" || return 1
 	done
 }
@@ -57,13 +60,20 @@ both_established() {
 		grep -q ESTABLISHED <<<"$out" && grep -qF "$1" <<<"$out" || return 1
 	done
 }
+# both_child_has TRANSFORMS: both gateways have an installed CHILD_SA net with these transforms
+both_child_has() {
+	local gw
+	for gw in gwA gwB; do
+		sw "$gw" --list-sas --ike lab | matches "INSTALLED, TUNNEL.*ESP:.*$1" || return 1
+	done
+}
 # none_established: neither gateway has an established IKE_SA
 none_established() { ! sw gwA --list-sas --ike lab | matches ESTABLISHED && ! sw gwB --list-sas --ike lab | matches ESTABLISHED; }
 
 passed=""
 for size in 512 768 1024; do
 	method=ML_KEM_$size
-	set_proposals "aes256gcm16-prfsha384-x25519-ke1_mlkem$size"
+	set_proposals "aes256gcm16-prfsha384-x25519-ke1_mlkem$size" "aes256gcm16-x25519-ke1_mlkem$size"
 	for initiator in gwA gwB; do
 		responder=$([ "$initiator" = gwA ] && echo gwB || echo gwA)
 		roles="$initiator initiates ($([ "$initiator" = gwA ] && echo "ours encapsulation key, theirs ciphertext" || echo "theirs encapsulation key, ours ciphertext"))"
@@ -79,6 +89,23 @@ for size in 512 768 1024; do
 		if check "$method: $roles: hostA pings hostB through the tunnel" ping_b 3; then
 			passed="$passed $method/$initiator"
 		fi
+		# rekeys from the same side: ML-KEM in CREATE_CHILD_SA's follow-up exchange (RFC 9370)
+		mark_i=$(log_lines "$initiator")
+		sw "$initiator" --rekey --child net >/dev/null 2>&1
+		check "$method: CHILD_SA rekeyed by $initiator with PFS CURVE_25519/KE1_$method" \
+			wait_for 20 both_child_has "CURVE_25519/KE1_$method"
+		check "$method: the CHILD_SA rekey's ML-KEM data went in IKE_FOLLOWUP_KE" \
+			since "$initiator" "$mark_i" "generating IKE_FOLLOWUP_KE request [0-9]+ \[ KE"
+		check "$method: pings cross the rekeyed CHILD_SA" ping_b 3
+		mark_i=$(log_lines "$initiator")
+		sw "$initiator" --rekey --ike lab >/dev/null 2>&1
+		check "$method: IKE_SA rekeyed by $initiator" \
+			wait_for 20 since "$initiator" "$mark_i" "IKE_SA lab\[[0-9]+\] rekeyed between"
+		check "$method: the IKE rekey's ML-KEM data went in IKE_FOLLOWUP_KE" \
+			since "$initiator" "$mark_i" "generating IKE_FOLLOWUP_KE request [0-9]+ \[ KE"
+		check "$method: the new IKE_SA shows CURVE_25519/KE1_$method on both" \
+			both_established "CURVE_25519/KE1_$method"
+		check "$method: pings cross the tunnel after the IKE rekey" ping_b 3
 		sw "$initiator" --terminate --ike lab --timeout 10 >/dev/null 2>&1
 		check "$method: IKE_SA gone on both after terminate" wait_for 10 none_established
 	done
