@@ -45,6 +45,8 @@ check "traffic rotates keys before the restart" quiet ping_all hostA 500 0.002 1
 na=$(log_lines gwA)
 LAB_LOAD_DELAY=8 lab restart gwB >/dev/null 2>&1
 check "gwB restarted" test -S "$LAB_DIR/gwB/charon.vici"
+check "gwB's IKE hold is released after the load" \
+	not ip netns exec "$LAB-gwB" nft list table inet lab_ike_hold
 check "gwB's charon ended gracefully: gwA received its DELETE" \
 	since gwA "$na" 'received DELETE for IKE_SA lab'
 check "gwA took the DELETE and initiated again (close_action = start)" \
