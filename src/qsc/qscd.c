@@ -170,6 +170,14 @@ void qsc_refresh(struct qsc *q, uint64_t now_ms)
 			  (unsigned long long)q->routes->version, changed);
 }
 
+static void qsc_free(struct qsc *q)
+{
+	if (!q)
+		return;
+	free(q->routes);
+	free(q);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -178,22 +186,23 @@ int main(int argc, char **argv)
 	char err[512];
 	sigset_t set;
 	struct timespec tick = {.tv_sec = 0, .tv_nsec = TICK_MS * 1000000L};
-	int sig;
+	int sig, rc = 1;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->routes = calloc(1, sizeof(*q->routes)))) {
 		fprintf(stderr, "qkd-qscd: out of memory\n");
-		return 1;
+		goto out;
 	}
 	if (qsc_topo_load(o.topology, &q->topo, err, sizeof(err)) < 0) {
 		fprintf(stderr, "qkd-qscd: %s\n", err);
-		return 1;
+		goto out;
 	}
 	if (o.check_only) {
 		print_topology(&q->topo);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	ipseq_log_open("qkd-qscd", o.log_level, o.use_syslog);
 	q->timeout_ms = o.timeout_ms;
@@ -210,8 +219,10 @@ int main(int argc, char **argv)
 
 	api = (struct qsc_api_config){.listen = o.listen, .cert = o.cert, .key = o.key,
 				      .ca = o.ca, .max_connections = (unsigned)o.max_connections};
-	if (qsc_api_start(q, &api) < 0)
-		return 1;
+	if (qsc_api_start(q, &api) < 0) {
+		pthread_mutex_destroy(&q->lock);
+		goto out;
+	}
 	ipseq_log(IPSEQ_LOG_INFO,
 		  "%s: %zu nodes, %zu links from %s; listening on %s; a link is down after "
 		  "%lu ms without reports", o.name, q->topo.n_nodes, q->topo.n_links, o.topology, o.listen, o.timeout_ms);
@@ -224,9 +235,11 @@ int main(int argc, char **argv)
 		pthread_mutex_unlock(&q->lock);
 	}
 	ipseq_log(IPSEQ_LOG_INFO, "stopping (signal %d)", sig);
+	/* the HTTPS threads use q until they are joined */
 	qsc_api_stop(q);
 	pthread_mutex_destroy(&q->lock);
-	free(q->routes);
-	free(q);
-	return 0;
+	rc = 0;
+out:
+	qsc_free(q);
+	return rc;
 }
