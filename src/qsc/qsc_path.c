@@ -11,7 +11,10 @@
  *
  * Routes are sticky: a working route is replaced only by a path of less than QSC_SWITCH_GAIN
  * times its cost, so levels that move with every key do not flip routes each second. A route
- * whose link goes down is replaced at once. Every change is logged by node and link names.
+ * whose link goes down is replaced at once. A route of equal cost to the best path is replaced
+ * by it too (the tie-break above), so the route does not depend on the order links came up in:
+ * one taken while a link of the best path was still down would otherwise stay for good.
+ * Every change is logged by node and link names.
  */
 #include "ipseq_config.h"
 #include "qsc.h"
@@ -27,16 +30,17 @@ static double link_cost(uint64_t stored_bits)
 	return 1.0 / (double)(stored_bits ? stored_bits : 1);
 }
 
+static int same_cost(double c1, double c2)
+{
+	return fabs(c1 - c2) <= 1e-9 * fmax(c1, c2);
+}
+
 /* (c1, h1) strictly better than (c2, h2)? */
 static int better(double c1, int h1, double c2, int h2)
 {
-	double eps = 1e-9 * fmax(c1, c2);
-
-	if (c1 < c2 - eps)
-		return 1;
-	if (c1 > c2 + eps)
-		return 0;
-	return h1 < h2;
+	if (same_cost(c1, c2))
+		return h1 < h2;
+	return c1 < c2;
 }
 
 void qsc_path_from(const struct qsc_topo *t, const struct qsc_link_cost *lc, int src,
@@ -184,6 +188,12 @@ static int decide(struct qsc_path *cur, const struct qsc_path *best, const struc
 			  "route %s -> %s: %s (%u hops, least stored %llu bits) replaces %s "
 			  "(%u hops, least stored %llu bits): cost %.3g < %.1f x %.3g", s, d, now, best->n - 1u, (unsigned long long)best_neck, was, cur->n - 1u,
 			  (unsigned long long)cur_neck, best_cost, QSC_SWITCH_GAIN, cur_cost);
+	} else if (same_cost(best_cost, cur_cost)) {
+		ipseq_log(IPSEQ_LOG_INFO,
+			  "route %s -> %s: %s (%u hops, least stored %llu bits) replaces %s "
+			  "(%u hops): equal cost, %s", s, d, now, best->n - 1u,
+			  (unsigned long long)best_neck, was, cur->n - 1u,
+			  best->n < cur->n ? "fewer hops" : "first in topology order");
 	} else {
 		return 0; /* the working route stays */
 	}

@@ -386,6 +386,24 @@ START_TEST(path_sticky)
 }
 END_TEST
 
+START_TEST(path_equal_cost_order_independent)
+{
+	load(ring);
+	level_all(1000);
+	/* N1-N2 comes up last: A5 -> N3 goes round over N4 meanwhile */
+	link_named("N1-N2")->up = 0;
+	qsc_routes_update(&routes, &topo, lc);
+	ck_assert_str_eq(route("A5", "N3"), "A5 -> N1 -> N4 -> N3");
+	/* up at the same level: the route is the one of a controller that saw every link at once */
+	link_named("N1-N2")->up = 1;
+	qsc_routes_update(&routes, &topo, lc);
+	ck_assert_str_eq(route("A5", "N3"), "A5 -> N1 -> N2 -> N3");
+	ck_assert_str_eq(route("N1", "N3"), "N1 -> N2 -> N3");
+	/* and it stays: equal cost does not flip it back */
+	ck_assert_int_eq(qsc_routes_update(&routes, &topo, lc), 0);
+}
+END_TEST
+
 START_TEST(path_access_never_relays)
 {
 	/* A5 hangs off N1 and N3: a path N1 -> A5 -> N3 would use it as a relay */
@@ -423,6 +441,7 @@ int main(void)
 	tcase_add_test(tc, path_prefers_stored_key);
 	tcase_add_test(tc, path_cut_reroutes);
 	tcase_add_test(tc, path_sticky);
+	tcase_add_test(tc, path_equal_cost_order_independent);
 	tcase_add_test(tc, path_access_never_relays);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
