@@ -11,7 +11,18 @@
 #   metro_rotated BEFORE     every outbound SA is at a later epoch than in BEFORE
 #   metro_beyond_rpk         packets sent with a window key past its window, all SAs summed
 #   metro_route SRC DST      the controller's path SRC -> DST ("A5 N1 N2"), from qkd-qscctl
+#   metro_buffers_ready      every SA's key buffer is at least half full (qkictl sas)
+#   metro_relay dcX dcY      one key now: enc_keys at dcX's node for dcY's SAE, dec_keys of its
+#                            key_ID at dcY's node; prints the key_ID, fails unless both ends got
+#                            the same key (key bytes stay in this function, never printed)
+#   metro_relay_path ID      the path the source node logged for relayed key ID ("A5>N1>N2")
+#
+# The gateways' qkids keep a pool and every SA a buffer of keys (64 each here), so ESP rotation
+# asks its node for keys only now and then: a check on the path relays take asks for a key of its
+# own (metro_relay) instead of waiting for the tunnels to need one.
 METRO_DCS="dc1 dc2 dc3 dc4"
+METRO_CLI=$top/src/libqkd/qkd-etsi014
+[ "${LAB_INSTALLED:-no}" = yes ] && METRO_CLI=$(command -v qkd-etsi014 || echo qkd-etsi014)
 export LAB_RPK_MIN=64 LAB_RPK_MAX=64
 cleanup() { [ "${KEEP_LAB:-0}" != 0 ] && return; lab metro down >/dev/null 2>&1 || true; }
 metro() { lab metro "$@"; }
@@ -19,6 +30,39 @@ metro() { lab metro "$@"; }
 metro_lab_up() {
 	fatal "the metro lab comes up with its six tunnels" lab metro up
 	fatal "every DC gateway has a tunnel to each other DC" metro_tunnels_up
+	# a window key that comes late drops packets (exhaust = stall): the buffers fill first
+	check "every SA's key buffer fills" wait_for 120 metro_buffers_ready ||
+		for dc in $METRO_DCS; do lab qkictl "$dc" sas 2>&1 | sed "s/^/   $dc: /"; done
+}
+
+metro_buffers_ready() {
+	local dc
+	for dc in $METRO_DCS; do
+		lab qkictl "$dc" sas 2>/dev/null | awk '
+			NR > 1 { n++; split($12, b, "/"); if (b[2] == 0 || 2 * b[1] < b[2]) low++ }
+			END { exit (n >= 6 && !low) ? 0 : 1 }' || return 1
+	done
+}
+
+# metro_etsi DC ARGS...: qkd-etsi014 in DC's namespace against its node, as SAE_DC
+metro_etsi() {
+	local dc=$1; shift
+	ip netns exec "$LAB-$dc" "$METRO_CLI" -u https://127.0.0.1:8443 -c "$LAB_DIR/pki/SAE_$dc.pem" \
+		-k "$LAB_DIR/pki/SAE_$dc.key" -C "$LAB_DIR/pki/ca.pem" --timeout 10000 "$@"
+}
+
+metro_relay() {
+	local enc dec id
+	enc=$(metro_etsi "$1" enc "SAE_$2" --show-keys 2>/dev/null) || return 1
+	id=${enc%% *}
+	dec=$(metro_etsi "$2" dec "SAE_$1" "$id" --show-keys 2>/dev/null) || return 1
+	[ -n "$id" ] && [ "$enc" = "$dec" ] || return 1
+	echo "$id"
+}
+
+metro_relay_path() {
+	cat "$LAB_DIR"/*/kmsd-*.log |
+		sed -nE "s/.* relay $1: .* stored at .* \(path ([A-Z0-9>]+), first hop .*/\1/p" | head -n 1
 }
 
 metro_tunnels_up() {

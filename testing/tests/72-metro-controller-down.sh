@@ -3,12 +3,17 @@
 # check-timeout: 1500
 # The metro lab with its path controller stopped: the nodes log it once and keep their last
 # routes, relayed keys keep flowing on them (every tunnel stays up and keeps rotating, no packet
-# lost); started again, the controller gets every node's reports and the same routes.
+# lost); started again, the controller gets every node's reports and gives routes again.
+# A5 -> N3 has two ways round the ring of three hops each (over N2 or over N4): the link levels
+# decide, and they depend on the order the links came up in, so the test reads the controller's
+# choice and checks the node follows it, not one fixed way.
 . "$(dirname "$0")/../lib.sh"
 . "$top/testing/metro-lab.sh"
 
 metro_lab_up
-check "the controller routes A5 -> N3 over N1 and N2" test "$(metro_route A5 N3)" = "A5 N1 N2 N3"
+three_hops() { case "$(metro_route A5 N3)" in "A5 N1 N2 N3"|"A5 N1 N4 N3") return 0;; esac; return 1; }
+check "the controller routes A5 -> N3 over N1, three hops one way round the ring" wait_for 30 three_hops
+route=$(metro_route A5 N3); echo "   A5 -> N3: $route"
 e0=$(metro_epochs)
 
 fatal "stop the controller" lab metro qsc-stop
@@ -18,8 +23,9 @@ check "... once, not every second" test "$(grep -c 'path controller https://198.
 mark=$(wc -l < "$LAB_DIR/dc1/kmsd-A5.log")
 check "every host reaches every other through the tunnels, no packet lost" metro_ping_all 200
 check "every tunnel kept rotating" metro_rotated "$e0"
-check "relays still follow the controller's last path (A5 N1 N2 N3)" \
-	bash -c "tail -n +$mark '$LAB_DIR/dc1/kmsd-A5.log' | grep -qE 'path A5>N1>N2>N3'"
+id=$(metro_relay dc1 dc3); path=$(metro_relay_path "$id"); echo "   key $id: path $path"
+check "a key relayed dc1 -> dc3 now arrives, the same at both ends" test -n "$id"
+check "... over the controller's last path ($route)" test "$path" = "${route// />}"
 check "every tunnel is still up" metro_tunnels_up
 
 fatal "start the controller again" lab metro qsc-start
@@ -30,7 +36,11 @@ import json, sys
 d = json.load(sys.stdin)
 sys.exit(0 if all(n["report_age_ms"] is not None and n["report_age_ms"] < 5000 for n in d["nodes"]) else 1)'; }
 check "every node reports to it again" wait_for 60 all_fresh
-check "the same route A5 -> N3" test "$(metro_route A5 N3)" = "A5 N1 N2 N3"
+# a restarted controller keeps no routes: it computes them again from the levels reported now
+check "it routes A5 -> N3 again, three hops" wait_for 30 three_hops
+route=$(metro_route A5 N3); echo "   A5 -> N3: $route"
+taken() { tail -n +"$mark" "$LAB_DIR/dc1/kmsd-A5.log" | grep -qF "route to N3: ${route// />} (controller"; }
+check "... and the node takes it" wait_for 30 taken
 b=$(metro_beyond_rpk); echo "   packets beyond their window: $b"
 check "no window key was used past its window" test "$b" = 0
 finish
