@@ -53,13 +53,14 @@ bool qkd_derive_subkey(chunk_t ikm, char *label, chunk_t *out)
 /*
  * Described in header
  */
-bool qkd_derive_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char *confirm, size_t len)
+bool qkd_derive_confirm(chunk_t qkey, char *label, chunk_t kei, chunk_t pub_r, u_char *confirm,
+						size_t len)
 {
 	u_char mac[HASH_SIZE_SHA256];
 	chunk_t key;
 	bool ok;
 
-	if (len > sizeof(mac) || !qkd_derive_subkey(qkey, QKD_LABEL_CONFIRM, &key))
+	if (len > sizeof(mac) || !qkd_derive_subkey(qkey, label, &key))
 	{
 		return FALSE;
 	}

@@ -25,6 +25,10 @@
 #define QKD_LABEL_CONFIRM "IPSeQ x25519qkd v2 confirm"
 #define QKD_LABEL_KE_SECRET "IPSeQ x25519qkd v2 ke secret"
 
+/** HKDF labels of the sub-keys of the additional QKD key exchange's (qkd) quantum key */
+#define QKD_LABEL_ADD_CONFIRM "IPSeQ qkd v2 additional ke confirm"
+#define QKD_LABEL_ADD_SECRET "IPSeQ qkd v2 additional ke secret"
+
 /** HKDF labels of the sub-keys of the AUTH phase's quantum key qkey2 */
 #define QKD_LABEL_PPK "IPSeQ qkd v2 ppk"
 #define QKD_LABEL_QPSK "IPSeQ qkd v2 qpsk"
@@ -44,16 +48,18 @@ bool qkd_derive_subkey(chunk_t ikm, char *label, chunk_t *out);
 
 /**
  * Key confirmation of KEr: HMAC-SHA256(K_confirm, KEi || X25519_r), first len bytes, with
- * K_confirm = qkd_derive_subkey(qkey, QKD_LABEL_CONFIRM).
+ * K_confirm = qkd_derive_subkey(qkey, label).
  *
  * @param qkey		quantum key of the key exchange
+ * @param label		QKD_LABEL_CONFIRM (x25519qkd) or QKD_LABEL_ADD_CONFIRM (qkd)
  * @param kei		initiator's complete KE data (version byte included)
- * @param pub_r		responder's X25519 public value
+ * @param pub_r		responder's X25519 public value, empty for qkd
  * @param confirm	len bytes out
  * @param len		at most 32
  * @return			TRUE on success
  */
-bool qkd_derive_confirm(chunk_t qkey, chunk_t kei, chunk_t pub_r, u_char *confirm, size_t len);
+bool qkd_derive_confirm(chunk_t qkey, char *label, chunk_t kei, chunk_t pub_r, u_char *confirm,
+						size_t len);
 
 /**
  * Shared secret of the hybrid key exchange: X25519 secret || K_ke, with

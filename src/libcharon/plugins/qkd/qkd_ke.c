@@ -33,8 +33,13 @@ struct private_qkd_ke_t {
 	key_exchange_t public;
 
 	/**
-	 * X25519 part, created on first use (not in the constructor: the crypto factory holds its
-	 * lock there)
+	 * QKD_X25519 or QKD_ADDITIONAL
+	 */
+	key_exchange_method_t method;
+
+	/**
+	 * X25519 part of QKD_X25519, created on first use (not in the constructor: the crypto
+	 * factory holds its lock there); NULL for QKD_ADDITIONAL
 	 */
 	key_exchange_t *x25519;
 
@@ -100,8 +105,39 @@ static qkd_peer_t *find_peer(private_qkd_ke_t *this)
 	return peer;
 }
 
+/**
+ * Whether this is the hybrid method (with X25519)
+ */
+static bool hybrid(private_qkd_ke_t *this)
+{
+	return this->method == QKD_X25519;
+}
+
+/**
+ * Length of the X25519 public value in our KE data (none for QKD_ADDITIONAL)
+ */
+static size_t pub_len(private_qkd_ke_t *this)
+{
+	return hybrid(this) ? QKD_X25519_LEN : 0;
+}
+
+/**
+ * Proposal keyword of this method, for logs
+ */
+static char *keyword(private_qkd_ke_t *this)
+{
+	return hybrid(this) ? QKD_X25519_KEYWORD : QKD_ADDITIONAL_KEYWORD;
+}
+
+/**
+ * The X25519 part of QKD_X25519; nothing to do for QKD_ADDITIONAL
+ */
 static bool create_x25519(private_qkd_ke_t *this)
 {
+	if (!hybrid(this))
+	{
+		return TRUE;
+	}
 	if (!this->x25519)
 	{
 		this->x25519 = lib->crypto->create_ke(lib->crypto, CURVE_25519);
@@ -114,33 +150,66 @@ static bool create_x25519(private_qkd_ke_t *this)
 }
 
 /**
+ * qkd adds a quantum key to keys that exist; as the first key exchange of an IKE_SA (e.g.
+ * "aes256gcm16-sha384-qkd") there would be no classical or post-quantum part, no hybrid.
+ */
+static bool additional_only(private_qkd_ke_t *this)
+{
+	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
+	keymat_t *keymat;
+
+	if (hybrid(this) || !ike_sa)
+	{
+		return TRUE;
+	}
+	keymat = ike_sa->get_keymat(ike_sa);
+	if (keymat && keymat->get_aead(keymat, TRUE))
+	{	/* IKE_INTERMEDIATE, CREATE_CHILD_SA, IKE_FOLLOWUP_KE: under the IKE_SA's keys */
+		return TRUE;
+	}
+	DBG1(DBG_IKE, "qkd: the key exchange '%s' is an additional key exchange only (e.g. "
+		 "x25519-ke1_qkd), not the first one of an IKE_SA; use %s there; refused",
+		 QKD_ADDITIONAL_KEYWORD, QKD_X25519_KEYWORD);
+	return FALSE;
+}
+
+/**
  * Initiator: draw the key and build KEi
  */
 static bool build_kei(private_qkd_ke_t *this)
 {
 	qkd_peer_t *peer;
-	chunk_t pub;
+	chunk_t pub = chunk_empty;
 
 	peer = find_peer(this);
-	if (!peer || !create_x25519(this))
+	if (!peer || !additional_only(this) || !create_x25519(this))
 	{
 		return FALSE;
 	}
 	if (!ctx.qki->get_new_key(ctx.qki, peer->name, ctx.key_size, &this->qkey, this->key_id))
 	{
-		DBG1(DBG_IKE, "qkd: no quantum key for the key exchange with peer '%s'", peer->name);
+		DBG1(DBG_IKE, "qkd: no quantum key for the key exchange (%s) with peer '%s'",
+			 keyword(this), peer->name);
 		return FALSE;
 	}
-	if (!this->x25519->get_public_key(this->x25519, &pub))
+	if (this->x25519 && !this->x25519->get_public_key(this->x25519, &pub))
 	{
 		return FALSE;
 	}
 	this->mine = chunk_cat("cmc", chunk_from_chars(QKD_WIRE_VERSION), pub,
 						   chunk_create(this->key_id, QKD_KEY_ID_LEN));
 	this->kei = chunk_clone(this->mine);
-	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
-		 this->key_id);
+	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s (%s)", peer->name,
+		 this->key_id, keyword(this));
 	return TRUE;
+}
+
+/**
+ * Label of the key confirmation's sub-key
+ */
+static char *confirm_label(private_qkd_ke_t *this)
+{
+	return hybrid(this) ? QKD_LABEL_CONFIRM : QKD_LABEL_ADD_CONFIRM;
 }
 
 /**
@@ -149,13 +218,14 @@ static bool build_kei(private_qkd_ke_t *this)
 static bool build_ker(private_qkd_ke_t *this)
 {
 	u_char confirm[QKD_CONFIRM_LEN];
-	chunk_t pub;
+	chunk_t pub = chunk_empty;
 
-	if (!this->x25519->get_public_key(this->x25519, &pub))
+	if (this->x25519 && !this->x25519->get_public_key(this->x25519, &pub))
 	{
 		return FALSE;
 	}
-	if (!qkd_derive_confirm(this->qkey, this->kei, pub, confirm, sizeof(confirm)))
+	if (!qkd_derive_confirm(this->qkey, confirm_label(this), this->kei, pub, confirm,
+							sizeof(confirm)))
 	{
 		chunk_free(&pub);
 		return FALSE;
@@ -182,7 +252,8 @@ METHOD(key_exchange_t, get_public_key, bool,
 /**
  * Log why KE data of the peer is refused; what is KEi ("data") or KEr ("reply")
  */
-static void log_refused(qkd_ke_data_t status, chunk_t value, size_t len, char *what)
+static void log_refused(private_qkd_ke_t *this, qkd_ke_data_t status, chunk_t value, size_t len,
+						char *what)
 {
 	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
 	host_t *other = ike_sa ? ike_sa->get_other_host(ike_sa) : NULL;
@@ -195,8 +266,8 @@ static void log_refused(qkd_ke_data_t status, chunk_t value, size_t len, char *w
 				 "mismatch, update the peer; refused", what, other, value.len, QKD_WIRE_VERSION);
 			break;
 		case QKD_KE_DATA_LENGTH:
-			DBG1(DBG_IKE, "qkd: QKD key exchange %s of %zu bytes from %H, expected %zu; refused",
-				 what, value.len, other, len);
+			DBG1(DBG_IKE, "qkd: QKD key exchange (%s) %s of %zu bytes from %H, expected %zu; "
+				 "refused", keyword(this), what, value.len, other, len);
 			break;
 		case QKD_KE_DATA_VERSION:
 			DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version %u, this gateway "
@@ -204,7 +275,8 @@ static void log_refused(qkd_ke_data_t status, chunk_t value, size_t len, char *w
 				 QKD_WIRE_VERSION);
 			break;
 		case QKD_KE_DATA_KEY_ID:
-			DBG1(DBG_IKE, "qkd: QKD key exchange %s carries no valid key_ID; refused", what);
+			DBG1(DBG_IKE, "qkd: QKD key exchange (%s) %s carries no valid key_ID; refused",
+				 keyword(this), what);
 			break;
 		case QKD_KE_DATA_OK:
 			break;
@@ -212,7 +284,7 @@ static void log_refused(qkd_ke_data_t status, chunk_t value, size_t len, char *w
 }
 
 /**
- * Responder: apply KEi = version || X25519_i || key_ID
+ * Responder: apply KEi = version || [X25519_i] || key_ID
  */
 static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 {
@@ -222,14 +294,14 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 	chunk_t pub;
 	bool charged = FALSE;
 
-	status = qkd_ke_data_parse_kei(value, &pub, this->key_id);
+	status = qkd_ke_data_parse_kei(value, pub_len(this), &pub, this->key_id);
 	if (status != QKD_KE_DATA_OK)
 	{
-		log_refused(status, value, QKD_KEI_LEN, "data");
+		log_refused(this, status, value, 1 + pub_len(this) + QKD_KEY_ID_LEN, "data");
 		return FALSE;
 	}
 	peer = find_peer(this);
-	if (!peer || !create_x25519(this))
+	if (!peer || !additional_only(this) || !create_x25519(this))
 	{
 		return FALSE;
 	}
@@ -248,22 +320,22 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 			ctx.budget->refund(ctx.budget, ike_sa->get_unique_id(ike_sa));
 		}
 		DBG1(DBG_IKE, "qkd: peer '%s' proposed quantum key %s, which we cannot obtain; "
-			 "key exchange refused", peer->name, this->key_id);
+			 "key exchange (%s) refused", peer->name, this->key_id, keyword(this));
 		return FALSE;
 	}
-	if (!this->x25519->set_public_key(this->x25519, pub))
+	if (this->x25519 && !this->x25519->set_public_key(this->x25519, pub))
 	{
 		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", peer->name);
 		return FALSE;
 	}
 	this->kei = chunk_clone(value);
-	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s", peer->name,
-		 this->key_id);
+	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s (%s)", peer->name,
+		 this->key_id, keyword(this));
 	return TRUE;
 }
 
 /**
- * Initiator: apply KEr = version || X25519_r || confirm and verify the confirmation
+ * Initiator: apply KEr = version || [X25519_r] || confirm and verify the confirmation
  */
 static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
 {
@@ -271,13 +343,14 @@ static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
 	qkd_ke_data_t status;
 	chunk_t pub, theirs;
 
-	status = qkd_ke_data_parse_ker(value, &pub, &theirs);
+	status = qkd_ke_data_parse_ker(value, pub_len(this), &pub, &theirs);
 	if (status != QKD_KE_DATA_OK)
 	{
-		log_refused(status, value, QKD_KER_LEN, "reply");
+		log_refused(this, status, value, 1 + pub_len(this) + QKD_CONFIRM_LEN, "reply");
 		return FALSE;
 	}
-	if (!qkd_derive_confirm(this->qkey, this->kei, pub, confirm, sizeof(confirm)))
+	if (!qkd_derive_confirm(this->qkey, confirm_label(this), this->kei, pub, confirm,
+							sizeof(confirm)))
 	{
 		return FALSE;
 	}
@@ -287,12 +360,13 @@ static bool apply_ker(private_qkd_ke_t *this, chunk_t value)
 			 "key for key_ID %s (QKD keys out of step?)", this->peer, this->key_id);
 		return FALSE;
 	}
-	if (!this->x25519->set_public_key(this->x25519, pub))
+	if (this->x25519 && !this->x25519->set_public_key(this->x25519, pub))
 	{
 		DBG1(DBG_IKE, "qkd: invalid X25519 public value from peer '%s'", this->peer);
 		return FALSE;
 	}
-	DBG2(DBG_IKE, "qkd: peer '%s' confirmed quantum key %s", this->peer, this->key_id);
+	DBG2(DBG_IKE, "qkd: peer '%s' confirmed quantum key %s (%s)", this->peer, this->key_id,
+		 keyword(this));
 	return TRUE;
 }
 
@@ -317,8 +391,15 @@ METHOD(key_exchange_t, get_shared_secret, bool,
 	chunk_t ss;
 	bool ok;
 
-	if (!this->x25519 || !this->qkey.len ||
-		!this->x25519->get_shared_secret(this->x25519, &ss))
+	if (!this->qkey.len)
+	{
+		return FALSE;
+	}
+	if (!hybrid(this))
+	{	/* the quantum key is all of this key exchange's secret */
+		return qkd_derive_subkey(this->qkey, QKD_LABEL_ADD_SECRET, secret);
+	}
+	if (!this->x25519 || !this->x25519->get_shared_secret(this->x25519, &ss))
 	{
 		return FALSE;
 	}
@@ -333,22 +414,24 @@ METHOD(key_exchange_t, get_shared_secret, bool,
 METHOD(key_exchange_t, set_seed, bool,
 	private_qkd_ke_t *this, chunk_t value, drbg_t *drbg)
 {
-	/* test vectors only (tests/qkd_kat): a fixed X25519 private key */
-	return create_x25519(this) && this->x25519->set_seed(this->x25519, value, drbg);
+	/* test vectors only (tests/qkd_kat): a fixed X25519 private key; qkd has none */
+	return hybrid(this) && create_x25519(this) &&
+		   this->x25519->set_seed(this->x25519, value, drbg);
 }
 #else
 METHOD(key_exchange_t, set_private_key, bool,
 	private_qkd_ke_t *this, chunk_t value)
 {
-	/* test vectors only (tests/qkd_kat): a fixed X25519 private key */
-	return create_x25519(this) && this->x25519->set_private_key(this->x25519, value);
+	/* test vectors only (tests/qkd_kat): a fixed X25519 private key; qkd has none */
+	return hybrid(this) && create_x25519(this) &&
+		   this->x25519->set_private_key(this->x25519, value);
 }
 #endif
 
 METHOD(key_exchange_t, get_method, key_exchange_method_t,
 	private_qkd_ke_t *this)
 {
-	return QKD_X25519;
+	return this->method;
 }
 
 METHOD(key_exchange_t, destroy, void,
@@ -368,7 +451,7 @@ key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...)
 {
 	private_qkd_ke_t *this;
 
-	if (method != QKD_X25519)
+	if (method != QKD_X25519 && method != QKD_ADDITIONAL)
 	{
 		return NULL;
 	}
@@ -385,6 +468,7 @@ key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...)
 			.get_method = _get_method,
 			.destroy = _destroy,
 		},
+		.method = method,
 	);
 	return &this->public;
 }

@@ -16,6 +16,8 @@
 #include "qkd_budget.h"
 #include "qkd_ke_data.h"
 
+#include "qkd_abi.h"
+
 #include <crypto/key_exchange.h>
 
 /**
@@ -26,6 +28,23 @@
 
 /** Proposal keyword of QKD_X25519, for swanctl proposals and esp_proposals */
 #define QKD_X25519_KEYWORD "x25519qkd"
+
+/**
+ * Private-use transform ID of the QKD key exchange alone, for an RFC 9370 additional key exchange
+ * after a classical (and post-quantum) one, e.g. x25519-ke1_mlkem768-ke2_qkd. strongSwan 6 only:
+ * 5.9.8 has no additional key exchanges, and as the only key exchange it would be no hybrid.
+ */
+#define QKD_ADDITIONAL 1052
+
+/** Proposal keyword of QKD_ADDITIONAL; strongSwan 6 makes ke1_qkd ... ke7_qkd of it */
+#define QKD_ADDITIONAL_KEYWORD "qkd"
+
+/** The QKD key exchanges of this strongSwan, for log lines */
+#if QKD_STRONGSWAN_6
+#define QKD_KE_KEYWORDS QKD_X25519_KEYWORD " or ke1_" QKD_ADDITIONAL_KEYWORD
+#else
+#define QKD_KE_KEYWORDS QKD_X25519_KEYWORD
+#endif
 
 /**
  * Set what the key exchanges draw quantum keys from (the plugin does this once on load).
@@ -39,7 +58,10 @@ void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget
 						size_t key_size);
 
 /**
- * Create a hybrid X25519 + QKD key exchange (a ke_constructor_t).
+ * Create a QKD key exchange (a ke_constructor_t): the hybrid X25519 + QKD one or the QKD one
+ * alone.
+ *
+ * QKD_X25519:
  *
  * The initiator draws a fresh (qkey, key_ID) from qkid and sends KEi = 0x02 || X25519_i || key_ID;
  * the responder resolves key_ID through qkid and answers KEr = 0x02 || X25519_r || confirm, where
@@ -48,7 +70,12 @@ void qkd_ke_set_context(qkd_qki_t *qki, qkd_peers_t *peers, qkd_budget_t *budget
  * derivation version (QKD_WIRE_VERSION); a peer of another version is refused with a log line
  * that says so.
  *
- * @param method	QKD_X25519
+ * QKD_ADDITIONAL: the same without X25519: KEi = 0x02 || key_ID, KEr = 0x02 || confirm (over KEi
+ * alone, with a label of its own), shared secret qkd_derive_subkey(qkey, QKD_LABEL_ADD_SECRET).
+ * The quantum key is all of its secret; the classical and post-quantum parts are the proposal's
+ * other key exchanges, which charon folds into SKEYSEED before it (RFC 9370).
+ *
+ * @param method	QKD_X25519 or QKD_ADDITIONAL
  * @return			key exchange, NULL for another method
  */
 key_exchange_t *qkd_ke_create(key_exchange_method_t method, ...);

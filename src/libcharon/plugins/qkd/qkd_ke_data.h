@@ -27,6 +27,12 @@
 /** KEr: version || X25519 public value || key confirmation */
 #define QKD_KER_LEN (1 + QKD_X25519_LEN + QKD_CONFIRM_LEN)
 
+/** KEi of the additional QKD key exchange (qkd): version || key_ID */
+#define QKD_ADD_KEI_LEN (1 + QKD_KEY_ID_LEN)
+
+/** KEr of qkd: version || key confirmation */
+#define QKD_ADD_KER_LEN (1 + QKD_CONFIRM_LEN)
+
 /** KE data lengths of version 1 (IPSeQ before key separation; it had no version byte) */
 #define QKD_KEI_LEN_V1 (QKD_KEI_LEN - 1)
 #define QKD_KER_LEN_V1 (QKD_KER_LEN - 1)
@@ -48,24 +54,29 @@ typedef enum {
 } qkd_ke_data_t;
 
 /**
- * Parse the initiator's KE data, version || X25519 public value || key_ID, as received.
+ * Parse the initiator's KE data, version || X25519 public value || key_ID (x25519qkd) or
+ * version || key_ID (qkd), as received.
  *
  * @param value		KE data of the peer
- * @param pub		X25519 public value, pointing into value (on QKD_KE_DATA_OK)
+ * @param pub_len	QKD_X25519_LEN for x25519qkd, 0 for qkd
+ * @param pub		X25519 public value, pointing into value (on QKD_KE_DATA_OK; empty for qkd)
  * @param key_id	key_ID, NUL-terminated (on QKD_KE_DATA_OK)
  * @return			QKD_KE_DATA_OK, or what is wrong with value
  */
-qkd_ke_data_t qkd_ke_data_parse_kei(chunk_t value, chunk_t *pub,
+qkd_ke_data_t qkd_ke_data_parse_kei(chunk_t value, size_t pub_len, chunk_t *pub,
 									char key_id[QKD_KEY_ID_LEN + 1]);
 
 /**
- * Parse the responder's KE data, version || X25519 public value || key confirmation.
+ * Parse the responder's KE data, version || X25519 public value || key confirmation (x25519qkd)
+ * or version || key confirmation (qkd).
  *
  * @param value		KE data of the peer
- * @param pub		X25519 public value, pointing into value (on QKD_KE_DATA_OK)
+ * @param pub_len	QKD_X25519_LEN for x25519qkd, 0 for qkd
+ * @param pub		X25519 public value, pointing into value (on QKD_KE_DATA_OK; empty for qkd)
  * @param confirm	key confirmation, QKD_CONFIRM_LEN bytes in value (on QKD_KE_DATA_OK)
  * @return			QKD_KE_DATA_OK, or what is wrong with value
  */
-qkd_ke_data_t qkd_ke_data_parse_ker(chunk_t value, chunk_t *pub, chunk_t *confirm);
+qkd_ke_data_t qkd_ke_data_parse_ker(chunk_t value, size_t pub_len, chunk_t *pub,
+									chunk_t *confirm);
 
 #endif /** QKD_KE_DATA_H_ @}*/

@@ -101,6 +101,26 @@ static void note_ppk_id(private_qkd_listener_t *this, ike_sa_t *ike_sa, message_
 }
 
 /**
+ * Whether a proposal (offered or selected) has a QKD key exchange: x25519qkd, or on strongSwan 6
+ * qkd as an additional key exchange
+ */
+static bool qkd_ke_in_proposal(proposal_t *proposal)
+{
+#if QKD_STRONGSWAN_6
+	transform_type_t type;
+
+	for (type = ADDITIONAL_KEY_EXCHANGE_1; type <= ADDITIONAL_KEY_EXCHANGE_7; type++)
+	{
+		if (proposal->has_transform(proposal, type, QKD_ADDITIONAL))
+		{
+			return TRUE;
+		}
+	}
+#endif
+	return proposal->has_transform(proposal, KEY_EXCHANGE_METHOD, QKD_X25519);
+}
+
+/**
  * Tell the operator why a QKD-required peer that proposes no QKD key exchange gets refused
  * (charon itself only says that no proposal matched).
  */
@@ -121,7 +141,7 @@ static void check_proposals(private_qkd_listener_t *this, ike_sa_t *ike_sa, mess
 	proposals = sa->get_proposals(sa);
 	while (!qkd && proposals->remove_first(proposals, (void**)&proposal) == SUCCESS)
 	{
-		qkd = proposal->has_transform(proposal, KEY_EXCHANGE_METHOD, QKD_X25519);
+		qkd = qkd_ke_in_proposal(proposal);
 		proposal->destroy(proposal);
 	}
 	proposals->destroy_offset(proposals, offsetof(proposal_t, destroy));
@@ -129,7 +149,7 @@ static void check_proposals(private_qkd_listener_t *this, ike_sa_t *ike_sa, mess
 	{
 		DBG1(DBG_IKE, "qkd: peer '%s' at %H proposes no QKD key exchange (%s), but QKD is "
 			 "required for it: refusing (is the qkd plugin loaded and configured there?)",
-			 peer->name, message->get_source(message), QKD_X25519_KEYWORD);
+			 peer->name, message->get_source(message), QKD_KE_KEYWORDS);
 	}
 }
 
@@ -163,11 +183,8 @@ METHOD(listener_t, message, bool,
 static bool uses_qkd_ke(ike_sa_t *ike_sa)
 {
 	proposal_t *proposal = ike_sa->get_proposal(ike_sa);
-	uint16_t alg;
 
-	return proposal &&
-		   proposal->get_algorithm(proposal, KEY_EXCHANGE_METHOD, &alg, NULL) &&
-		   alg == QKD_X25519;
+	return proposal && qkd_ke_in_proposal(proposal);
 }
 
 METHOD(listener_t, authorize, bool,
@@ -187,7 +204,7 @@ METHOD(listener_t, authorize, bool,
 	if (!uses_qkd_ke(ike_sa))
 	{
 		DBG1(DBG_IKE, "qkd: QKD is required for peer '%s', but the IKE_SA did not negotiate "
-			 "the QKD key exchange (%s); refused", peer->name, QKD_X25519_KEYWORD);
+			 "the QKD key exchange (%s); refused", peer->name, QKD_KE_KEYWORDS);
 		*success = FALSE;
 	}
 	else if (!this->creds->has_ppk(this->creds, ike_sa->get_unique_id(ike_sa)))

@@ -101,14 +101,24 @@ static bool plugin_cb(private_qkd_plugin_t *this,
 		qkd_ke_set_context(this->qki, this->peers, this->budget, key_size);
 		lib->proposal->register_token(lib->proposal, QKD_X25519_KEYWORD,
 									  KEY_EXCHANGE_METHOD, QKD_X25519, 0);
+#if QKD_STRONGSWAN_6
+		/* strongSwan 6's parser makes ke1_qkd ... ke7_qkd of any key exchange keyword */
+		lib->proposal->register_token(lib->proposal, QKD_ADDITIONAL_KEYWORD,
+									  KEY_EXCHANGE_METHOD, QKD_ADDITIONAL, 0);
+#endif
 		lib->credmgr->add_set(lib->credmgr, &this->creds->set);
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
 		DBG1(DBG_CFG, "qkd plugin %s loaded (built %s against strongSwan %s headers): "
-			 "qkid at %s, %d-bit quantum keys, %d QKD peer(s), key exchange '%s' = %d, "
+			 "qkid at %s, %d-bit quantum keys, %d QKD peer(s), key exchange '%s' = %d%s, "
 			 "at most %d keys per peer on unauthenticated IKE_SAs within %d s",
 			 IPSEQ_VERSION, IPSEQ_BUILD_DATE, VERSION, socket, key_size * 8,
-			 this->peers->count(this->peers), QKD_X25519_KEYWORD, QKD_X25519, unauth_keys,
-			 unauth_window);
+			 this->peers->count(this->peers), QKD_X25519_KEYWORD, QKD_X25519,
+#if QKD_STRONGSWAN_6
+			 ", additional key exchange 'ke1_qkd'..'ke7_qkd' = 1052",
+#else
+			 "",
+#endif
+			 unauth_keys, unauth_window);
 	}
 	else
 	{
@@ -136,6 +146,12 @@ METHOD(plugin_t, get_features, int,
 				PLUGIN_DEPENDS(KE, CURVE_25519),
 				PLUGIN_DEPENDS(PRF, PRF_HMAC_SHA2_256),
 				PLUGIN_DEPENDS(CUSTOM, "qkd"),
+#if QKD_STRONGSWAN_6
+		PLUGIN_REGISTER(KE, qkd_ke_create),
+			PLUGIN_PROVIDE(KE, QKD_ADDITIONAL),
+				PLUGIN_DEPENDS(PRF, PRF_HMAC_SHA2_256),
+				PLUGIN_DEPENDS(CUSTOM, "qkd"),
+#endif
 	};
 	*features = f;
 	return countof(f);

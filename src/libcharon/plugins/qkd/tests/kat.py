@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 VERSION = 2
 LABEL_CONFIRM = b"IPSeQ x25519qkd v2 confirm"
 LABEL_KE_SECRET = b"IPSeQ x25519qkd v2 ke secret"
+LABEL_ADD_CONFIRM = b"IPSeQ qkd v2 additional ke confirm"
+LABEL_ADD_SECRET = b"IPSeQ qkd v2 additional ke secret"
 LABEL_PPK = b"IPSeQ qkd v2 ppk"
 LABEL_QPSK = b"IPSeQ qkd v2 qpsk"
 LABEL_WINDOW = b"IPSeQ ESP window key"
@@ -69,6 +71,19 @@ def expected(v):
     keys = prf_plus(skeyseed, nonces + v["spi_i"] + v["spi_r"], 32 + 2 * 36 + 2 * 32)
     sk_d, sk_pi, sk_pr = keys[:32], keys[104:136], keys[136:168]
     e["skd_no_ppk"] = sk_d
+
+    if "qkey3" in v:
+        # strongSwan 6: the additional QKD key exchange (qkd) in IKE_INTERMEDIATE, RFC 9370:
+        # SKEYSEED(1) = prf(SK_d(0), SK(1) | Ni | Nr), keys as before from SKEYSEED(1)
+        add_kei = bytes([VERSION]) + v["key_id"]
+        e["add_kei"] = add_kei
+        e["add_ker"] = bytes([VERSION]) + prf(hkdf(v["qkey3"], LABEL_ADD_CONFIRM), add_kei)[:16]
+        add_secret = hkdf(v["qkey3"], LABEL_ADD_SECRET)
+        e["add_secret"] = add_secret
+        skeyseed = prf(sk_d, add_secret + nonces)
+        keys = prf_plus(skeyseed, nonces + v["spi_i"] + v["spi_r"], 32 + 2 * 36 + 2 * 32)
+        sk_d, sk_pi, sk_pr = keys[:32], keys[104:136], keys[136:168]
+        e["skd_add"] = sk_d
 
     # RFC 8784 section 3: SK_d' = prf+(PPK, SK_d), SK_pi' and SK_pr' alike
     ppk = hkdf(v["qkey2"], LABEL_PPK)

@@ -78,6 +78,40 @@ static bool fake_key(u_char *out_start, size_t size, chunk_t *key)
 
 static u_char qkey_start = 0x00;
 
+#if QKD_STRONGSWAN_6
+/** the additional QKD key exchange (qkd) between two of our objects, with quantum key
+ * qkey3 = 0x20..; returns the initiator's */
+static key_exchange_t *additional_key_exchange(void)
+{
+	key_exchange_t *i, *r;
+	chunk_t kei, ker, ss_i, ss_r;
+
+	qkey_start = 0x20;
+	i = qkd_ke_create(QKD_ADDITIONAL);
+	r = qkd_ke_create(QKD_ADDITIONAL);
+	if (!i->get_public_key(i, &kei) || !r->set_public_key(r, kei) ||
+		!r->get_public_key(r, &ker) || !i->set_public_key(i, ker))
+	{
+		fail("qkd exchange failed (key confirmation?)");
+	}
+	if (!i->get_shared_secret(i, &ss_i) || !r->get_shared_secret(r, &ss_r) ||
+		!chunk_equals(ss_i, ss_r))
+	{
+		fail("initiator and responder disagree on the qkd secret");
+	}
+	print("add_kei", kei);
+	print("add_ker", ker);
+	print("add_secret", ss_i);
+	chunk_free(&kei);
+	chunk_free(&ker);
+	chunk_clear(&ss_i);
+	chunk_clear(&ss_r);
+	r->destroy(r);
+	qkey_start = 0x00;
+	return i;
+}
+#endif
+
 static bool fake_new(qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
 					 char key_id[QKD_KEY_ID_LEN + 1])
 {
@@ -217,6 +251,29 @@ int main(void)
 	}
 	keymat->get_skd(keymat, &skd);
 	print("skd_no_ppk", skd);
+#if QKD_STRONGSWAN_6
+	{	/* an IKE_INTERMEDIATE round with qkd as charon runs it (RFC 9370): SKEYSEED(1) =
+		 * prf(SK_d(0), SK(1) | Ni | Nr), the SPIs unchanged */
+		key_exchange_t *add = additional_key_exchange();
+		u_char qkey3[32];
+		array_t *round = array_create(0, 1);
+		chunk_t skd0 = chunk_clone(skd);
+
+		fill(qkey3, sizeof(qkey3), 0x20);
+		print("qkey3", chunk_from_thing(qkey3));
+		array_insert(round, ARRAY_TAIL, add);
+		if (!keymat->derive_ike_keys(keymat, proposal, round, chunk_from_thing(nonce_i),
+				chunk_from_thing(nonce_r), id, PRF_HMAC_SHA2_256, skd0))
+		{
+			fail("charon's IKE key derivation of the additional key exchange failed");
+		}
+		chunk_clear(&skd0);
+		array_destroy(round);
+		add->destroy(add);
+		keymat->get_skd(keymat, &skd);
+		print("skd_add", skd);
+	}
+#endif
 	if (!qkd_derive_ppk(chunk_from_thing(qkey2), &ppk) ||
 		!keymat->derive_ike_keys_ppk(keymat, ppk))
 	{
