@@ -256,19 +256,19 @@ int main(void)
 		 * prf(SK_d(0), SK(1) | Ni | Nr), the SPIs unchanged */
 		key_exchange_t *add = additional_key_exchange();
 		u_char qkey3[32];
-		array_t *round = array_create(0, 1);
+		array_t *kes_add = array_create(0, 1);
 		chunk_t skd0 = chunk_clone(skd);
 
 		fill(qkey3, sizeof(qkey3), 0x20);
 		print("qkey3", chunk_from_thing(qkey3));
-		array_insert(round, ARRAY_TAIL, add);
-		if (!keymat->derive_ike_keys(keymat, proposal, round, chunk_from_thing(nonce_i),
+		array_insert(kes_add, ARRAY_TAIL, add);
+		if (!keymat->derive_ike_keys(keymat, proposal, kes_add, chunk_from_thing(nonce_i),
 				chunk_from_thing(nonce_r), id, PRF_HMAC_SHA2_256, skd0))
 		{
 			fail("charon's IKE key derivation of the additional key exchange failed");
 		}
 		chunk_clear(&skd0);
-		array_destroy(round);
+		array_destroy(kes_add);
 		add->destroy(add);
 		keymat->get_skd(keymat, &skd);
 		print("skd_add", skd);
