@@ -266,8 +266,8 @@ static void log_refused(private_qkd_ke_t *this, qkd_ke_data_t status, chunk_t va
 				 "mismatch, update the peer; refused", what, other, value.len, QKD_WIRE_VERSION);
 			break;
 		case QKD_KE_DATA_LENGTH:
-			DBG1(DBG_IKE, "qkd: QKD key exchange (%s) %s of %zu bytes from %H, expected %zu; "
-				 "refused", keyword(this), what, value.len, other, len);
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s of %zu bytes from %H, expected %zu; "
+				 "refused (%s)", what, value.len, other, len, keyword(this));
 			break;
 		case QKD_KE_DATA_VERSION:
 			DBG1(DBG_IKE, "qkd: QKD key exchange %s from %H is of version %u, this gateway "
@@ -275,8 +275,8 @@ static void log_refused(private_qkd_ke_t *this, qkd_ke_data_t status, chunk_t va
 				 QKD_WIRE_VERSION);
 			break;
 		case QKD_KE_DATA_KEY_ID:
-			DBG1(DBG_IKE, "qkd: QKD key exchange (%s) %s carries no valid key_ID; refused",
-				 keyword(this), what);
+			DBG1(DBG_IKE, "qkd: QKD key exchange %s carries no valid key_ID; refused (%s)",
+				 what, keyword(this));
 			break;
 		case QKD_KE_DATA_OK:
 			break;
