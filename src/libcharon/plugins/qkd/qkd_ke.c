@@ -150,30 +150,6 @@ static bool create_x25519(private_qkd_ke_t *this)
 }
 
 /**
- * qkd adds a quantum key to keys that exist; as the first key exchange of an IKE_SA (e.g.
- * "aes256gcm16-sha384-qkd") there would be no classical or post-quantum part, no hybrid.
- */
-static bool additional_only(private_qkd_ke_t *this)
-{
-	ike_sa_t *ike_sa = charon->bus->get_sa(charon->bus);
-	keymat_t *keymat;
-
-	if (hybrid(this) || !ike_sa)
-	{
-		return TRUE;
-	}
-	keymat = ike_sa->get_keymat(ike_sa);
-	if (keymat && keymat->get_aead(keymat, TRUE))
-	{	/* IKE_INTERMEDIATE, CREATE_CHILD_SA, IKE_FOLLOWUP_KE: under the IKE_SA's keys */
-		return TRUE;
-	}
-	DBG1(DBG_IKE, "qkd: the key exchange '%s' is an additional key exchange only (e.g. "
-		 "x25519-ke1_qkd), not the first one of an IKE_SA; use %s there; refused",
-		 QKD_ADDITIONAL_KEYWORD, QKD_X25519_KEYWORD);
-	return FALSE;
-}
-
-/**
  * Initiator: draw the key and build KEi
  */
 static bool build_kei(private_qkd_ke_t *this)
@@ -182,7 +158,7 @@ static bool build_kei(private_qkd_ke_t *this)
 	chunk_t pub = chunk_empty;
 
 	peer = find_peer(this);
-	if (!peer || !additional_only(this) || !create_x25519(this))
+	if (!peer || !create_x25519(this))
 	{
 		return FALSE;
 	}
@@ -301,7 +277,7 @@ static bool apply_kei(private_qkd_ke_t *this, chunk_t value)
 		return FALSE;
 	}
 	peer = find_peer(this);
-	if (!peer || !additional_only(this) || !create_x25519(this))
+	if (!peer || !create_x25519(this))
 	{
 		return FALSE;
 	}

@@ -36,7 +36,7 @@
  */
 #define QKD_ADDITIONAL 1052
 
-/** Proposal keyword of QKD_ADDITIONAL; strongSwan 6 makes ke1_qkd ... ke7_qkd of it */
+/** Proposal keyword of QKD_ADDITIONAL after "keN_": the plugin registers ke1_qkd ... ke7_qkd only */
 #define QKD_ADDITIONAL_KEYWORD "qkd"
 
 /** The QKD key exchanges of this strongSwan, for log lines */

@@ -60,6 +60,26 @@ METHOD(plugin_t, get_name, char*,
 	return "qkd";
 }
 
+#if QKD_STRONGSWAN_6
+/**
+ * The keywords ke1_qkd ... ke7_qkd. Not "qkd" itself: strongSwan 6's parser would make the
+ * keN_ forms of it, but would accept it as the first key exchange too, and alone it would be no
+ * hybrid; so "...-qkd" fails to load as an unknown algorithm.
+ */
+static void register_additional_tokens(void)
+{
+	char name[16];
+	int n;
+
+	for (n = 1; n <= ADDITIONAL_KEY_EXCHANGE_7 - ADDITIONAL_KEY_EXCHANGE_1 + 1; n++)
+	{
+		snprintf(name, sizeof(name), "ke%d_%s", n, QKD_ADDITIONAL_KEYWORD);
+		lib->proposal->register_token(lib->proposal, name,
+									  ADDITIONAL_KEY_EXCHANGE_1 + n - 1, QKD_ADDITIONAL, 0);
+	}
+}
+#endif
+
 /**
  * Set up (and tear down) qkid connection, peers, credentials and listener.
  */
@@ -102,9 +122,7 @@ static bool plugin_cb(private_qkd_plugin_t *this,
 		lib->proposal->register_token(lib->proposal, QKD_X25519_KEYWORD,
 									  KEY_EXCHANGE_METHOD, QKD_X25519, 0);
 #if QKD_STRONGSWAN_6
-		/* strongSwan 6's parser makes ke1_qkd ... ke7_qkd of any key exchange keyword */
-		lib->proposal->register_token(lib->proposal, QKD_ADDITIONAL_KEYWORD,
-									  KEY_EXCHANGE_METHOD, QKD_ADDITIONAL, 0);
+		register_additional_tokens();
 #endif
 		lib->credmgr->add_set(lib->credmgr, &this->creds->set);
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
