@@ -68,6 +68,7 @@ struct iq_sa {
 		uint64_t rate_windows, key_rate_milli;  /* windows used over the last second */
 		uint64_t share_milli;   /* the provider's fair share of the key supply */
 		bool share_known;       /* the provider answered a report (the loop runs) */
+		uint32_t provider_capacity; /* keys the provider lets the SA hold (0: not said) */
 		uint64_t pps_milli;     /* packet rate over the last tick */
 		struct iq_rpkctl ctl;   /* outbound: the rpk control loop (rpkctl.h) */
 		uint64_t ctl_ms;        /* the loop's last step */

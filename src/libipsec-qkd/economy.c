@@ -100,6 +100,7 @@ static void control(struct iq_dp *dp, struct iq_sa *sa)
 		.dt = dt,
 		.share = e->share_milli / 1000.0,
 		.level = iq_rot_keys_ready(r),
+		.held_max = e->provider_capacity,
 	};
 
 	if (!e->ctl.rpk_max) {

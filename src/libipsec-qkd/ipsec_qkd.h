@@ -190,6 +190,8 @@ struct iq_key_sa {
 
 struct iq_key_answer {
 	uint64_t share_milli;          /* the SA's fair share of the key supply, keys/s x 1000 */
+	uint32_t capacity;             /* the most window keys the provider lets the SA hold
+					* ahead (0: as many as the lookahead) */
 };
 
 struct iq_key_provider {

@@ -209,6 +209,7 @@ static int qp_report(void *ctx, const struct iq_key_sa *sa, struct iq_key_answer
 	if (qki_sa_report(p->c, sa->spi, dir_of(sa), &cnt, &fb, &q) != QKI_OK)
 		return to_errno(q.code);
 	ans->share_milli = fb.share_milli;
+	ans->capacity = fb.capacity;
 	return 0;
 }
 

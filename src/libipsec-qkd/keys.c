@@ -115,6 +115,7 @@ static void take_report(struct iq_sa *sa, const struct iq_kp_done *d)
 {
 	if (d->status == 0) {
 		sa->econ.share_milli = d->ans.share_milli;
+		sa->econ.provider_capacity = d->ans.capacity;
 		sa->econ.share_known = true;
 	}
 }

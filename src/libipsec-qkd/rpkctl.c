@@ -17,10 +17,13 @@ void iq_rpkctl_init(struct iq_rpkctl *c, uint32_t rpk_min, uint32_t rpk_max, uin
 
 uint32_t iq_rpkctl_step(struct iq_rpkctl *c, const struct iq_rpkctl_in *in)
 {
-	double e = in->level - c->target, s = in->share, use, want, got, lo, kp, ki;
+	double e, s = in->share, use, want, got, lo, kp, ki;
 
 	if (!(in->dt > 0) || !(s >= 0))
 		return c->rpk;
+	/* B* within what the buffer can hold (rpkctl.h) */
+	c->target = (in->held_max && in->held_max < c->capacity ? in->held_max : c->capacity) / 2.0;
+	e = in->level - c->target;
 	/* the supply fell and keys arrive slower than the share says: believe the arrivals (the
 	 * share is a once-a-second average; lumpy arrivals stay above IQ_RPK_ARRIVALS of it, and
 	 * below IQ_RPK_ARRIVALS_MIN too few keys arrive in a time constant to tell) */

@@ -37,7 +37,12 @@
  * 100 ms (spending faster is never urgent), and a change under IQ_RPK_HYST of the rpk in force
  * is not applied (rpk is fixed per window; smaller moves are noise).
  *
- * Target: B* = C / 2 (32 keys at the default lookahead 64): a doubling of the packet rate for
+ * Target: B* = C / 2, where C is the lookahead or, if fewer, the keys the provider lets the SA
+ * hold (qkid gives each of n active SAs its part of sa_buffer_total, and counts the keys it
+ * handed out until they are released): a target the buffer cannot reach would read as a
+ * supply that stopped (no keys arrive because none fit; measured with 5 SAs on one peer, qkid
+ * holding 25 per SA under a target of 32: four of them sat at rpk_max). 32 keys at the
+ * default lookahead 64: a doubling of the packet rate for
  * B* / s seconds (0.2 s at 20 km fibre, 155 keys/s) finds keys while the loop raises rpk. It
  * costs no keys in steady state (use = s there); the SA leaves at most B* unused keys when it
  * ends, and keys arrive no later for the receiver, which then never waits for the key the
@@ -76,6 +81,9 @@ struct iq_rpkctl_in {
 							 * e.g. its KME is down: rpk goes to rpk_max) */
 	double arrivals;        /* keys/s measured arriving (filtered) */
 	double level;           /* keys held ahead */
+	uint32_t held_max;      /* the most keys the provider lets the SA hold ahead, when fewer
+							 * than the capacity (qkid's part of its buffer for the SA;
+							 * 0: the capacity) */
 };
 
 void iq_rpkctl_init(struct iq_rpkctl *c, uint32_t rpk_min, uint32_t rpk_max, uint32_t capacity);

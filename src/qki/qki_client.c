@@ -491,6 +491,7 @@ int qki_sa_report(struct qki_client *c, uint32_t spi, enum qki_dir dir,
 	if (fb && r == QKI_OK) {
 		qki_attr_u32(&c->reply, QKI_A_RPK, &fb->rpk);
 		qki_attr_u64(&c->reply, QKI_A_SHARE, &fb->share_milli);
+		qki_attr_u32(&c->reply, QKI_A_CAPACITY, &fb->capacity);
 	}
 	done(c);
 	return r;

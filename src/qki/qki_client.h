@@ -117,6 +117,8 @@ struct qki_sa_counters {
 struct qki_sa_feedback {
 	uint32_t rpk;
 	uint64_t share_milli;           /* keys/s x 1000 */
+	uint32_t capacity;              /* keys qkid holds for the SA at most, handed out ones
+					 * included until released (0: qkid did not say) */
 };
 
 /* Report an SA's counters (feeds the SA's packet rate, its fair share and the per-SA

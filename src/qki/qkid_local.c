@@ -514,6 +514,9 @@ static enum handled on_sa_report(struct request *r)
 	qkid_sa_report(r->sa, &r->a);
 	qki_msg_put_u32(&r->m, QKI_A_RPK, r->sa->dp_rpk);
 	qki_msg_put_u64(&r->m, QKI_A_SHARE, (uint64_t)llround(r->sa->share * 1000));
+	/* the most keys qkid holds for the SA (its part of sa_buffer_total): keys handed out
+	 * count until released, so the datapath cannot hold more ahead than this */
+	qki_msg_put_u32(&r->m, QKI_A_CAPACITY, qkid_sa_capacity(r->sa->peer));
 	return REPLY;
 }
 

@@ -31,6 +31,8 @@ struct sim {
 	double supply, pps;         /* the truth, changed by a test */
 	double share, share_acc;    /* what qkid reports (once a second) */
 	double level;               /* keys held ahead */
+	double cap;                 /* the most the provider lets the SA hold (CAP or fewer) */
+	uint32_t held_max;          /* what the loop is told of that (0: nothing) */
 	double pool;                /* keys made but not yet fetched (a lump at a time) */
 	double pkts_in_window, arrivals, arrived_tick;
 	double sent_at[5];          /* packets sent in the last 5 steps: the rate over 100 ms */
@@ -43,7 +45,7 @@ struct sim {
 static void sim_init(struct sim *s, double supply, double pps)
 {
 	*s = (struct sim){ .supply = supply, .pps = pps, .share = supply, .level = CAP,
-					   .arrivals = supply };
+					   .arrivals = supply, .cap = CAP };
 	iq_rpkctl_init(&s->c, RPK_MIN, RPK_MAX, CAP);
 }
 
@@ -57,7 +59,7 @@ static void sim_tick(struct sim *s)
 	for (i = 0; i < SUB; i++) {
 		s->pool += s->supply * TICK / SUB;
 		/* a KME fetch brings a lump when the buffer has room for it */
-		while (s->pool >= LUMP && s->level + LUMP <= CAP) {
+		while (s->pool >= LUMP && s->level + LUMP <= s->cap) {
 			s->pool -= LUMP;
 			s->level += LUMP;
 			s->arrived_tick += LUMP;
@@ -91,7 +93,8 @@ static void sim_tick(struct sim *s)
 	for (i = 0; i < 5; i++)
 		sent += s->sent_at[i];
 	in = (struct iq_rpkctl_in){ .dt = TICK, .pps = sent / (5 * TICK), .share = s->share,
-								.arrivals = s->arrivals, .level = floor(s->level) };
+								.arrivals = s->arrivals, .level = floor(s->level),
+								.held_max = s->held_max };
 	s->rpk[s->t] = iq_rpkctl_step(&s->c, &in);
 	s->lv[s->t] = s->level;
 	if (getenv("RPKCTL_TRACE"))     /* the trajectory, for a person looking at the loop */
@@ -304,6 +307,27 @@ START_TEST(test_rpk_max_too_small)
 }
 END_TEST
 
+/* qkid holds 25 keys for each of 5 SAs (its sa_buffer_total shared out), fewer than the
+ * lookahead's target of 32: told so, the loop aims at half of 25 and settles where the SA uses
+ * its share; a target out of reach would read as a supply that stopped (no keys arrive because
+ * none fit) and send rpk to rpk_max, as the 4-SA benchmark showed */
+START_TEST(test_provider_holds_fewer)
+{
+	struct sim s;
+	double final = 50000 / 155.0;
+
+	sim_init(&s, 155, 50000);
+	s.level = s.cap = 25;
+	s.held_max = 25;
+	sim_run(&s, 40);
+	ck_assert_msg(fabs(s.rpk[s.t - 1] - final) < 0.1 * final, "rpk %u, want %.0f",
+				  s.rpk[s.t - 1], final);
+	ck_assert_msg(s.c.target == 12.5, "target %.1f", s.c.target);
+	check_none_beyond_since(&s, 20 * PER_S);
+	check_bounds(&s);
+}
+END_TEST
+
 /* an idle SA keeps its rpk; without a share (or a time step) the loop does nothing */
 START_TEST(test_idle_and_no_share)
 {
@@ -345,6 +369,7 @@ int main(void)
 	tcase_add_test(tc, test_backlog_end);
 	tcase_add_test(tc, test_outage);
 	tcase_add_test(tc, test_rpk_max_too_small);
+	tcase_add_test(tc, test_provider_holds_fewer);
 	tcase_add_test(tc, test_idle_and_no_share);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
