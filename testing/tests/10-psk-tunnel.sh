@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # Foundation: two Debian charons with the qkd plugin loaded bring up a PSK tunnel over
 # kernel-libipsec; hostA reaches hostB only through it, and the WAN carries ESP, never plaintext.
 . "$(dirname "$0")/../lib.sh"

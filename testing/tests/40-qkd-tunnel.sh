@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # IPSeQ IKE and AUTH phases between two unmodified Debian charons with the qkd plugin, two qkids
 # and two qkd-kmsd KMEs: the QKD key exchange (x25519qkd), the quantum PPK and QPSK bring the
 # tunnel up, traffic passes, both sides agree on the key_IDs, and every CHILD_SA rekey (PFS) and

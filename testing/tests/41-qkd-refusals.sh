@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # What a QKD-required gateway (gwA) refuses, and how it fails: mismatched quantum keys fail in
 # IKE_SA_INIT (key confirmation), a peer that knows only the plain PSK gets AUTH_FAILED, a stock
 # peer without the plugin is refused with a clear log line, a qkid or KME outage at connect

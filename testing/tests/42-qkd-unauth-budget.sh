@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # Spoofed IKE_SA_INITs cannot drain a peer's quantum keys: gwB (the responder) spends at most
 # charon.plugins.qkd.unauthenticated_keys keys on IKE_SAs from gwA's address that do not
 # authenticate; past that it refuses before asking qkid and says so once. Keys of IKE_SAs that

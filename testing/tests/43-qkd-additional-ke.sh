@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # strongSwan 6 (Debian 13): QKD as an RFC 9370 additional key exchange. The IKE_SA is
 # x25519-ke1_qkd (QKD_KE_PROPOSAL overrides, e.g. x25519-ke1_mlkem768-ke2_qkd with the ML-KEM
 # plugin in LAB_PLUGINS): X25519 in IKE_SA_INIT, the QKD key exchange (key_ID and key

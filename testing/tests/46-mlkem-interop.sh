@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # ML-KEM interop (strongSwan 6 only): gwA runs our mlkem plugin (OpenSSL 3.5's ML-KEM), gwB
 # strongSwan 6's own ml plugin, built here from the strongSwan source package that
 # scripts/bootstrap fetched from Debian (Debian builds it into no binary package). For each of

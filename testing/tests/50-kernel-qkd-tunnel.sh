@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd as charon's IPsec backend on both gateways, rotation off: the tunnel comes up with
 # IKE floated to the datapath's port 4500, hostA reaches hostB through it (ping, iperf3), the WAN
 # carries ESP-in-UDP and never the plaintext, the SA counters are real, a CHILD_SA rekey by

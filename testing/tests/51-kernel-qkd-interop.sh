@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # Interoperability, rotation off: gwA runs kernel-qkd, gwB stock strongSwan kernel-libipsec with
 # socket-default. With AES-128-GCM, a tunnel initiated from either side carries traffic both
 # ways, so kernel-qkd speaks plain RFC 4106/4303/3948 ESP-in-UDP and standard IKE on port 4500.

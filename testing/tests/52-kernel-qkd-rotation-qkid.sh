@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # IPSeQ ESP phase end to end: two kernel-qkd gateways with the full QKD lab (qkd-kmsd KMEs on a
 # QKD link, a qkid per site, the qkd plugin's QKD IKE) rotate the ESP key of their SAs with
 # window keys from qkid. Both datapaths register their SAs with their qkid, which hands out the

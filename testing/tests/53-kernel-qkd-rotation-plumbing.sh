@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd rotation plumbing through charon, without qkid: both gateways rotate the ESP key of
 # their SAs with each other every 100 packets, with window keys from the datapath's deterministic
 # test provider (key_provider = test). Checks that the per-peer settings reach the datapath,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd reports real SA usage to charon: with inbound traffic charon's dead peer detection
 # stays quiet (query_sa's last-use time), when idle it probes; a volume limit (rekey_bytes) makes
 # the datapath signal the soft lifetime and charon rekeys the CHILD_SA while traffic flows. The

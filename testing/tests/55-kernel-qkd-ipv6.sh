@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd over IPv6: IKE (port 500 on the plugin's IPv6 socket, then 4500 through the
 # datapath's IPv6 socket) and ESP-in-UDP between IPv6 gateway addresses, carrying IPv4 and IPv6
 # site traffic (traffic selectors of both families, routes into the TUN device for both).

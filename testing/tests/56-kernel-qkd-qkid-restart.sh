@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # A qkid restart under a rotating SA, on the master side (gwA, SAE_A < SAE_B) and then on the
 # slave side (gwB, which fetches the master's keys by key_ID): the restarted qkid has wiped the
 # SA's epoch keys (no key is ever reused), so the datapath's next key request is answered

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # Both gateways rotate the ESP keys of a CHILD_SA, or neither: each announces rotation with a
 # private status notify in IKE_AUTH and CREATE_CHILD_SA, and a gateway refuses (with the reason
 # in its log) a CHILD_SA on which only one side would rotate, instead of installing an SA that

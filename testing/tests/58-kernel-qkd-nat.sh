@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd behind a NAT: gwA's own namespace source-NATs its IKE and ESP (nftables) from
 # 198.51.100.1 to 198.51.100.3, so gwB sees gwA behind a NAT. gwA then sends NAT-T keepalives
 # through the datapath's socket, and traffic flows. Then the NAT mapping changes (to

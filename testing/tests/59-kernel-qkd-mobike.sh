@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # kernel-qkd and a MOBIKE address move: gwA's WAN address changes from 198.51.100.1 to
 # 198.51.100.5 while a tunnel is up. charon notices (kernel-netlink), sends
 # UPDATE_SA_ADDRESSES, and both gateways move their SAs with kernel-qkd's update_sa: traffic

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # Settings per swanctl connection: two connections between the same two gateways, "repl"
 # (192.0.2.8/29 <-> 192.0.2.128/29: hostA <-> hostB) rotating its ESP keys every 64 packets and
 # "mgmt" (gwA 192.0.2.1 <-> gwB's second LAN address 192.0.2.140) not, chosen by charon.plugins.kernel-qkd.connections.mgmt.rotation = no over the

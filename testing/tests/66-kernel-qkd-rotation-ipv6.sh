@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # ESP key rotation over an IPv6 outer address: both kernel-qkd gateways rotate every 100 packets
 # (window keys from the datapath's test provider, the peer found by its IPv6 address) while IKE
 # and ESP-in-UDP run between fd00:100::1 and fd00:100::2, carrying IPv4 and IPv6 site traffic.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # ESP key rotation behind a NAT: gwA's namespace source-NATs its IKE and ESP (nftables) to
 # 198.51.100.3 while both kernel-qkd gateways rotate every 100 packets (window keys from the
 # datapath's test provider; gwB knows its key peer gwA by the NAT's addresses). Then the NAT

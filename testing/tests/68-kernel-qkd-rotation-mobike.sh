@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # ESP key rotation across a MOBIKE move: both kernel-qkd gateways rotate every 100 packets
 # (window keys from the datapath's test provider) when gwA's WAN address changes from
 # 198.51.100.1 to 198.51.100.5. After UPDATE_SA_ADDRESSES both move their SAs with update_sa;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
+# also-on: trixie
 # ESP key rotation with AES-256-GCM and, for contrast, AES-128-GCM: both kernel-qkd gateways
 # rotate every 100 packets (window keys from the datapath's test provider, derived to the
 # negotiated key length) on a CHILD_SA of each cipher in turn. For each: both charons
