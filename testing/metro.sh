@@ -8,7 +8,8 @@
 #                                     lists it as remote_sae = SAE@NODE
 #   metro_ghost SAE NODE              listed as remote_sae = SAE@NODE elsewhere, but NODE does not
 #                                     serve it (its relays are refused there)
-#   metro_link A B                    a QKD link A-B: A listens (link master), B connects
+#   metro_link A B [RATE]             a QKD link A-B: A listens (link master), B connects; RATE:
+#                                     its secret key rate in bit/s (default: the node's 256000)
 #   metro_route NODE DEST NEXT        static route at NODE: route = DEST via NEXT
 #   metro_start NODE [FLAG VALUE]...  write NODE's kmsd.conf ($METRO_DIR/NODE.conf) and start
 #                                     it (METRO_KMSD: the program; METRO_ENV: env assignments;
@@ -62,7 +63,7 @@ metro_sae() {
 
 metro_ghost() { metro_ghost_node[$1]=$2; }
 
-metro_link() { metro_links+=("$1 $2 $(metro_free_port)"); }
+metro_link() { metro_links+=("$1 $2 $(metro_free_port) ${3:-}"); }
 metro_route() { metro_routes+=("$1 $2 $3"); }
 metro_url() { echo "https://127.0.0.1:${metro_port[$1]}"; }
 
@@ -88,12 +89,15 @@ metro_conf() {
 	done
 	[ -n "${!extra:-}" ] && printf '%s\n' "${!extra}"
 	for l in "${metro_links[@]}"; do
-		read -r a b port <<<"$l"
+		read -r a b port rate <<<"$l"
 		if [ "$a" = "$me" ]; then
 			printf '[link %s-%s]\npeer_kme_id = %s\nlink_mode = listen\nlink_address = 127.0.0.1:%s\n' "$a" "$b" "$b" "$port"
 		elif [ "$b" = "$me" ]; then
 			printf '[link %s-%s]\npeer_kme_id = %s\nlink_mode = connect\nlink_address = 127.0.0.1:%s\n' "$a" "$b" "$a" "$port"
+		else
+			continue
 		fi
+		if [ -n "$rate" ]; then echo "key_rate = $rate"; fi
 	done
 }
 
