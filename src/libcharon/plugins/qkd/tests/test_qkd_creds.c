@@ -15,6 +15,8 @@
 #include "../qkd_listener.h"
 #include "../qkd_derive.h"
 
+#include "charon_test.h"
+
 static bool fake_new(qkd_qki_t *this, char *peer, size_t size, chunk_t *key,
 					 char key_id[QKD_KEY_ID_LEN + 1])
 {
@@ -110,24 +112,12 @@ int main(void)
 {
 	Suite *s = suite_create("qkd_creds");
 	TCase *tc = tcase_create("creds");
-	SRunner *sr;
-	int failed;
 
-	library_init(NULL, "qkd-test");
-	libcharon_init();
-	if (!lib->plugins->load(lib->plugins, "openssl"))
+	if (!charon_test_init("HMAC-SHA256"))
 	{
-		fprintf(stderr, "cannot load strongSwan's openssl plugin (HMAC-SHA256)\n");
 		return EXIT_FAILURE;
 	}
 	tcase_add_test(tc, test_ppk_and_qpsk_wiped_when_established);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	libcharon_deinit();
-	library_deinit();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return charon_test_run(s);
 }

@@ -16,6 +16,8 @@
 #include "../qkd_qki.h"
 #include "../qkd_peers.h"
 
+#include "charon_test.h"
+
 START_TEST(test_key_id_valid)
 {
 	const char *good = "2b9f3c1e-5a7d-4e2f-9c3b-1d2e3f4a5b6c";
@@ -113,22 +115,14 @@ int main(void)
 {
 	Suite *s = suite_create("qkd_inputs");
 	TCase *tc = tcase_create("inputs");
-	SRunner *sr;
-	int failed;
 
-	/* the plugin logs through charon's bus */
-	library_init(NULL, "qkd-test");
-	libcharon_init();
+	if (!charon_test_init(NULL))
+	{
+		return EXIT_FAILURE;
+	}
 	tcase_add_test(tc, test_key_id_valid);
 	tcase_add_test(tc, test_psk_formats);
 	tcase_add_test(tc, test_psk_refused);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	libcharon_deinit();
-	library_deinit();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return charon_test_run(s);
 }

@@ -17,6 +17,8 @@
 #include "../qkd_ke.h"
 #include "../qkd_derive.h"
 
+#include "charon_test.h"
+
 /* qkid stand-in: key n has key_ID 00000000-0000-4000-8000-00000000000n and bytes n, n+1, ... */
 static int issued;
 static bool kme_down;
@@ -265,14 +267,9 @@ int main(void)
 {
 	Suite *s = suite_create("qkd_ke");
 	TCase *tc = tcase_create("ke");
-	SRunner *sr;
-	int failed;
 
-	library_init(NULL, "qkd-test");
-	libcharon_init();
-	if (!lib->plugins->load(lib->plugins, "openssl"))
+	if (!charon_test_init("X25519, HMAC"))
 	{
-		fprintf(stderr, "test_qkd_ke: cannot load strongSwan's openssl plugin (X25519, HMAC)\n");
 		return EXIT_FAILURE;
 	}
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -283,12 +280,5 @@ int main(void)
 	tcase_add_test(tc, test_hybrid_unchanged);
 	tcase_add_test(tc, test_other_method);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	libcharon_deinit();
-	library_deinit();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return charon_test_run(s);
 }

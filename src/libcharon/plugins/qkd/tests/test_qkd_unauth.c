@@ -23,6 +23,8 @@
 #include "../qkd_qki.h"
 #include "../qkd_budget.h"
 
+#include "charon_test.h"
+
 START_TEST(test_budget_limits_per_peer)
 {
 	qkd_budget_t *budget = qkd_budget_create(3, 60);
@@ -250,23 +252,16 @@ int main(void)
 {
 	Suite *s = suite_create("qkd_unauth");
 	TCase *tc = tcase_create("unauth");
-	SRunner *sr;
-	int failed;
 
-	library_init(NULL, "qkd-test");
-	libcharon_init();
+	if (!charon_test_init(NULL))
+	{
+		return EXIT_FAILURE;
+	}
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_budget_limits_per_peer);
 	tcase_add_test(tc, test_budget_window);
 	tcase_add_test(tc, test_budget_unlimited);
 	tcase_add_test(tc, test_qkid_calls_do_not_wait_for_each_other);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	libcharon_deinit();
-	library_deinit();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return charon_test_run(s);
 }
