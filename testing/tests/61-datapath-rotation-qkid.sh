@@ -80,22 +80,32 @@ check "window keys ready for the new SAs" wait_for 10 keys_ready a 00001101.out
 check "... on both sides" wait_for 10 keys_ready b 00001101.in
 hb iperf3 -s -1 -D >/dev/null 2>&1
 wait_for 5 hb ss -ltn 'sport = :5201'
-check "TCP at 100 Mbit/s for 3 s with adaptive rpk" \
-	bash -c "ip netns exec $DP_HOST_A iperf3 -c 192.0.2.130 --connect-timeout 3000 -b 100M -t 3 > /dev/null"
-rpk=$(dp_stat a sa.00001101.out.rpk) share=$(dp_stat a sa.00001101.out.share_milli)
-shown=$("$QKI_BIN/qkictl" -s "$QDIR/qkid-a.sock" rpk 00001101 out)
+# rpk, the fair share and the packet rate, sampled together five times while TCP runs (one
+# reading at the end caught a burst's rpk against a rate already falling, under the sanitizers)
+ip netns exec $DP_HOST_A iperf3 -c 192.0.2.130 --connect-timeout 3000 -b 100M -t 5 > "$DDIR/iperf-rpk.txt" 2>&1 &
+iperf_pid=$!
+samples=""
+sleep 2
+for i in 1 2 3 4 5; do
+	rpk=$(dp_stat a sa.00001101.out.rpk) share=$(dp_stat a sa.00001101.out.share_milli)
+	shown=$("$QKI_BIN/qkictl" -s "$QDIR/qkid-a.sock" rpk 00001101 out)
+	rate=$(echo "$shown" | awk '/packet rate/ { for (i = 1; i <= NF; i++) if ($i == "rate") { sub("/s,?", "", $(i+1)); print int($(i+1)) } }')
+	samples+="${rpk:-0} ${share:-0} ${rate:-0}"$'\n'
+	sleep 0.5
+done
+check "TCP at 100 Mbit/s for 5 s with adaptive rpk" wait "$iperf_pid"
 echo "$shown" | sed 's/^/# qkictl rpk: /'
-echo "# rpk after 3 s: $rpk; fair share $((share / 1000)) keys/s"
-check "the loop runs on qkid's fair share (> 0 keys/s)" test "${share:-0}" -gt 0
 # the rpk the supply needs is packet rate / fair share (7086 packets/s on 181 keys/s needs 39 in a
 # fresh-check run, where rpk_min = 16 is not enough); the loop holds rpk near it or at rpk_min,
-# far from rpk_max (1024)
-rate=$(echo "$shown" | awk '/packet rate/ { for (i = 1; i <= NF; i++) if ($i == "rate") { sub("/s,?", "", $(i+1)); print int($(i+1)) } }')
-need=$(( share > 0 ? ${rate:-0} * 1000 / share : 0 ))
-bound=$(( need * 3 / 2 > 32 ? need * 3 / 2 : 32 ))
-echo "# packet rate ${rate:-?}/s needs rpk $need; bound $bound"
-check "plenty of keys: the loop keeps rpk between rpk_min = 16 and 1.5 x rate / share (at least 32: $bound), far from rpk_max" \
-	test "$rpk" -ge 16 -a "$rpk" -le "$bound"
+# far from rpk_max (1024): bound 1.5 x rate / share, at least 32, per sample
+judged=$(awk 'NF == 3 { need = $2 > 0 ? int($3 * 1000 / $2) : 0; bound = need * 3 / 2 > 32 ? int(need * 3 / 2) : 32;
+		ok = $1 >= 16 && $1 <= bound; n += ok; printf "# sample: rpk %d, share %.1f keys/s, %d packets/s: needs %d, bound %d: %s\n",
+		$1, $2 / 1000, $3, need, bound, ok ? "within" : "outside" } END { printf "%d\n", n }' <<<"$samples")
+echo "$judged" | sed '$d'
+share=$(awk 'NF == 3 { s = $2 } END { print s + 0 }' <<<"$samples")
+check "the loop runs on qkid's fair share (> 0 keys/s)" test "${share:-0}" -gt 0
+check "plenty of keys: the loop keeps rpk between rpk_min = 16 and 1.5 x rate / share (at least 32) in at least 3 of 5 samples ($(echo "$judged" | tail -n 1))" \
+	test "$(echo "$judged" | tail -n 1)" -ge 3
 check "qkid shows the rpk the datapath reported (within its bounds 16..1024)" \
 	bash -c "echo '$shown' | awk '/in use by the datapath/ { ok = \$4 >= 16 && \$4 <= 1024 } END { exit !ok }'"
 w2=$(dp_stat a sa.00001101.out.windows) pk2=$(dp_stat a sa.00001101.out.packets)
