@@ -749,7 +749,9 @@ static enum MHD_Result do_relay_enc(struct kmsd_node *n, struct MHD_Connection *
 {
 	struct enc_req e = {.number = 1, .size = n->cfg->key_size};
 	const char *slaves[KMSD_MAX_SAE_IDS], *at_dst[KMSD_MAX_SAE_IDS];
-	char dsts[KMSD_MAX_SAE_IDS][ETSI014_ID_MAX + 1], why[160] = "";
+	char dsts[KMSD_MAX_SAE_IDS][ETSI014_ID_MAX + 1];
+	/* the log line names two SAE_IDs of up to ETSI014_ID_MAX characters each */
+	char why[2 * ETSI014_ID_MAX + 96] = "";
 	struct key_out *out = NULL;
 	uint8_t *ids = NULL, *keys = NULL;
 	size_t klen, i;

@@ -616,62 +616,99 @@ static void parse_sa(const struct qki_attrs *a, struct qki_sa_status *s)
 	qki_attr_u64(a, QKI_A_EPISODES, &s->episodes);
 }
 
-int qki_status(struct qki_client *c, const char *peer, struct qki_status **out,
-	       struct qki_error *err)
+/* Appends the SA_INFOs of one STATUS page to st (the daemon attributes and the peers come
+ * from the first page). */
+static int status_page(struct qki_client *c, struct qki_status *st, int first_page,
+		       struct qki_error *err)
 {
-	struct qki_msg m;
-	struct qki_status *st;
 	struct qki_iter it;
 	uint16_t t, l;
 	const uint8_t *v;
 	size_t np = 0, ns = 0;
-	int r;
+	void *grown;
 
-	if (!out)
-		return set_err(err, QKI_ERR_INVALID, "bad arguments to qki_status");
-	*out = NULL;
-	begin(c, &m, QKI_T_STATUS);
-	if (peer)
-		qki_msg_put_str(&m, QKI_A_PEER, peer);
-	r = transact(c, &m, err);
-	if (r != QKI_OK)
-		goto out;
 	qki_iter_init(&it, c->rx + QKI_HDR_LEN, c->rx_len);
 	while (qki_iter_next(&it, &t, &v, &l) == 1) {
 		np += t == QKI_A_PEER_INFO;
 		ns += t == QKI_A_SA_INFO;
 	}
-	st = calloc(1, sizeof(*st));
-	if (st) {
+	if (first_page) {
 		st->peers = calloc(np ? np : 1, sizeof(*st->peers));
-		st->sas = calloc(ns ? ns : 1, sizeof(*st->sas));
+		if (!st->peers)
+			return set_err(err, QKI_ERR_NOMEM, NULL);
+		qki_attr_str(&c->reply, QKI_A_VERSION, st->version, sizeof(st->version));
+		qki_attr_u64(&c->reply, QKI_A_UPTIME, &st->uptime_s);
+		qki_attr_u32(&c->reply, QKI_A_RPK_MIN, &st->rpk_min);
+		qki_attr_u32(&c->reply, QKI_A_RPK_MAX, &st->rpk_max);
+		qki_attr_u32(&c->reply, QKI_A_KEYS_HELD, &st->keys_held);
+		qki_attr_u32(&c->reply, QKI_A_KEYS_SLOTS, &st->keys_slots);
 	}
-	if (!st || !st->peers || !st->sas) {
-		qki_status_free(st);
-		r = set_err(err, QKI_ERR_NOMEM, NULL);
-		goto out;
-	}
-	qki_attr_str(&c->reply, QKI_A_VERSION, st->version, sizeof(st->version));
-	qki_attr_u64(&c->reply, QKI_A_UPTIME, &st->uptime_s);
-	qki_attr_u32(&c->reply, QKI_A_RPK_MIN, &st->rpk_min);
-	qki_attr_u32(&c->reply, QKI_A_RPK_MAX, &st->rpk_max);
-	qki_attr_u32(&c->reply, QKI_A_KEYS_HELD, &st->keys_held);
-	qki_attr_u32(&c->reply, QKI_A_KEYS_SLOTS, &st->keys_slots);
+	grown = realloc(st->sas, (st->n_sas + ns + 1) * sizeof(*st->sas));
+	if (!grown)
+		return set_err(err, QKI_ERR_NOMEM, NULL);
+	st->sas = grown;
 	qki_iter_init(&it, c->rx + QKI_HDR_LEN, c->rx_len);
 	while (qki_iter_next(&it, &t, &v, &l) == 1) {
 		struct qki_attrs a;
 		if ((t != QKI_A_PEER_INFO && t != QKI_A_SA_INFO) ||
 		    qki_attrs_parse(v, l, &a, NULL) != QKI_OK)
 			continue;
-		if (t == QKI_A_PEER_INFO)
+		if (t == QKI_A_PEER_INFO && first_page)
 			parse_peer(&a, &st->peers[st->n_peers++]);
-		else
+		else if (t == QKI_A_SA_INFO) {
+			memset(&st->sas[st->n_sas], 0, sizeof(st->sas[0]));
 			parse_sa(&a, &st->sas[st->n_sas++]);
+		}
+	}
+	return QKI_OK;
+}
+
+/* STATUS in pages (SA_FIRST/SA_NEXT): a qkid with many SAs answers in several replies. SAs
+ * that come or go between two pages may be missed or shown twice; the bound on pages keeps a
+ * daemon that keeps answering SA_NEXT from holding the client forever. */
+#define STATUS_PAGES_MAX 4096
+
+int qki_status(struct qki_client *c, const char *peer, struct qki_status **out,
+	       struct qki_error *err)
+{
+	struct qki_msg m;
+	struct qki_status *st;
+	uint32_t first = 0, next;
+	int r = QKI_OK;
+
+	if (!out)
+		return set_err(err, QKI_ERR_INVALID, "bad arguments to qki_status");
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return set_err(err, QKI_ERR_NOMEM, NULL);
+	for (unsigned page = 0;; page++) {
+		int more;
+		if (page == STATUS_PAGES_MAX) {
+			r = set_err(err, QKI_ERR_PROTO, "qkid's STATUS did not end within 4096 pages");
+			break;
+		}
+		begin(c, &m, QKI_T_STATUS);
+		if (peer)
+			qki_msg_put_str(&m, QKI_A_PEER, peer);
+		qki_msg_put_u32(&m, QKI_A_SA_FIRST, first);
+		r = transact(c, &m, err);
+		if (r == QKI_OK)
+			r = status_page(c, st, page == 0, err);
+		more = r == QKI_OK && qki_attr_u32(&c->reply, QKI_A_SA_NEXT, &next) == 1;
+		if (more && next <= first)
+			r = set_err(err, QKI_ERR_PROTO, "qkid's STATUS pages do not advance");
+		done(c);
+		if (r != QKI_OK || !more)
+			break;
+		first = next;
+	}
+	if (r != QKI_OK) {
+		qki_status_free(st);
+		return r;
 	}
 	*out = st;
-out:
-	done(c);
-	return r;
+	return QKI_OK;
 }
 
 void qki_status_free(struct qki_status *st)

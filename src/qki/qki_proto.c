@@ -69,6 +69,8 @@ static const struct qki_attr_rule rules[QKI_A_ATTR_MAX] = {
 	[QKI_A_STALL_DROPS] = { K_U64 },
 	[QKI_A_EPISODES]   = { K_U64 },
 	[QKI_A_SHARE]      = { K_U64 },
+	[QKI_A_SA_FIRST]   = { K_U32 },
+	[QKI_A_SA_NEXT]    = { K_U32 },
 };
 
 const char *qki_strerror(int code)

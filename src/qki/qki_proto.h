@@ -48,7 +48,8 @@ enum qki_msg_type {
 	QKI_T_SA_REPORT     = 0x06, /* SPI, DIR, PACKETS, BYTES, [DP_*...] -> RPK, SHARE */
 	QKI_T_SA_UNREGISTER = 0x07, /* SPI, DIR -> */
 	QKI_T_RPK_ADVICE    = 0x08, /* SPI, DIR -> RPK, RPK_MIN, RPK_MAX, LEVEL, ... */
-	QKI_T_STATUS        = 0x09, /* [PEER] -> daemon attrs, PEER_INFO*, SA_INFO* */
+	QKI_T_STATUS        = 0x09, /* [PEER], [SA_FIRST] -> daemon attrs, PEER_INFO*, SA_INFO*,
+				     * [SA_NEXT] */
 	QKI_T_SA_FLUSH      = 0x0A, /* SPI, DIR -> COUNT (keys wiped) */
 	QKI_T_PEER_RESYNC   = 0x0B, /* PEER -> */
 	QKI_T_ERROR         = 0x7F,
@@ -112,7 +113,10 @@ enum qki_attr_type {
 	QKI_A_STALL_DROPS = 52, /* u64: packets dropped for want of a window key */
 	QKI_A_EPISODES    = 53, /* u64: key shortages (the exhaustion policy had to act) */
 	QKI_A_SHARE       = 54, /* u64: the SA's max-min fair share of the key supply, keys/s x 1000 */
-	QKI_A_ATTR_MAX    = 55,
+	/* STATUS in pages: a daemon holds more SAs than one reply (QKI_MSG_MAX) carries */
+	QKI_A_SA_FIRST    = 55, /* u32: list SAs from this index on (request; asks for paging) */
+	QKI_A_SA_NEXT     = 56, /* u32: the index of the first SA this reply left out (reply) */
+	QKI_A_ATTR_MAX    = 57,
 };
 
 enum qki_dir {

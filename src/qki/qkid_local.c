@@ -551,11 +551,18 @@ static enum handled on_rpk_advice(struct request *r)
 	return REPLY;
 }
 
-/* Every peer (or the one named) with its SAs. */
+/* Every peer (or the one named), then their SAs. One reply holds some 250 SAs (QKI_MSG_MAX);
+ * a gateway has more (a soak's 200 CHILD_SAs are 400 SAs, plus those a killed charon left
+ * until sa_orphan_timeout). A client that sends SA_FIRST pages: it gets the SAs from that
+ * index on, as many as fit, and SA_NEXT when more follow. Without SA_FIRST (older clients)
+ * a list that does not fit is refused, never cut short silently. */
 static enum handled on_status(struct request *r)
 {
 	struct qkid *d = r->d;
 	struct qki_msg *m = &r->m;
+	uint32_t first = 0, idx = 0;
+	int paging = qki_attr_u32(&r->a, QKI_A_SA_FIRST, &first) == 1;
+	size_t cap = m->cap;
 	if (r->a.a[QKI_A_PEER].present && !r->p)
 		return refuse(r, QKI_ERR_NO_PEER, "no such peer in qkid.conf");
 	qki_msg_put_str(m, QKI_A_VERSION, PACKAGE_VERSION);
@@ -564,14 +571,32 @@ static enum handled on_status(struct request *r)
 	qki_msg_put_u32(m, QKI_A_RPK_MAX, d->conf->rpk_max);
 	qki_msg_put_u32(m, QKI_A_KEYS_HELD, (uint32_t)(d->arena.n_slots - d->arena.n_free));
 	qki_msg_put_u32(m, QKI_A_KEYS_SLOTS, (uint32_t)d->arena.n_slots);
-	for (size_t i = 0; i < d->n_peers; i++) {
+	for (size_t i = 0; i < d->n_peers; i++)
+		if (!r->p || &d->peers[i] == r->p)
+			put_peer_info(m, &d->peers[i]);
+	if (paging)
+		m->cap -= 8; /* room for SA_NEXT */
+	for (size_t i = 0; i < d->n_peers && !m->overflow; i++) {
 		struct qkid_peer *q = &d->peers[i];
 		if (r->p && q != r->p)
 			continue;
-		put_peer_info(m, q);
-		for (struct qkid_sa *s = q->sas; s && !m->overflow; s = s->next)
+		for (struct qkid_sa *s = q->sas; s; s = s->next, idx++) {
+			size_t mark = m->len;
+			if (idx < first)
+				continue;
 			put_sa_info(m, s);
+			if (m->overflow) {
+				if (!paging || idx == first)
+					break; /* refused below */
+				m->len = mark;
+				m->overflow = 0;
+				m->cap = cap;
+				qki_msg_put_u32(m, QKI_A_SA_NEXT, idx);
+				return REPLY;
+			}
+		}
 	}
+	m->cap = cap;
 	if (m->overflow)
 		return refuse(r, QKI_ERR_INTERNAL, "status too large; ask for one peer");
 	return REPLY;

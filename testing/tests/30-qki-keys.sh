@@ -86,6 +86,14 @@ qa hold siteB c0de0009 out 3 > /dev/null & holder=$!
 check "qkictl sas lists a registered SA" wait_for 5 bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' sas | grep -q '^c0de0009 out siteB'"
 check "qkictl rpk answers for it" bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' rpk c0de0009 out | grep -q 'rpk [0-9]'"
 wait $holder
+# more SAs than one STATUS reply holds (some 250): qkictl pages through them
+qa hold siteB c0de1000 out 4 600 > "$out/hold-600.txt" & holder=$!
+check "600 SAs registered" wait_for 10 grep -q registered "$out/hold-600.txt"
+"$QKI_BIN/qkictl" -s "$QDIR/qkid-a.sock" sas > "$out/sas-600.txt" 2>&1
+check "qkictl sas lists all 600 SAs, each once (STATUS in pages)" \
+	test "$(grep -E '^c0de1[0-9a-f]{3} out siteB' "$out/sas-600.txt" | sort -u | wc -l)" = 600 -a \
+	"$(grep -cE '^c0de1[0-9a-f]{3} out siteB' "$out/sas-600.txt")" = 600
+wait $holder
 check "qkictl peers lists siteB" bash -c "'$QKI_BIN/qkictl' -s '$QDIR/qkid-a.sock' peers | grep -q '^siteB *master *up'"
 check "qkictl --help works for every subcommand" bash -c "for s in status peers sas rpk flush resync version; do '$QKI_BIN/qkictl' \$s --help | grep -q Usage || exit 1; done"
 check "socket mode is 0660" test "$(stat -c %a "$QDIR/qkid-a.sock")" = 660

@@ -21,7 +21,9 @@
  *                                                demands, and how close GOT came to them
  *   qki-probe SOCK bench PEER SECONDS            local API latency and keys/s (KEY_NEW, SA)
  *   qki-probe SOCK raw HEX|@FILE...              send raw bytes per argument, print replies
- *   qki-probe SOCK hold PEER SPI in|out SECONDS  register and stay connected
+ *   qki-probe SOCK hold PEER SPI in|out SECONDS [N]
+ *                                                register (N SAs: SPI, SPI+1, ...) and stay
+ *                                                connected
  *
  * QKI_PROBE_TIMEOUT (ms, default 10000) sets the client timeout.
  */
@@ -173,13 +175,16 @@ static int cmd_hold(struct qki_client *c, int argc, char **argv)
 	struct qki_error err;
 	enum qki_dir dir;
 	uint32_t spi = (uint32_t)strtoul(argv[1], NULL, 16);
+	unsigned long n = argc > 4 ? strtoul(argv[4], NULL, 10) : 1;
 	int r;
-	if (parse_dir(argv[2], &dir))
+	if (parse_dir(argv[2], &dir) || n < 1 || n > 100000)
 		return 2;
-	r = qki_sa_register(c, argv[0], spi, dir, NULL, &err);
-	if (r) {
-		printf("ERR %s %s\n", errname(r), err.message);
-		return 1;
+	for (unsigned long i = 0; i < n; i++) {
+		r = qki_sa_register(c, argv[0], spi + (uint32_t)i, dir, NULL, &err);
+		if (r) {
+			printf("ERR %s %s\n", errname(r), err.message);
+			return 1;
+		}
 	}
 	printf("registered\n");
 	fflush(stdout);
