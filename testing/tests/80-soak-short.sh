@@ -13,12 +13,11 @@ for b in src/qki/qkid src/kmsd/qkd-kmsd src/libcharon/plugins/kernel_qkd/.libs/l
 	[ -e "$top/$b" ] || skip "$b not built"
 done
 out=$(mktemp)
-# charon restarts only by SIGKILL here: a graceful restart (SIGTERM) of the responder gwB recovers
-# since 'lab restart' holds IKE until the connections are loaded (test 78), but one of the
-# initiator gwA did not (fresh-check, seed 41069: 0 CHILD_SAs on either gateway 143 s after gwA's
-# SIGTERM restart); an open defect, listed in testing/README.md's soak section. `scripts/soak`
-# alone still draws both signals.
-LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 --charon-signal KILL 5 > "$out" 2>&1
+# charon restarts by either signal: a graceful restart (SIGTERM) of the responder gwB recovers
+# since 'lab restart' holds IKE until the connections are loaded (test 78); one of the initiator
+# gwA did not while the hold made gwB answer with a COOKIE, a round the QKD key exchange did not
+# survive (fixed in the qkd plugin, test 45; seeds 41069 and 37704)
+LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 5 > "$out" 2>&1
 rc=$?
 sed 's/^/# /' "$out"
 last=$(tail -n 1 "$out")

@@ -67,6 +67,16 @@ struct private_qkd_ke_t {
 	 * Peer name, for logs
 	 */
 	char peer[64];
+
+	/**
+	 * We built KEi (the initiator of this key exchange)
+	 */
+	bool initiator;
+
+	/**
+	 * KEr was applied (as initiator): KEi is final
+	 */
+	bool answered;
 };
 
 /*
@@ -175,6 +185,7 @@ static bool build_kei(private_qkd_ke_t *this)
 	this->mine = chunk_cat("cmc", chunk_from_chars(QKD_WIRE_VERSION), pub,
 						   chunk_create(this->key_id, QKD_KEY_ID_LEN));
 	this->kei = chunk_clone(this->mine);
+	this->initiator = TRUE;
 	DBG1(DBG_IKE, "qkd: key exchange with peer '%s' uses quantum key %s (%s)", peer->name,
 		 this->key_id, keyword(this));
 	return TRUE;
@@ -211,10 +222,44 @@ static bool build_ker(private_qkd_ke_t *this)
 	return TRUE;
 }
 
+/**
+ * Initiator, asked for KEi again before any KEr came: charon builds the request anew after a
+ * COOKIE notify (and keeps the key exchange object). The responder drew the quantum key of the
+ * first request already (its half-open IKE_SA holds it), so the same key_ID again would be
+ * refused as used, and the answer, NO_PROPOSAL_CHOSEN, is final for charon. Each request
+ * therefore names a fresh quantum key; the first one is wiped here (and by the responder's
+ * half-open IKE_SA when it expires). Retransmissions resend the encoded message and never
+ * get here: ke_payload builds KE data once per message.
+ */
+static bool rebuild_kei(private_qkd_ke_t *this)
+{
+	char old[QKD_KEY_ID_LEN + 1];
+
+	memcpy(old, this->key_id, sizeof(old));
+	chunk_clear(&this->qkey);
+	chunk_free(&this->mine);
+	chunk_free(&this->kei);
+	if (!build_kei(this))
+	{
+		return FALSE;
+	}
+	DBG1(DBG_IKE, "qkd: the key exchange request with peer '%s' is sent anew (a COOKIE "
+		 "retry): quantum key %s replaces %s, which the peer has drawn already", this->peer,
+		 this->key_id, old);
+	return TRUE;
+}
+
 METHOD(key_exchange_t, get_public_key, bool,
 	private_qkd_ke_t *this, chunk_t *value)
 {
-	if (!this->mine.len)
+	if (this->mine.len && this->initiator && !this->answered)
+	{
+		if (!rebuild_kei(this))
+		{
+			return FALSE;
+		}
+	}
+	else if (!this->mine.len)
 	{
 		if (this->qkey.len ? !build_ker(this) : !build_kei(this))
 		{
@@ -351,6 +396,7 @@ METHOD(key_exchange_t, set_public_key, bool,
 {
 	if (this->mine.len)
 	{	/* we sent KEi, this is KEr */
+		this->answered = TRUE;
 		return apply_ker(this, value);
 	}
 	if (this->qkey.len)

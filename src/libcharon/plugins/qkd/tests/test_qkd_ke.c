@@ -257,6 +257,45 @@ START_TEST(test_hybrid_unchanged)
 }
 END_TEST
 
+/* charon builds IKE_SA_INIT anew after a COOKIE and keeps the key exchange object: the second
+ * KEi names a fresh quantum key (the responder drew the first one already), the X25519 value
+ * stays, and the exchange completes on the second key; once KEr came, KEi is final */
+START_TEST(test_cookie_retry_fresh_key)
+{
+	key_exchange_t *i, *r;
+	chunk_t kei1, kei2, kei3, ker, ss_i, ss_r;
+
+	i = qkd_ke_create(QKD_X25519);
+	r = qkd_ke_create(QKD_X25519);
+	ck_assert(i->get_public_key(i, &kei1));
+	ck_assert(i->get_public_key(i, &kei2));
+	ck_assert_int_eq(kei1.len, QKD_KEI_LEN);
+	ck_assert_int_eq(kei2.len, QKD_KEI_LEN);
+	/* version || X25519 || key_ID: the same X25519 value, another key_ID */
+	ck_assert(memeq(kei1.ptr, kei2.ptr, 1 + 32));
+	ck_assert(memeq(kei1.ptr + 1 + 32, "00000000-0000-4000-8000-000000000001", QKD_KEY_ID_LEN));
+	ck_assert(memeq(kei2.ptr + 1 + 32, "00000000-0000-4000-8000-000000000002", QKD_KEY_ID_LEN));
+	ck_assert(r->set_public_key(r, kei2));
+	ck_assert(r->get_public_key(r, &ker));
+	ck_assert(i->set_public_key(i, ker));
+	ck_assert(i->get_shared_secret(i, &ss_i));
+	ck_assert(r->get_shared_secret(r, &ss_r));
+	ck_assert(chunk_equals(ss_i, ss_r));
+	/* answered: asking again returns the same KEi and draws no key */
+	ck_assert(i->get_public_key(i, &kei3));
+	ck_assert(chunk_equals(kei2, kei3));
+	ck_assert_int_eq(issued, 2);
+	chunk_clear(&ss_i);
+	chunk_clear(&ss_r);
+	chunk_free(&kei1);
+	chunk_free(&kei2);
+	chunk_free(&kei3);
+	chunk_free(&ker);
+	i->destroy(i);
+	r->destroy(r);
+}
+END_TEST
+
 START_TEST(test_other_method)
 {
 	ck_assert_ptr_null(qkd_ke_create(CURVE_25519));
@@ -278,6 +317,7 @@ int main(void)
 	tcase_add_test(tc, test_additional_bad_ker);
 	tcase_add_test(tc, test_additional_kme_down);
 	tcase_add_test(tc, test_hybrid_unchanged);
+	tcase_add_test(tc, test_cookie_retry_fresh_key);
 	tcase_add_test(tc, test_other_method);
 	suite_add_tcase(s, tc);
 	return charon_test_run(s);
