@@ -67,7 +67,7 @@ def run_part(release, rounds, outdir):
         lab.up()
         labs.append((key, lab))
     B.progress("%s labs up: %s" % (TITLE[release], ", ".join(l.name for _, l in labs)))
-    t0 = time.monotonic()
+    t0, load0 = time.monotonic(), os.getloadavg()[0]
     try:
         res = ike.measure(labs, rounds, outdir, tag="ike-" + release)
     finally:
@@ -75,7 +75,8 @@ def run_part(release, rounds, outdir):
     ssl = pkg("libssl3t64")        # Debian 13's name of the package (the 64-bit time_t ABI)
     out = {"release": release, "charon": pkg("strongswan-charon"),
            "openssl": ssl if ssl != "?" else pkg("libssl3"), "tcpdump": pkg("tcpdump"),
-           "seconds": time.monotonic() - t0, "rounds": rounds, "variants": []}
+           "seconds": time.monotonic() - t0, "rounds": rounds,
+           "load": [load0, os.getloadavg()[0]], "variants": []}
     for key, label, ikep, espp, qkd, plugins in variants:
         r = res[key]
         seqs = pcap.ike_sequences(pcap.ike_datagrams(os.path.join(outdir, "ike-%s-%s.pcap"
@@ -229,9 +230,10 @@ def host_main(release, rounds, outdir, update):
     print("CSV: %s/ike-trixie.csv, ike-trixie-summary.csv" % outdir)
     if not update:
         return 0 if len(parts) == 2 else 1
-    info = "; ".join("%s: strongSwan charon %s, OpenSSL %s, tcpdump %s, %d rounds in %.0f s" % (
-        TITLE[p["release"]], p["charon"], p["openssl"], p["tcpdump"], p["rounds"], p["seconds"])
-        for p in parts)
+    info = "; ".join("%s: strongSwan charon %s, OpenSSL %s, tcpdump %s, %d rounds in %.0f s, "
+                     "load average (1 min) %.1f at its start, %.1f at its end" % (
+                         TITLE[p["release"]], p["charon"], p["openssl"], p["tcpdump"], p["rounds"],
+                         p["seconds"], p["load"][0], p["load"][1]) for p in parts)
     missing = "" if len(parts) == 2 else " NOT ALL MEASURED: one part failed, see the run's output."
     text = """## IKE on Debian 13: X25519, ML-KEM-768 and QKD (`scripts/bench ike --distro trixie`)
 
@@ -249,7 +251,7 @@ QPSK in IKE_AUTH on both releases, so only the key exchange differs; the others 
 lab. Every CHILD_SA rekey has PFS with the IKE_SA's key exchanges. From tcpdump on gwA's WAN
 (the initiator): handshake = first IKE_SA_INIT request sent -> IKE_AUTH response received; rekey
 = CREATE_CHILD_SA request sent -> last IKE_FOLLOWUP_KE response received (the CREATE_CHILD_SA
-response without PFS rounds). Exchanges, messages (requests and responses), IP packets and bytes
+response where the proposal has no additional key exchange). Exchanges, messages (requests and responses), IP packets and bytes
 (IP packets including IP and UDP headers, no link layer; the 4-byte non-ESP marker on port 4500
 included; retransmissions not) are counted per round from the capture; a range means rounds
 differed. A message larger than charon's fragment_size (1280 bytes by default) goes as IKE
