@@ -502,7 +502,8 @@ def wrap(text, width=100):
     out = []
     for para in text.split("\n\n"):
         lines = para.split("\n")
-        if any(l.startswith(("|", "#", "- ", "    ", "```")) for l in lines):
+        # a section's "Summary ..." paragraph stays one line: its last line, whole
+        if any(l.startswith(("|", "#", "- ", "    ", "```", "Summary")) for l in lines):
             out.append(para)
         else:
             out.append(textwrap.fill(" ".join(l.strip() for l in lines), width=width,

@@ -117,18 +117,34 @@ def stats_ms(values):
 
 def main():
     ap = argparse.ArgumentParser(prog="scripts/bench ike", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=30, help="rounds per variant (default 30)")
+    ap.add_argument("--rounds", type=int, help="rounds per variant (default 30; 20 with --distro)")
     ap.add_argument("--variants", default="psk,psk-pfs,qkd",
                     help="comma separated: %s (default all)" % ",".join(VARIANTS))
     ap.add_argument("--datapath", default="kernel-libipsec", choices=("kernel-libipsec", "kernel-qkd"),
                     help="IPsec backend of both gateways (default kernel-libipsec)")
     ap.add_argument("--quick", action="store_true", help="10 rounds, no BENCHMARKS.md update")
     ap.add_argument("--no-update", action="store_true", help="do not rewrite BENCHMARKS.md")
-    ap.add_argument("--out", default=os.path.join(B.TOP, "results", "ike"), help="results folder")
+    ap.add_argument("--out", default=None, help="results folder (default results/ike, with "
+                    "--distro results/ike-RELEASE)")
+    ap.add_argument("--distro", metavar="RELEASE",
+                    help="trixie: X25519, + ML-KEM-768, + QKD, + both on Debian 13's strongSwan 6 "
+                    "(in the root of scripts/distro) against Debian 12's x25519qkd measured here "
+                    "(section ike-trixie; --rounds default 20; --variants and --datapath do not apply)")
+    ap.add_argument("--part", metavar="RELEASE", help=argparse.SUPPRESS)  # --distro's part in the root
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench ike: needs root (network namespaces)", file=sys.stderr)
         return 77
+    if a.distro or a.part:
+        import ike_releases
+        rel = a.distro or a.part
+        rounds = 10 if a.quick else (a.rounds or 20)
+        out = a.out or os.path.join(B.TOP, "results", "ike-" + rel)
+        if a.part:
+            return ike_releases.part_main(rel, rounds, out)
+        return ike_releases.host_main(rel, rounds, out, not (a.quick or a.no_update))
+    a.out = a.out or os.path.join(B.TOP, "results", "ike")
+    a.rounds = a.rounds or 30
     rounds = 10 if a.quick else a.rounds
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
     for v in names:

@@ -8,12 +8,16 @@ echo. Timestamps are the kernel's, taken where tcpdump listens.
 import struct
 
 IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL = 34, 35, 36, 37
+IKE_INTERMEDIATE, IKE_FOLLOWUP_KE = 43, 44      # RFC 9242, RFC 9370
 EXCHANGES = {IKE_SA_INIT: "IKE_SA_INIT", IKE_AUTH: "IKE_AUTH",
-             CREATE_CHILD_SA: "CREATE_CHILD_SA", INFORMATIONAL: "INFORMATIONAL"}
+             CREATE_CHILD_SA: "CREATE_CHILD_SA", INFORMATIONAL: "INFORMATIONAL",
+             IKE_INTERMEDIATE: "IKE_INTERMEDIATE", IKE_FOLLOWUP_KE: "IKE_FOLLOWUP_KE"}
+SKF = 53                                        # encrypted fragment payload (RFC 7383)
 
 
 class Packet:
-    __slots__ = ("ts", "src", "dst", "proto", "sport", "dport", "payload", "frag")
+    __slots__ = ("ts", "src", "dst", "proto", "sport", "dport", "payload", "frag", "more",
+                 "iplen", "ipid")
 
 
 def read(path_or_bytes):
@@ -53,6 +57,10 @@ def read(path_or_bytes):
         p.proto = ip[9]
         fo = struct.unpack("!H", ip[6:8])[0]
         p.frag = fo & 0x1FFF
+        p.more = bool(fo & 0x2000)
+        # the IP header's length: the packet's size on the wire without the link layer, also
+        # when the capture kept only its first bytes (snaplen)
+        p.iplen, p.ipid = struct.unpack("!HH", ip[2:6])
         p.sport = p.dport = 0
         p.payload = b""
         if p.frag:
@@ -84,6 +92,110 @@ def ike_header(p):
     exch, flags = msg[18], msg[19]
     msgid = struct.unpack("!I", msg[20:24])[0]
     return spi_i, spi_r, exch, bool(flags & 0x20), msgid
+
+
+def ike_datagrams(path):
+    """Every IKE datagram of a capture as a dict: ts, src, dst, spi_i, exch, resp, msgid, frag
+    (its IKE fragment number, RFC 7383, 0 for an unfragmented message), bytes (IP bytes, the
+    later IP fragments of the datagram included) and packets (IP packets)."""
+    out, cont = [], {}
+    for p in read(path):
+        if p.frag:      # a later IP fragment: its bytes belong to the datagram it continues
+            d = cont.get((p.src, p.dst, p.ipid))
+            if d is not None:
+                d["bytes"] += p.iplen
+                d["packets"] += 1
+            continue
+        h = ike_header(p)
+        if not h:
+            continue
+        msg = p.payload[4:] if 4500 in (p.sport, p.dport) else p.payload
+        frag = struct.unpack("!H", msg[32:34])[0] if len(msg) >= 36 and msg[16] == SKF else 0
+        d = {"ts": p.ts, "src": p.src, "dst": p.dst, "spi_i": h[0], "exch": h[2], "resp": h[3],
+             "msgid": h[4], "frag": frag, "bytes": p.iplen, "packets": 1}
+        if p.more:
+            cont[(p.src, p.dst, p.ipid)] = d
+        out.append(d)
+    return out
+
+
+def ike_sequences(datagrams, initiator):
+    """The handshakes and CHILD_SA rekeys that `initiator` (an IP address) started, counted on
+    the wire. Exchanges are told apart by initiator SPI, message ID, type and requester; a
+    datagram seen again (same exchange, direction and IKE fragment) is a retransmission, counted
+    but not in the sizes. A handshake is IKE_SA_INIT with message ID 0, the IKE_INTERMEDIATE
+    exchanges after it and IKE_AUTH, timed from the first IKE_SA_INIT request to the IKE_AUTH
+    response (its last fragment); a rekey is a CREATE_CHILD_SA and the IKE_FOLLOWUP_KE exchanges
+    that follow it, timed from the request to the last response. Returns a list of dicts: kind
+    (handshake or rekey), t, duration (s), exchanges (names in order), messages, packets,
+    bytes, retrans; only complete ones (every exchange answered)."""
+    ex, order, seen = {}, [], set()
+    for d in datagrams:
+        requester = d["dst"] if d["resp"] else d["src"]
+        key = (d["spi_i"], d["msgid"], d["exch"], requester)
+        e = ex.get(key)
+        if e is None:
+            if d["resp"]:
+                continue     # a response to a request before the capture started
+            e = {"exch": d["exch"], "msgid": d["msgid"], "spi_i": d["spi_i"], "t_req": d["ts"],
+                 "t_resp": None, "requester": requester, "messages": set(), "packets": 0,
+                 "bytes": 0, "retrans": 0}
+            ex[key] = e
+            order.append(key)
+        copy = key + (d["resp"], d["frag"])
+        if copy in seen:
+            e["retrans"] += 1
+            continue
+        seen.add(copy)
+        e["messages"].add(d["resp"])
+        e["packets"] += d["packets"]
+        e["bytes"] += d["bytes"]
+        if d["resp"]:
+            e["t_resp"] = d["ts"] if e["t_resp"] is None else max(e["t_resp"], d["ts"])
+    per_sa = {}
+    for k in order:
+        e = ex[k]
+        if e["requester"] == initiator:
+            per_sa.setdefault(e["spi_i"], []).append(e)
+
+    def seq(kind, chain):
+        if any(e["t_resp"] is None for e in chain):
+            return None
+        return {"kind": kind, "t": chain[0]["t_req"],
+                "duration": chain[-1]["t_resp"] - chain[0]["t_req"],
+                "exchanges": [EXCHANGES.get(e["exch"], str(e["exch"])) for e in chain],
+                "messages": sum(len(e["messages"]) for e in chain),
+                "packets": sum(e["packets"] for e in chain),
+                "bytes": sum(e["bytes"] for e in chain),
+                "retrans": sum(e["retrans"] for e in chain)}
+    out = []
+    for chain in per_sa.values():
+        chain.sort(key=lambda e: e["t_req"])
+        i = 0
+        while i < len(chain):
+            e = chain[i]
+            if e["exch"] == IKE_SA_INIT and e["msgid"] == 0:
+                j = i + 1
+                while j < len(chain) and chain[j]["exch"] == IKE_INTERMEDIATE:
+                    j += 1
+                if j < len(chain) and chain[j]["exch"] == IKE_AUTH:
+                    s = seq("handshake", chain[i:j + 1])
+                    if s:
+                        out.append(s)
+                    i = j + 1
+                    continue
+            elif e["exch"] == CREATE_CHILD_SA:
+                j = i + 1
+                while j < len(chain) and chain[j]["exch"] == IKE_FOLLOWUP_KE:
+                    j += 1
+                s = seq("rekey", chain[i:j])
+                if s:
+                    out.append(s)
+                i = j
+                continue
+            i += 1
+    out.sort(key=lambda s: s["t"])
+    return out
 
 
 def ike_exchanges(path):
