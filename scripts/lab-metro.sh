@@ -26,8 +26,9 @@
 #   scripts/lab metro qsc-stop | qsc-start   the path controller
 #   scripts/lab metro qscctl ARGS... qkd-qscctl status against the controller (operator view)
 #   scripts/lab metro ping dcX dcY [COUNT]   hX pings hY through the tunnel (50 per second)
-# Environment: LAB_METRO_RATE (bit/s per QKD link, default 100000), LAB_RPK_MIN/LAB_RPK_MAX (the
-# rotation window bounds), LAB_METRO_EXHAUST (default stall: a late window key drops packets,
+# Environment: LAB_METRO_RATE (bit/s per QKD link, default 100000), LAB_METRO_MAX_KEYS (keys a
+# link's store holds, default 100000; scripts/bench metro makes it small so a store drains in
+# seconds), LAB_RPK_MIN/LAB_RPK_MAX (the rotation window bounds), LAB_METRO_EXHAUST (default stall: a late window key drops packets,
 # never reuses a key; reuse allows a key past its window).
 
 METRO_DCS="dc1 dc2 dc3 dc4"
@@ -66,6 +67,7 @@ cert = $LAB_DIR/pki/$me.pem
 key = $LAB_DIR/pki/$me.key
 ca = $LAB_DIR/pki/ca.pem
 key_rate = ${LAB_METRO_RATE:-100000}
+max_key_count = ${LAB_METRO_MAX_KEYS:-100000}
 link_retry_ms = 200
 controller = https://$METRO_QSC_ADDR:8450
 EOF
