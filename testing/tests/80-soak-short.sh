@@ -14,9 +14,8 @@ for b in src/qki/qkid src/kmsd/qkd-kmsd src/libcharon/plugins/kernel_qkd/.libs/l
 done
 out=$(mktemp)
 # charon restarts by either signal: a graceful restart (SIGTERM) of the responder gwB recovers
-# since 'lab restart' holds IKE until the connections are loaded (test 78); one of the initiator
-# gwA did not while the hold made gwB answer with a COOKIE, a round the QKD key exchange did not
-# survive (fixed in the qkd plugin, test 45; seeds 41069 and 37704)
+# since 'lab restart' holds IKE until the connections are loaded (test 78); the initiator gwA
+# restarts without the hold (scripts/soak, restart_charon; testing/README.md, "The soak")
 LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 5 > "$out" 2>&1
 rc=$?
 sed 's/^/# /' "$out"
