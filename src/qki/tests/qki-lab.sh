@@ -28,11 +28,19 @@ qki_need() {
 }
 
 qki_lab_down() {
-	local k
+	local k i alive
 	for k in "${!QPID[@]}"; do kill "${QPID[$k]}" 2>/dev/null; done
 	for k in "${!KPID[@]}"; do kill "${KPID[$k]}" 2>/dev/null; done
-	for k in "${!QPID[@]}" "${!KPID[@]}"; do :; done
-	sleep 0.2
+	# up to 10 s for them to end: under --sanitize LeakSanitizer scans memory at exit, and a
+	# SIGKILL in that scan leaves a tool error ("Unable to get registers from thread") that the
+	# runner counts as a report (full --sanitize run, test 61, load 6)
+	for i in $(seq 1 100); do
+		alive=0
+		for k in "${!QPID[@]}"; do kill -0 "${QPID[$k]}" 2>/dev/null && alive=1; done
+		for k in "${!KPID[@]}"; do kill -0 "${KPID[$k]}" 2>/dev/null && alive=1; done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
 	for k in "${!QPID[@]}"; do kill -9 "${QPID[$k]}" 2>/dev/null; done
 	for k in "${!KPID[@]}"; do kill -9 "${KPID[$k]}" 2>/dev/null; done
 	"$top/scripts/lab" down >/dev/null 2>&1
