@@ -55,13 +55,13 @@ check "the CHILD_SA is installed on both gateways again" within 90 both_installe
 check "gwB answered no IKE_SA_INIT before its connection was loaded (no NO_PROPOSAL_CHOSEN)" \
 	not in_log gwB 'no IKE config found'
 check "gwA got no final refusal (NO_PROPOSAL_CHOSEN)" not since gwA "$na" 'received NO_PROPOSAL_CHOSEN'
-check "traffic flows after the restart" quiet ping_all hostA 500 0.002 192.0.2.130
+# 1200 pings: gwB sends 1200 replies, at least 3 windows at rpk_max 400 (the counters line
+# counts window switches: 500 replies at rpk 400 were 1, seen under --sanitize)
+check "traffic flows after the restart" quiet ping_all hostA 1200 0.002 192.0.2.130
 check "gwB's new SA rotates with window keys from qkid" \
 	wait_for 10 bash -c "'$top/scripts/lab' qkictl gwB sas | grep -qE '^[0-9a-f]{8} +out +gwA'"
 nb=$(log_lines gwB)
-# the datapath logs an SA's counters when it is deleted. A full --sanitize run on a loaded
-# machine found no counters line 10 s after the terminate (its lab logs went with the run; run
-# alone under ASan it passed, 4 windows): the wait for the DELETE is 30 s, an event bound
+# the datapath logs an SA's counters when it is deleted (an event wait, not a timing gate)
 sw gwA --terminate --ike lab --timeout 30 >/dev/null 2>&1
 check "the SA set up after the restart used several key windows (datapath counters)" \
 	wait_for 30 windows_at_least gwB 2 "$nb"
