@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# check-timeout: 300
+# check-timeout: 420
 # A graceful restart (SIGTERM, then start and load again) of the responder gwB under a rotating
 # kernel-qkd tunnel whose initiator gwA keeps it up (start_action = start, dpd_action = restart,
 # close_action = start, keyingtries = 0). gwB's charon sends DELETE as it ends, so gwA initiates
@@ -10,6 +10,8 @@
 # operator's systemd drop-in conf/systemd/strongswan.service.d/ipseq-ike-hold.conf.example
 # does; LAB_LOAD_DELAY stands for a configuration that takes seconds to load (1000 CHILD_SAs on
 # a busy machine), so gwA's retransmissions surely arrive while gwB has started but not loaded.
+# Then the initiator gwA restarts under the same hold (the operator's ipseq-ike-hold.nft): it
+# drops IKE_SA_INIT requests only, so the answers to gwA's own initiations pass.
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
 for b in src/qki/qkid src/kmsd/qkd-kmsd; do
@@ -46,7 +48,7 @@ na=$(log_lines gwA)
 LAB_LOAD_DELAY=8 lab restart gwB >/dev/null 2>&1
 check "gwB restarted" test -S "$LAB_DIR/gwB/charon.vici"
 check "gwB's IKE hold is released after the load" \
-	not quiet ip netns exec "$LAB-gwB" nft list table inet lab_ike_hold
+	not quiet ip netns exec "$LAB-gwB" nft list table inet ipseq_ike_hold
 check "gwB's charon ended gracefully: gwA received its DELETE" \
 	since gwA "$na" 'received DELETE for IKE_SA lab'
 check "gwA took the DELETE and initiated again (close_action = start)" \
@@ -65,4 +67,41 @@ nb=$(log_lines gwB)
 sw gwA --terminate --ike lab --timeout 30 >/dev/null 2>&1
 check "the SA set up after the restart used several key windows (datapath counters)" \
 	wait_for 30 windows_at_least gwB 2 "$nb"
+
+# The initiator restarts under the same hold, held until the test releases it (no timing): its
+# start_action initiates while IKE is held, so gwB's answer to that IKE_SA_INIT arrives during
+# the hold. The hold (the operator's conf/systemd/ipseq-ike-hold.nft) drops only IKE_SA_INIT
+# requests: the answer passes and gwA retransmits nothing. A hold of all of UDP 500 and 4500
+# drops it: retransmissions, and per restart a half-open IKE_SA at gwB whose quantum key gwB
+# spent from its unauthenticated budget (testing/README.md, "The soak").
+na=$(log_lines gwA)
+quiet lab stop gwA
+fatal "gwA's IKE hold is on" ip netns exec "$LAB-gwA" nft -f "$top/conf/systemd/ipseq-ike-hold.nft"
+fatal "gwA starts and loads its connection under the hold" \
+	bash -c "'$top/scripts/lab' start gwA >/dev/null 2>&1 && '$top/scripts/lab' load gwA >/dev/null 2>&1"
+check "gwA, restarted under the hold, sets the CHILD_SA up again" within 90 both_installed
+check "gwB's answer to gwA's IKE_SA_INIT passed the hold (gwA retransmitted no request)" \
+	not since gwA "$na" 'retransmit [0-9]+ of request with message ID 0'
+# ike_hdr FLAGS: an IKE header (28 bytes) of an IKE_SA_INIT with FLAGS (0x08 request, 0x20
+# answer), sent from gwB to gwA's port 500 and, behind the non-ESP marker, 4500
+ike_hdr() {
+	ip netns exec "$LAB-gwB" python3 -c "
+import os, socket, struct, sys
+hdr = os.urandom(8) + bytes(8) + struct.pack('!BBBBII', 0, 0x20, 34, int(sys.argv[1], 0), 0, 28)
+for port, data in ((500, hdr), (4500, bytes(4) + hdr)):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(3):
+        s.sendto(data, ('198.51.100.1', port))
+" "$1"
+}
+# held COUNT...: the hold's two rules (500, 4500) counted these packets
+held() { ip netns exec "$LAB-gwA" nft list table inet ipseq_ike_hold | awk '/counter/ {
+	for (i = 1; i < NF; i++) if ($i == "packets") n = n $(i + 1) " " } END { print n }'; }
+before=$(held)
+ike_hdr 0x20
+check "the hold lets IKE_SA_INIT answers pass (counters ${before}-> $(held))" test "$(held)" = "$before"
+ike_hdr 0x08
+check "the hold drops IKE_SA_INIT requests on 500 and 4500 (counters: $(held))" \
+	test "$(held)" = "$(echo "$before" | awk '{ print $1 + 3, $2 + 3 }') "
+quiet ip netns exec "$LAB-gwA" nft delete table inet ipseq_ike_hold
 finish

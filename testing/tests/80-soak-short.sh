@@ -13,9 +13,9 @@ for b in src/qki/qkid src/kmsd/qkd-kmsd src/libcharon/plugins/kernel_qkd/.libs/l
 	[ -e "$top/$b" ] || skip "$b not built"
 done
 out=$(mktemp)
-# charon restarts by either signal: a graceful restart (SIGTERM) of the responder gwB recovers
-# since 'lab restart' holds IKE until the connections are loaded (test 78); the initiator gwA
-# restarts without the hold (scripts/soak, restart_charon; testing/README.md, "The soak")
+# charon restarts by either signal, on either gateway: a graceful restart (SIGTERM) recovers
+# since 'lab restart' holds IKE_SA_INIT requests until the connections are loaded and lets the
+# answers to the gateway's own initiations pass (test 78; testing/README.md, "The soak")
 LAB=$LAB "$top/scripts/soak" --sas 200 --rotating 40 --flows 8 5 > "$out" 2>&1
 rc=$?
 sed 's/^/# /' "$out"
