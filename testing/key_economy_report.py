@@ -5,7 +5,8 @@
 SA inbound: packets, windows, keys arrived, packets beyond rpk, rpk (min/median/max, changes,
 reversals of direction), the buffer level (min/median, share of ticks empty), what the ticks
 with packets beyond rpk looked like, and gwB's packets without key. --timeline LOAD prints the
-100 ms trace around the first packets beyond rpk of that load."""
+100 ms trace around the first packets beyond rpk of that load. --series and --phase (below) serve
+the e2e tests."""
 import csv
 import statistics
 import sys
@@ -110,7 +111,36 @@ def phase(csv_path, d, t0, t1, spi=None):
         delta(sel, "packets"), min(r["level"] for r in sel)))
 
 
+def series(csv_path, d, t0, t1, step_ms=1000, spi=None):
+    """--series CSV in|out T0_MS T1_MS [STEP_MS [SPI]]: the busiest SA's trace (or SPI's) between
+    T0 and T1, one line per STEP_MS (default 1000) with the rates over it, so that a test's log
+    shows what the loop saw and did: t since T0, packets/s, rpk, keys ahead, keys arrived /s,
+    windows /s, fair share, packets beyond rpk, stall drops and packets without key (counts)."""
+    rows = load_trace(csv_path)
+    sel = [r for r in rows if r["spi"] == spi] if spi else busiest(rows, d)
+    sel = window(sel, t0, t1)
+    print("t(s)   pkts/s    rpk  ahead  keys_in/s  windows/s   share  beyond  stall  nokey")
+    p = None
+    for r in sel:
+        if p is not None and r["t_ms"] - p["t_ms"] < step_ms:
+            continue
+        if p is not None:
+            dt = (r["t_ms"] - p["t_ms"]) / 1000
+            print("%5.1f %8.0f %6d %6d %10.1f %10.1f %7.1f %7d %6d %6d" % (
+                (r["t_ms"] - t0) / 1000, (r["packets"] - p["packets"]) / dt, r["rpk"],
+                r["level"], (r["keys_stored"] - p["keys_stored"]) / dt,
+                (r["windows"] - p["windows"]) / dt, r["share"],
+                r["beyond_rpk"] - p["beyond_rpk"], r["stall_drops"] - p["stall_drops"],
+                r["nokey_drops"] - p["nokey_drops"]))
+        p = r
+
+
 def main():
+    if sys.argv[1] == "--series":
+        a = sys.argv[2:]
+        series(a[0], a[1], int(a[2]), int(a[3]), int(a[4]) if len(a) > 4 else 1000,
+               a[5] if len(a) > 5 else None)
+        return
     if sys.argv[1] == "--phase":
         phase(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
               sys.argv[6] if len(sys.argv) > 6 else None)

@@ -42,9 +42,14 @@ stat() {   # stat GW in|out T0 T1: spi median_rpk beyond stall nokey windows pac
 # the keys the KME stored while the lab was idle would carry the first seconds beyond the
 # QKD link's rate: take them first (scripts/bench ipseq does the same)
 python3 "$top/testing/drain_backlog.py" "$LAB_DIR/gwA/qkid.sock" gwB 250 20
-phase 4000 10; low1=$(stat gwA out "$TM" "$T1")
+phase 4000 10; low1=$(stat gwA out "$TM" "$T1"); start=$T0
 phase 24000 10; high=$(stat gwA out "$TM" "$T1")
 phase 4000 10; low2=$(stat gwA out "$TM" "$T1")
+# the loop's inputs and output, second by second, so that a failed run's log shows why
+echo "# gwA out through the three phases (10 s each):"
+python3 "$report" --series "$LAB_DIR/gwA/rpk_trace.csv" out "$start" "$T1" | sed 's/^/#   /'
+echo "# gwB in (the same SA):"
+python3 "$report" --series "$LAB_DIR/gwB/rpk_trace.csv" in "$start" "$T1" | sed 's/^/#   /'
 echo "# gwA out, steady halves (spi median_rpk beyond stall nokey windows packets min_level):"
 echo "#   low $low1 | high $high | low again $low2"
 read -r spi r1 b1 s1 _ w1 p1 _ <<<"$low1"
