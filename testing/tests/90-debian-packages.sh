@@ -40,6 +40,16 @@ for p in $pkgs; do
 	check "package $p built" test -f "$(ls "$work/debs/${p}_"*.deb 2>/dev/null | head -n 1)"
 done
 swan=$(dpkg-query -W -f='${Version}' strongswan-charon); swan=${swan%%-*}
+# the mlkem plugin (ML-KEM from OpenSSL 3.5) exists only for strongSwan 6 (Debian 13): there the
+# plugin package carries it with its man page and configuration, on 5.9.8 nothing of it
+mlkem_files=$(dpkg-deb -c "$(ls "$work"/debs/strongswan-qkd-plugins_*.deb | head -n 1)" |
+	grep -cE '\./(usr/lib/ipsec/plugins/libstrongswan-mlkem\.so|usr/share/man/man8/strongswan-mlkem\.8\.gz|etc/strongswan\.d/charon/mlkem\.conf)$')
+case "$swan" in
+	6.*) check "strongSwan $swan: strongswan-qkd-plugins carries the mlkem plugin, strongswan-mlkem(8) and mlkem.conf" \
+		test "$mlkem_files" -eq 3;;
+	*) check "strongSwan $swan: no mlkem plugin (ML-KEM needs strongSwan 6), nothing of it packaged" \
+		test "$mlkem_files" -eq 0;;
+esac
 next=$(echo "$swan" | awk -F. '{ $NF = $NF + 1; print }' OFS=.)
 deps=$(dpkg-deb -f "$work"/debs/strongswan-qkd-plugins_*.deb Depends)
 echo "# strongswan-qkd-plugins Depends: $deps"
@@ -77,6 +87,8 @@ done
 
 # The QKD tunnel from installed files only.
 export LAB_INSTALLED=yes LAB_QKD=yes LAB_DATAPATH=kernel-qkd PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# strongSwan 6: gwA's charon loads the installed mlkem plugin too
+case "$swan" in 6.*) export LAB_PLUGINS_gwA="qkd mlkem";; esac
 fatal "QKD lab comes up from the installed packages" lab up
 for gw in gwA gwB; do
 	fatal "$gw restarts with kernel-qkd rotation" quiet lab rotation "$gw" 100 65536 reuse
@@ -85,6 +97,10 @@ pid=$(cat "$LAB_DIR/gwA/run/charon.pid")
 check "gwA's charon maps the installed qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-qkd\.so' < "/proc/$pid/maps"
 check "gwA's charon maps the installed kernel-qkd plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-kernel-qkd\.so' < "/proc/$pid/maps"
 check "gwA's charon maps nothing from the build tree" not matches "$top" < "/proc/$pid/maps"
+case "$swan" in 6.*)
+	check "gwA's charon maps the installed mlkem plugin" matches '/usr/lib/ipsec/plugins/libstrongswan-mlkem\.so' < "/proc/$pid/maps"
+	check "... which provides ML-KEM-512/768/1024 from OpenSSL" in_log gwA 'mlkem plugin: ML_KEM_512, ML_KEM_768 and ML_KEM_1024 from OpenSSL 3\.';;
+esac
 # compared by device and inode: in a chroot, readlink of /proc/PID/exe may show the path as the
 # host sees it
 check "gwA's qkid is /usr/sbin/qkid" test "/proc/$(cat "$LAB_DIR/gwA/qkid.pid")/exe" -ef /usr/sbin/qkid
