@@ -87,8 +87,8 @@ done
 
 # The QKD tunnel from installed files only.
 export LAB_INSTALLED=yes LAB_QKD=yes LAB_DATAPATH=kernel-qkd PATH=/usr/sbin:/usr/bin:/sbin:/bin
-# strongSwan 6: gwA's charon loads the installed mlkem plugin too
-case "$swan" in 6.*) export LAB_PLUGINS_gwA="qkd mlkem";; esac
+# strongSwan 6: both charons load the installed mlkem plugin too (used at the end)
+case "$swan" in 6.*) export LAB_PLUGINS="qkd mlkem";; esac
 fatal "QKD lab comes up from the installed packages" lab up
 for gw in gwA gwB; do
 	fatal "$gw restarts with kernel-qkd rotation" quiet lab rotation "$gw" 100 65536 reuse
@@ -122,6 +122,21 @@ check "hostA pings hostB through the tunnel (500 packets, several windows)" \
 keys_out=$(qkictl -s "$LAB_DIR/gwA/qkid.sock" sas 2>/dev/null | awk '$2 == "out" { print $6 }')
 echo "# gwA's qkid handed out ${keys_out:-?} window keys for the outbound SA"
 check "installed qkictl: gwA's qkid handed out window keys (>= 4)" test "${keys_out:-0}" -ge 4
+# strongSwan 6: Debian 13's hybrid from the installed packages alone: X25519, then ML-KEM-768 (the
+# packaged mlkem plugin on both gateways) and QKD as RFC 9370 additional key exchanges (without
+# mlkem on gwB, the initiation fails)
+case "$swan" in 6.*)
+	terminate_all
+	for gw in gwA gwB; do
+		sed -i -E 's/^(\t\tproposals = ).*/\1aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_qkd/' "$LAB_DIR/$gw/swanctl.conf"
+		fatal "$gw loads proposals x25519-ke1_mlkem768-ke2_qkd" quiet lab load "$gw"
+	done
+	fatal "gwA initiates with X25519 + ML-KEM-768 + QKD" lab initiate gwA net 20
+	sas=$(sw gwA --list-sas 2>&1)
+	check "IKE_SA negotiated X25519, ML-KEM-768 and QKD (1052), and a PPK" \
+		matches 'CURVE_25519/KE1_ML_KEM_768/KE2_\(1052\)/PPK' <<<"$sas"
+	check "hostA pings hostB through it" ping_all hostA 20 0.01 192.0.2.130;;
+esac
 lab down >/dev/null 2>&1
 
 fatal "apt-get purges the packages" quiet apt-get purge -y $pkgs
