@@ -94,14 +94,15 @@ for port, data in ((500, hdr), (4500, bytes(4) + hdr)):
         s.sendto(data, ('198.51.100.1', port))
 " "$1"
 }
-# held COUNT...: the hold's two rules (500, 4500) counted these packets
+# held: the packets the hold's two rules (500, 4500) dropped, "N500 N4500"
 held() { ip netns exec "$LAB-gwA" nft list table inet ipseq_ike_hold | awk '/counter/ {
-	for (i = 1; i < NF; i++) if ($i == "packets") n = n $(i + 1) " " } END { print n }'; }
-before=$(held)
+	for (i = 1; i < NF; i++) if ($i == "packets") n[++k] = $(i + 1) } END { print n[1], n[2] }'; }
+read -r h500 h4500 <<<"$(held)"
 ike_hdr 0x20
-check "the hold lets IKE_SA_INIT answers pass (counters ${before}-> $(held))" test "$(held)" = "$before"
+check "the hold lets IKE_SA_INIT answers pass (dropped $h500 $h4500 -> $(held))" \
+	test "$(held)" = "$h500 $h4500"
 ike_hdr 0x08
-check "the hold drops IKE_SA_INIT requests on 500 and 4500 (counters: $(held))" \
-	test "$(held)" = "$(echo "$before" | awk '{ print $1 + 3, $2 + 3 }') "
+check "the hold drops IKE_SA_INIT requests on 500 and 4500 (dropped: $(held))" \
+	test "$(held)" = "$((h500 + 3)) $((h4500 + 3))"
 quiet ip netns exec "$LAB-gwA" nft delete table inet ipseq_ike_hold
 finish
