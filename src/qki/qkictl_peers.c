@@ -24,7 +24,7 @@ int peers_main(int argc, char *argv[])
 	}
 	qki_client_close(c);
 	printf("%-12s %-6s %-10s %-13s %6s %4s %10s %10s %7s %6s\n", "PEER", "ROLE", "LINK", "KME",
-	       "POOL", "IKE", "IN/S", "OUT/S", "ERRORS", "DROPS");
+	       "POOL", "IKE", "SUPPLY/S", "OUT/S", "ERRORS", "DROPS");
 	for (size_t i = 0; i < st->n_peers; i++) {
 		const struct qki_peer_status *p = &st->peers[i];
 		printf("%-12s %-6s %-10s %-13s %6u %4u %10s %10s %7llu %6llu\n", p->name,

@@ -25,7 +25,7 @@ void qkictl_print_peer(const struct qki_peer_status *p)
 		printf("  fetch queue: %u keys announced, not yet fetched (%u-byte keys)\n",
 		       p->pool_level, p->key_size);
 	printf("  IKE keys ready: %u\n", p->ike_level);
-	printf("  keys in: %llu (%s/s), out: %llu (%s/s)\n", (unsigned long long)p->keys_in,
+	printf("  keys in: %llu (key supply %s/s), out: %llu (%s/s)\n", (unsigned long long)p->keys_in,
 	       qkictl_rate(p->rate_in_milli, in, sizeof(in)), (unsigned long long)p->keys_out,
 	       qkictl_rate(p->rate_out_milli, out, sizeof(out)));
 	printf("  peer messages dropped: %llu, resyncs: %llu\n", (unsigned long long)p->drops,

@@ -35,6 +35,7 @@
 #include "qkid_kme.h"
 #include "qkid_peerproto.h"
 #include "qkid_replay.h"
+#include "qkid_supply.h"
 
 #define QKID_MAP_BUCKETS 4096
 #define QKID_TOMBS_MAX   16384
@@ -222,6 +223,7 @@ struct qkid_peer {
 	int supply_known;       /* rate_in learnt from a supply-limited second at least once */
 	int supply_limited;     /* since the last rate sample, the KME could not give what qkid
 				 * asked for (or, slave, an SA was short): the intake is the supply */
+	struct qkid_supply supply;      /* master: the supply measured at the KME (status) */
 };
 
 /* ---- local connections (qkid_local.c) ------------------------------------------------------- */

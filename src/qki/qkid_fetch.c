@@ -21,7 +21,9 @@ static void kme_failed(struct qkid_peer *p, const struct qkid_kme_result *r, int
 	const struct qkid_conf *c = p->d->conf;
 	p->kme_errors++;
 	p->kme_fail_streak++;
-	p->supply_limited = 1;  /* the KME could not give what was asked: the intake is the supply */
+	if (r->type != QKID_KME_STATUS)
+		p->supply_limited = 1;  /* the KME could not give what was asked: the intake is
+					 * the supply */
 	p->kme_state = QKI_KME_BACKOFF;
 	snprintf(p->last_error, sizeof(p->last_error), "KME %s: %s%s%s",
 		 r->type == QKID_KME_ENC ? "enc_keys" : r->type == QKID_KME_DEC ? "dec_keys" :
@@ -181,13 +183,37 @@ static void dec_done(struct qkid_peer *p, struct qkid_kme_result *r, int ok)
 			  r->elapsed_ms);
 }
 
+/* The once-a-second status of a healthy KME (qkid_supply.h). A failure here is no shortage and
+ * no reason for back-off (the next fetch tells): the supply is then measured from the intake. */
+static void supply_status_done(struct qkid_peer *p, const struct qkid_kme_result *r, int64_t now)
+{
+	struct qkid_supply *s = &p->supply;
+	const struct etsi014_status *st = &r->status;
+
+	if (r->code != ETSI014_OK) {
+		s->sampled = 0;
+		if (s->unusable++ % 100 == 0)
+			log_warn("peer %s: KME status: %s%s%s; the key supply is estimated from what qkid "
+				 "fetches until it answers (%llu failed)", p->conf->name,
+				 etsi014_strerror(r->code), r->err.message[0] ? ": " : "", r->err.message,
+				 (unsigned long long)s->unusable);
+		return;
+	}
+	qkid_supply_status(s, now, p->keys_in, st->stored_key_count, st->max_key_count,
+			   st->key_size, p->conf->key_size_bits, p->batch);
+	log_debug("peer %s: KME status: %u of %u keys stored, supply %.1f keys/s", p->conf->name,
+		  st->stored_key_count, st->max_key_count, s->gen);
+}
+
 void qkid_peer_kme_done(struct qkid_peer *p)
 {
 	struct qkid_kme_result *r = qkid_kme_collect(p->kme);
 	int64_t now = qkid_now_ms();
 	if (!r)
 		return;
-	if (r->code == ETSI014_OK) {
+	if (r->type == QKID_KME_STATUS && p->kme_state != QKI_KME_BACKOFF) {
+		supply_status_done(p, r, now);
+	} else if (r->code == ETSI014_OK) {
 		kme_ok(p);
 		if (r->type == QKID_KME_ENC)
 			enc_done(p, r);
@@ -257,6 +283,14 @@ void qkid_fetch_schedule(struct qkid_peer *p, int64_t now)
 {
 	if (now < p->kme_next || qkid_kme_busy(p->kme))
 		return;
+	/* the master asks a healthy KME for its status once a second, before any fetch: under
+	 * load there is always a fetch to do */
+	if (p->role == QKI_ROLE_MASTER && p->kme_state != QKI_KME_BACKOFF &&
+	    qkid_supply_probe_due(&p->supply, now)) {
+		if (qkid_kme_submit_status(p->kme, p->conf->peer_sae) == 0)
+			qkid_supply_probe_sent(&p->supply, now);
+		return;
+	}
 	if (kme_work(p, now) == 0 && p->kme_state == QKI_KME_BACKOFF) {
 		/* nothing to fetch, but the KME is marked failing: probe it, so the state shown
 		 * to the operator (and the fail-fast of local requests) clears by itself */

@@ -48,8 +48,7 @@ static void *worker(void *arg)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (r->type == QKID_KME_STATUS) {
-			struct etsi014_status st;
-			r->code = etsi014_get_status(k->client, k->sae, &st, &r->err);
+			r->code = etsi014_get_status(k->client, k->sae, &r->status, &r->err);
 		} else if (r->type == QKID_KME_ENC) {
 			r->code = etsi014_get_enc_keys(k->client, k->sae, r->number, k->size_bits,
 						       &r->keys, &r->err);

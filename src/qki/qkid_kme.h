@@ -24,6 +24,7 @@ struct qkid_kme_result {
 	enum etsi014_error_code code;
 	struct etsi014_error err;
 	struct etsi014_key_container *keys; /* owned by the result */
+	struct etsi014_status status;   /* STATUS: the KME's answer */
 	long elapsed_ms;
 };
 

@@ -32,6 +32,7 @@ int qkid_peer_init(struct qkid *d, struct qkid_peer *p, const struct qkid_peer_c
 	p->kme_state = QKI_KME_UNKNOWN;
 	p->backoff_ms = d->conf->kme_backoff_min_ms;
 	p->t_rate = qkid_now_ms();
+	qkid_supply_init(&p->supply, p->t_rate);
 	qkid_random(p->boot, sizeof(p->boot));
 	p->kme = qkid_kme_start(&kc, d->notify_wr, msg, sizeof(msg));
 	if (!p->kme) {
@@ -75,16 +76,14 @@ static void rates(struct qkid_peer *p, int64_t now)
 		p->supply_limited = 1;
 	if (dt < 1)
 		return;
-	/* The supply estimate (the SA shares' input) is the intake of the last second in which
-	 * the KME could not give what was asked (not smoothed: an average over the end of a KME
-	 * backlog kept it about twice too high for seconds, measured). Otherwise the intake is what the
-	 * SAs use, not what the QKD link makes (measured: it pulled the share down to the SA's own
-	 * use), and only a rise above the estimate counts. */
+	/* The supply estimate (the SA shares' input, qkid_supply.h): the intake of the last second
+	 * in which the KME could not give what was asked (not smoothed: an average over the end of
+	 * a KME backlog kept it about twice too high for seconds, measured); else, at the master,
+	 * what the KME's stored key count shows the link made available; else only a rise of the
+	 * intake counts (the intake is what the SAs use, not what the QKD link makes: measured, it
+	 * pulled the share down to the SA's own use). */
 	in = (p->keys_in - p->last_in) / dt;
-	if (p->supply_limited)
-		p->rate_in = in;        /* a second the KME was short: that is the supply */
-	else if (in > p->rate_in)
-		p->rate_in = qkid_ewma(p->rate_in, in);
+	p->rate_in = qkid_supply_estimate(&p->supply, p->rate_in, in, p->supply_limited, now);
 	p->supply_known |= p->supply_limited;
 	p->supply_limited = 0;
 	p->rate_out = qkid_ewma(p->rate_out, (p->keys_out - p->last_out) / dt);

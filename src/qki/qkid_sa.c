@@ -377,8 +377,10 @@ void qkid_sa_shares(struct qkid_peer *p)
 	}
 	/* until the KME has once been short of keys, the intake only says what the SAs used: the
 	 * supply is at least that, and every SA may have what it can use (when that is more than
-	 * the KME has, it answers 503 and the supply is known from then on) */
-	if (!p->supply_known && total > supply)
+	 * the KME has, it answers 503 and the supply is known from then on). Likewise while the
+	 * KME's store is full: it has more than the link's rate to give, and taking it makes the
+	 * supply measurable again (qkid_supply.h) */
+	if ((!p->supply_known || qkid_supply_store_full(&p->supply, now)) && total > supply)
 		supply = total;
 	qkid_fair_shares(demand, n, supply, share);
 	for (size_t i = 0; i < n; i++)

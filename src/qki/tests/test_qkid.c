@@ -1005,12 +1005,100 @@ START_TEST(test_conf_auth_key)
 }
 END_TEST
 
+/* qkid_supply.h: the link's rate from the KME's stored key count and qkid's intake */
+START_TEST(test_supply_measured)
+{
+	struct qkid_supply s;
+	int64_t t = 100000;
+
+	qkid_supply_init(&s, t);
+	ck_assert(!qkid_supply_probe_due(&s, t));
+	ck_assert(qkid_supply_probe_due(&s, t + QKID_SUPPLY_PROBE_MS));
+	/* no answer yet: only a rise of the intake counts */
+	ck_assert(fabs(qkid_supply_estimate(&s, 100, 62, 0, t) - 100) < 1e-9);
+	ck_assert(fabs(qkid_supply_estimate(&s, 100, 140, 0, t) - 120) < 1e-9);
+	/* 20 km at low load: qkid takes 62 keys/s, the KME stores 93/s more: 155 keys/s */
+	qkid_supply_status(&s, t, 1000, 400, 100000, 256, 256, 16);
+	qkid_supply_status(&s, t + 1000, 1062, 493, 100000, 256, 256, 16);
+	ck_assert(fabs(s.gen - 155) < 1e-9);
+	ck_assert(fabs(qkid_supply_estimate(&s, 62, 62, 0, t + 1000) - 155) < 1e-9);
+	/* the link slows while keys are still stored: seen without a 503 (smoothed: 155 -> 97.5) */
+	qkid_supply_status(&s, t + 2000, 1102, 453, 100000, 256, 256, 16);
+	ck_assert(fabs(s.gen - 0.5 * (155 + 0)) < 1e-9);
+	/* stale: the old rules again */
+	ck_assert(fabs(qkid_supply_estimate(&s, 80, 50, 0, t + 2000 + QKID_SUPPLY_STALE_MS + 1)
+		       - 80) < 1e-9);
+	/* the KME counts in 128-bit blocks, qkid takes 256-bit keys */
+	qkid_supply_init(&s, t);
+	qkid_supply_status(&s, t, 0, 200, 1000, 128, 256, 16);
+	qkid_supply_status(&s, t + 2000, 100, 400, 1000, 128, 256, 16);
+	ck_assert(fabs(s.gen - 100) < 1e-9);    /* (100 + 100) keys over 2 s */
+}
+END_TEST
+
+START_TEST(test_supply_not_measurable)
+{
+	struct qkid_supply s;
+	int64_t t = 100000;
+	struct qkid_peer p = { 0 };
+	struct qkid_conf dc = { .rpk_min = 64 };
+	struct qkid d = { .conf = &dc };
+	struct qkid_sa sa = { .peer = &p, .pkt_rate = 24000 };
+
+	/* a full store (generation pauses): no figure from spans that touch it */
+	qkid_supply_init(&s, t);
+	qkid_supply_status(&s, t, 0, 120, 128, 256, 256, 16);
+	ck_assert(qkid_supply_store_full(&s, t));
+	qkid_supply_status(&s, t + 1000, 62, 128, 128, 256, 256, 16);
+	ck_assert_int_eq(s.gen_t, 0);
+	ck_assert(!qkid_supply_store_full(&s, t + 1000 + QKID_SUPPLY_STALE_MS + 1));
+	/* nonsense (stored above max, key size 0) ends the measurement */
+	qkid_supply_status(&s, t + 2000, 62, 50, 128, 256, 256, 16);
+	qkid_supply_status(&s, t + 3000, 62, 200, 128, 256, 256, 16);
+	qkid_supply_status(&s, t + 4000, 62, 60, 128, 256, 256, 16);
+	ck_assert_int_eq(s.gen_t, 0);
+	ck_assert_uint_eq(s.unusable, 1);
+	qkid_supply_status(&s, t + 5000, 62, 70, 128, 0, 256, 16);
+	ck_assert_uint_eq(s.unusable, 2);
+	/* a span shorter than QKID_SUPPLY_MIN_SPAN_MS: too few keys to tell */
+	qkid_supply_status(&s, t + 6000, 62, 70, 128, 256, 256, 16);
+	qkid_supply_status(&s, t + 6100, 64, 72, 128, 256, 256, 16);
+	ck_assert_int_eq(s.gen_t, 0);
+	/* another consumer drains the shared store faster than we take: the last figure stays */
+	qkid_supply_status(&s, t + 7000, 100, 80, 128, 256, 256, 16);
+	ck_assert(fabs(s.gen - (36 + 8) / 0.9) < 1e-6);
+	qkid_supply_status(&s, t + 8000, 110, 20, 128, 256, 256, 16);
+	ck_assert(fabs(s.gen - (36 + 8) / 0.9) < 1e-6);
+	ck_assert_uint_eq(s.unusable, 3);
+	/* a second the KME was short: its intake, and the measurement waits the hold out */
+	ck_assert(fabs(qkid_supply_estimate(&s, 300, 150, 1, t + 8000) - 150) < 1e-9);
+	ck_assert(fabs(qkid_supply_estimate(&s, 150, 90, 0, t + 9000) - 150) < 1e-9);
+	qkid_supply_status(&s, t + 8000 + QKID_SUPPLY_LIMITED_HOLD_MS, 300, 30, 128, 256, 256, 16);
+	ck_assert(fabs(qkid_supply_estimate(&s, 150, 90, 0, t + 8000 + QKID_SUPPLY_LIMITED_HOLD_MS)
+		       - s.gen) < 1e-9);
+
+	/* the shares: a full store lets the SA have its demand (24000 / 64 = 375 keys/s) over a
+	 * supply figure of 155 */
+	p.d = &d;
+	p.sas = &sa;
+	p.rate_in = 155;
+	p.supply_known = 1;
+	sa.registered = 1;
+	qkid_supply_init(&p.supply, qkid_now_ms());
+	qkid_sa_shares(&p);
+	ck_assert(fabs(sa.share - 155) < 1e-6);
+	qkid_supply_status(&p.supply, qkid_now_ms(), 0, 128, 128, 256, 256, 16);
+	qkid_sa_shares(&p);
+	ck_assert(fabs(sa.share - 375) < 1e-6);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("qkid");
 	TCase *tr = tcase_create("replay"), *tf = tcase_create("fair"),
 	      *tp = tcase_create("peerproto"), *tc = tcase_create("conf"),
-	      *ts = tcase_create("sync");
+	      *ts = tcase_create("sync"), *tsu = tcase_create("supply");
 	SRunner *sr;
 	int failed;
 
@@ -1036,11 +1124,14 @@ int main(void)
 	tcase_add_test(tc, test_conf_bad);
 	tcase_add_test(tc, test_conf_example);
 	tcase_add_test(tc, test_conf_auth_key);
+	tcase_add_test(tsu, test_supply_measured);
+	tcase_add_test(tsu, test_supply_not_measurable);
 	suite_add_tcase(s, tr);
 	suite_add_tcase(s, tf);
 	suite_add_tcase(s, tp);
 	suite_add_tcase(s, ts);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, tsu);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
