@@ -8,7 +8,8 @@
 # the lab directory, and swanctl.conf uses the QKD key exchange, the quantum PPK and QPSK.
 #
 # Tuning from the environment: LAB_KEY_RATE (bit/s, default 200000), LAB_FIBRE_KM (when set, the
-# fibre model decides the rate), LAB_KMS_ARGS / LAB_QKID_ARGS (extra flags for both sites).
+# fibre model decides the rate), LAB_KMS_ARGS / LAB_QKID_ARGS (extra flags for both sites). The
+# key rate lives in GW/kmsd-rate.conf; `scripts/lab kms-fibre gwA KM` changes it at run time.
 
 if [ "${LAB_INSTALLED:-no}" = yes ]; then
 	KMSD=$(command -v qkd-kmsd || echo qkd-kmsd) QKID=$(command -v qkid || echo qkid)
@@ -43,15 +44,33 @@ stop_daemon() {
 	rm -f "$LAB_DIR/$gw/$name.pid"
 }
 
+# kms_rate_conf GW [KM]: the KME's key rate in a file of its own (kmsd-rate.conf), read with
+# --config, so that kms_fibre can change it while the KME runs (SIGHUP, qkd-kmsd(8))
+kms_rate_conf() {
+	local km=${2:-${LAB_FIBRE_KM:-}}
+	if [ -n "$km" ]; then printf 'key_rate = 0\nfibre_length_km = %s\n' "$km"
+	else printf 'key_rate = %s\n' "${LAB_KEY_RATE:-200000}"; fi > "$LAB_DIR/$1/kmsd-rate.conf"
+}
+
+# kms_fibre GW KM: the QKD link's fibre becomes KM long while everything runs (the link master's
+# rate counts: gwA's); no outage, nothing flushed
+kms_fibre() {
+	local pid
+	[ -n "${2:-}" ] || die "usage: scripts/lab kms-fibre GW KM"
+	pid=$(cat "$LAB_DIR/$1/kmsd.pid" 2>/dev/null) || die "$1: no KME running"
+	kms_rate_conf "$1" "$2"
+	kill -HUP "$pid"
+}
+
 kms_start() {
-	local gw=$1 peer=${PEER[$1]} link rate
+	local gw=$1 peer=${PEER[$1]} link
 	if [ "$gw" = gwA ]; then link="--link-mode listen --link-address [${QLINK_ADDR[gwA]}]:8444"
 	else link="--link-mode connect --link-address [${QLINK_ADDR[gwA]}]:8444 --link-retry-ms 100"; fi
-	if [ -n "${LAB_FIBRE_KM:-}" ]; then rate="--key-rate 0 --fibre-length-km $LAB_FIBRE_KM"
-	else rate="--key-rate ${LAB_KEY_RATE:-200000}"; fi
+	kms_rate_conf "$gw"     # from the environment: a start undoes a kms_fibre
 	# shellcheck disable=SC2086
-	start_daemon "$gw" kmsd "$KMSD" --kme-id "${KME[$gw]}" --peer-kme-id "${KME[$peer]}" \
-		--listen 127.0.0.1:8443 $link $rate \
+	start_daemon "$gw" kmsd "$KMSD" --config "$LAB_DIR/$gw/kmsd-rate.conf" \
+		--kme-id "${KME[$gw]}" --peer-kme-id "${KME[$peer]}" \
+		--listen 127.0.0.1:8443 $link \
 		--cert "$LAB_DIR/pki/${KME[$gw]}.pem" --key "$LAB_DIR/pki/${KME[$gw]}.key" \
 		--ca "$LAB_DIR/pki/ca.pem" --sae "${SAE[$gw]}" --peer-sae "${SAE[$peer]}" \
 		${LAB_KMS_ARGS:-}

@@ -4,7 +4,7 @@
  * server, the path controller client), signals.
  *
  * Signals are blocked in every thread and taken synchronously here: SIGTERM/SIGINT stop,
- * SIGUSR1 toggles the simulated outage.
+ * SIGUSR1 toggles the simulated outage, SIGHUP applies changed key rates (reload()).
  */
 #include "ipseq_config.h"
 #include "kmsd.h"
@@ -32,6 +32,52 @@ static void log_link(const struct kmsd_kme *k, int metro)
 	if (k->is_link_master)
 		ipseq_log(IPSEQ_LOG_INFO, "%s%ssecret key rate %.1f bit/s%s", metro ? k->name : "",
 			  metro ? ": " : "", k->rate_bps, c->key_rate > 0 ? "" : " (fibre model)");
+}
+
+/* SIGHUP: read the settings again, file and flags as at start, and apply what may change while
+ * keys flow: each link's secret key rate (key_rate or the fibre model). An experiment can so step
+ * a QKD link's supply without the outage and the flushed stores of a restart. Other changes need
+ * a restart, and the log says so. */
+static void reload(struct kmsd_node *n, int argc, char **argv)
+{
+	struct kmsd_config c;
+	unsigned i, changed = 0;
+
+	if (kmsd_config_load(&c, argc, argv) != 0) {
+		ipseq_log(IPSEQ_LOG_ERR, "SIGHUP: the configuration does not load; nothing changed");
+		kmsd_config_free(&c);
+		return;
+	}
+	if ((c.n_links ? c.n_links : 1) != n->n_links) {
+		ipseq_log(IPSEQ_LOG_ERR, "SIGHUP: the links changed (%u, running %u); only key rates "
+			  "change at run time: restart for the rest", c.n_links ? c.n_links : 1,
+			  n->n_links);
+		kmsd_config_free(&c);
+		return;
+	}
+	for (i = 0; i < n->n_links; i++) {
+		struct kmsd_kme *k = &n->links[i];
+		const struct kmsd_config *lc = c.n_links ? c.links[i].cfg : &c;
+		double old = atomic_load(&k->rate_bps), rate = kmsd_config_effective_rate(lc);
+
+		if (strcmp(lc->peer_kme_id, k->cfg->peer_kme_id) != 0) {
+			ipseq_log(IPSEQ_LOG_ERR, "SIGHUP: link %s now names peer %s, running with %s: "
+				  "only key rates change at run time; not applied", k->name,
+				  lc->peer_kme_id, k->cfg->peer_kme_id);
+			continue;
+		}
+		if (rate == old)
+			continue;
+		atomic_store(&k->rate_bps, rate);
+		changed++;
+		ipseq_log(IPSEQ_LOG_WARN, "SIGHUP: link %s to %s: secret key rate %.1f -> %.1f bit/s%s%s",
+			  k->name, lc->peer_kme_id, old, rate,
+			  lc->key_rate > 0 ? "" : " (fibre model)",
+			  k->is_link_master ? "" : " (the link master's rate is the one used)");
+	}
+	if (!changed)
+		ipseq_log(IPSEQ_LOG_INFO, "SIGHUP: configuration read again; no key rate changed");
+	kmsd_config_free(&c);
 }
 
 /* Relay forward threads end once the links are down (their waits complete); give them a
@@ -98,8 +144,10 @@ int main(int argc, char **argv)
 				  now ? "ON: answering 503" : "OFF");
 			continue;
 		}
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
+			reload(&node, argc, argv);
 			continue;
+		}
 		ipseq_log(IPSEQ_LOG_INFO, "signal %d: stopping", sig);
 		break;
 	}

@@ -289,7 +289,7 @@ struct kmsd_kme {
 	struct kmsd_store store;
 	struct kmsd_link link;
 	int is_link_master;
-	double rate_bps;
+	_Atomic double rate_bps;     /* link master: generation rate; SIGHUP may change it */
 	unsigned min_key_size, max_key_size, max_key_per_request; /* local limits */
 	struct kmsd_node *node;      /* the node this link belongs to; NULL for a bare link */
 	const char *name;            /* [link NAME], or "default" */

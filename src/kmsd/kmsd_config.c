@@ -440,6 +440,8 @@ static void print_help(void)
 		       opts[i].def ? opts[i].def : "", opts[i].def ? ")" : "");
 	}
 	printf("\nsignals: SIGUSR1 toggles a simulated outage (every request answers 503);\n"
+	       "SIGHUP reads the settings again (file and flags) and applies the links' key rates\n"
+	       "(key_rate, fibre model); other changes need a restart;\n"
 	       "SIGTERM/SIGINT stop cleanly (all key material is wiped).\n");
 }
 

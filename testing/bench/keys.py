@@ -269,12 +269,11 @@ class Bench:
             raise RuntimeError("the rotation lab does not rotate (no 'ESP key rotation' in gwA's log)")
 
     def set_supply(self, km):
-        """restart the link master KME (gwA) with another fibre length: the QKD link goes down
-        and comes back at the new rate (both KMEs flush what they stored, as on a real link)"""
-        self.on.run("kms-stop", "gwA")
-        env = dict(self.on.env, LAB_FIBRE_KM=str(km))
-        subprocess.run([B.LAB_SCRIPT, "kms-start", "gwA"], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.STDOUT, timeout=30, check=True)
+        """the link master KME (gwA) generates as a fibre of km from now on (scripts/lab
+        kms-fibre: SIGHUP, qkd-kmsd(8)), as when the QKD link's optical path changes: no outage,
+        what the KMEs stored stays (runs before 2026-12-02 restarted the KME: an outage with both
+        stores flushed, and the supply step measured that outage too)"""
+        self.on.run("kms-fibre", "gwA", str(km))
         self.km = km
 
     def child(self, lab):
@@ -894,8 +893,8 @@ Adaptive ESP key rotation against the QKD key supply (issue 14), measured from o
 up side by side (`scripts/lab`, Debian's charon 5.9.8 with `kernel-qkd` + libipsec-qkd on both
 gateways, QKD IKE with qkid and qkd-kmsd, AES-256-GCM): **on** rotates the ESP key with qkid
 window keys (kernel-qkd and qkid rpk_min %d, rpk_max %d, `exhaust = reuse`), its key supply set by
-qkd-kmsd's fibre model (100 kbit/s x 10^(-0.02 L), 256-bit keys; changed by restarting the link
-master KME, which takes the QKD link down for a moment); **off** is the same lab with rotation
+qkd-kmsd's fibre model (100 kbit/s x 10^(-0.02 L), 256-bit keys; changed while the link
+runs, `scripts/lab kms-fibre`: no outage, nothing flushed); **off** is the same lab with rotation
 off, the baseline of every cell, run in ABBA order with it (on/off in odd repeats, off/on in even
 ones). iperf3 UDP hostA -> hostB, 1200-byte datagrams.
 

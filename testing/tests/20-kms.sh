@@ -4,7 +4,7 @@
 # mutual TLS by the libqkd client (qkd-etsi014) and curl. Both SAEs get the same keys (POST and
 # GET forms, several per request), every error code appears where it should, strangers are
 # refused, the key budget holds, and 35 malformed requests plus raw protocol garbage neither
-# crash nor confuse the KME.
+# crash nor confuse the KME. SIGHUP applies a new key rate from the config file while the link runs.
 . "$(dirname "$0")/../lib.sh"
 . "$top/testing/kms.sh"
 
@@ -165,5 +165,28 @@ kms_pair_stop
 kms_start A --fail-rate 1
 check "fail_rate = 1 answers 503" wait_for 5 exit_is 18 kms_cli A SAE_A status SAE_B
 kms_stop A
+# SIGHUP: the key rate from the --config file changes while the link runs (no restart, the
+# stored keys stay); a file that does not load changes nothing
+printf 'key_rate = 64000\n' > "$KMS_DIR/rate.conf"
+KMS_ARGS_A=(--config "$KMS_DIR/rate.conf")
+fatal "KME pair with its rate from a file" kms_pair_start
+rate_is() { python3 -c 'import sys; sys.exit(abs(float(sys.argv[1]) - float(sys.argv[2])) > 0.1)' "$(kms_status_field A key_rate_bps)" "$1"; }
+check "the file's key rate (64000 bit/s)" rate_is 64000
+check "keys stored before the change" wait_for 5 stored_within A 10 1000000
+stored0=$(kms_status_field A generated_bits)
+printf 'key_rate = 0\nfibre_length_km = 80\n' > "$KMS_DIR/rate.conf"
+kill -HUP "${kms_pid[A]}"
+check "SIGHUP: the fibre model's rate at 80 km (2511.9 bit/s), logged" \
+	wait_for 5 grep -q "SIGHUP: link default to KME_B: secret key rate 64000.0 -> 2511.9 bit/s (fibre model)" "$KMS_DIR/KME_A.log"
+check "the status shows the new rate" rate_is 2511.9
+check "no restart: the generated counter kept counting" \
+	test "$(kms_status_field A generated_bits)" -ge "$stored0"
+printf 'key_rate = banana\n' > "$KMS_DIR/rate.conf"
+kill -HUP "${kms_pid[A]}"
+check "SIGHUP with a file that does not load: logged, nothing changed" \
+	wait_for 5 grep -q "SIGHUP: the configuration does not load; nothing changed" "$KMS_DIR/KME_A.log"
+check "the KME still answers, at the rate it had" rate_is 2511.9
+KMS_ARGS_A=()
+kms_pair_stop
 check "no key material (hex or base64) in the KME logs" no_keys_in_logs
 finish
