@@ -98,17 +98,19 @@ def timeline(a, t0, t1, span=40):
 def phase(csv_path, d, t0, t1, spi=None):
     """--phase CSV in|out T0_MS T1_MS [SPI]: one line for the busiest SA of that direction (or
     SPI) between T0 and T1 (CLOCK_MONOTONIC ms): spi median_rpk beyond_rpk stall_drops
-    nokey_drops windows packets min_level (the last four as differences); for the tests."""
+    nokey_drops windows packets min_level median_share (windows, packets and the drops as
+    differences; the share in keys/s); for the tests."""
     rows = load_trace(csv_path)
     sel = [r for r in rows if r["spi"] == spi] if spi else busiest(rows, d)
     sel = window(sel, t0, t1)
     if len(sel) < 2:
-        print("none 0 0 0 0 0 0 0")
+        print("none 0 0 0 0 0 0 0 0")
         return
-    print("%s %d %d %d %d %d %d %d" % (
+    print("%s %d %d %d %d %d %d %d %d" % (
         sel[0]["spi"], statistics.median(r["rpk"] for r in sel), delta(sel, "beyond_rpk"),
         delta(sel, "stall_drops"), delta(sel, "nokey_drops"), delta(sel, "windows"),
-        delta(sel, "packets"), min(r["level"] for r in sel)))
+        delta(sel, "packets"), min(r["level"] for r in sel),
+        statistics.median(r["share"] for r in sel)))
 
 
 def series(csv_path, d, t0, t1, step_ms=1000, spi=None):

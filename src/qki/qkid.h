@@ -220,7 +220,7 @@ struct qkid_peer {
 	uint64_t last_in, last_out;
 	double rate_in, rate_out;
 	int64_t t_rate;
-	int supply_known;       /* rate_in learnt from a supply-limited second at least once */
+	int supply_known;       /* rate_in learnt once: a supply-limited second or a measurement */
 	int supply_limited;     /* since the last rate sample, the KME could not give what qkid
 				 * asked for (or, slave, an SA was short): the intake is the supply */
 	struct qkid_supply supply;      /* master: the supply measured at the KME (status) */

@@ -183,6 +183,14 @@ static void dec_done(struct qkid_peer *p, struct qkid_kme_result *r, int ok)
 			  r->elapsed_ms);
 }
 
+/* A KME that cannot be reached, or does not answer in time, is failing whatever was asked; an
+ * HTTP error or an odd body to a status request only means the supply cannot be read. */
+static int kme_unreachable(enum etsi014_error_code code)
+{
+	return code == ETSI014_ERR_TRANSPORT || code == ETSI014_ERR_TIMEOUT ||
+	       code == ETSI014_ERR_TLS;
+}
+
 /* The once-a-second status of a healthy KME (qkid_supply.h). A failure here is no shortage and
  * no reason for back-off (the next fetch tells): the supply is then measured from the intake. */
 static void supply_status_done(struct qkid_peer *p, const struct qkid_kme_result *r, int64_t now)
@@ -192,6 +200,7 @@ static void supply_status_done(struct qkid_peer *p, const struct qkid_kme_result
 
 	if (r->code != ETSI014_OK) {
 		s->sampled = 0;
+		qkid_supply_probe_sent(s, now);  /* a fetch goes before the next probe */
 		if (s->unusable++ % 100 == 0)
 			log_warn("peer %s: KME status: %s%s%s; the key supply is estimated from what qkid "
 				 "fetches until it answers (%llu failed)", p->conf->name,
@@ -211,7 +220,8 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 	int64_t now = qkid_now_ms();
 	if (!r)
 		return;
-	if (r->type == QKID_KME_STATUS && p->kme_state != QKI_KME_BACKOFF) {
+	if (r->type == QKID_KME_STATUS && p->kme_state != QKI_KME_BACKOFF &&
+	    !kme_unreachable(r->code)) {
 		supply_status_done(p, r, now);
 	} else if (r->code == ETSI014_OK) {
 		kme_ok(p);

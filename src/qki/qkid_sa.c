@@ -375,9 +375,10 @@ void qkid_sa_shares(struct qkid_peer *p)
 		demand[n] = sa->pkt_rate / lo;
 		total += demand[n++];
 	}
-	/* until the KME has once been short of keys, the intake only says what the SAs used: the
-	 * supply is at least that, and every SA may have what it can use (when that is more than
-	 * the KME has, it answers 503 and the supply is known from then on). Likewise while the
+	/* until the supply has once been measured at the KME or the KME has once been short of
+	 * keys, the intake only says what the SAs used: the supply is at least that, and every SA
+	 * may have what it can use (when that is more than the KME has, it answers 503 and the
+	 * supply is known from then on). Likewise while the
 	 * KME's store is full: it has more than the link's rate to give, and taking it makes the
 	 * supply measurable again (qkid_supply.h) */
 	if ((!p->supply_known || qkid_supply_store_full(&p->supply, now)) && total > supply)

@@ -41,7 +41,7 @@ phase() {
 	T1=$(now_ms)
 	TM=$(( (T0 + T1) / 2 ))
 }
-stat() {   # stat GW in|out T0 T1: spi median_rpk beyond stall nokey windows packets min_level
+stat() {   # stat GW in|out T0 T1: spi median_rpk beyond stall nokey windows packets min_level share
 	python3 "$report" --phase "$LAB_DIR/$1/rpk_trace.csv" "$2" "$3" "$4" ${5:-}
 }
 # the keys the KME stored while the lab was idle would carry the first seconds beyond the
@@ -55,19 +55,25 @@ echo "# gwA out through the three phases (10 s each):"
 python3 "$report" --series "$LAB_DIR/gwA/rpk_trace.csv" out "$start" "$T1" | sed 's/^/#   /'
 echo "# gwB in (the same SA):"
 python3 "$report" --series "$LAB_DIR/gwB/rpk_trace.csv" in "$start" "$T1" | sed 's/^/#   /'
-echo "# gwA out, steady halves (spi median_rpk beyond stall nokey windows packets min_level):"
+echo "# gwA out, steady halves (spi median_rpk beyond stall nokey windows packets min_level share):"
 echo "#   low $low1 | high $high | low again $low2"
 read -r spi r1 b1 s1 _ w1 p1 _ <<<"$low1"
-read -r _ r2 b2 s2 _ w2 p2 _ <<<"$high"
+read -r _ r2 b2 s2 _ w2 p2 _ share2 _ <<<"$high"
 read -r _ r3 b3 s3 _ w3 p3 _ <<<"$low2"
 check "traffic in every phase (packets $p1 / $p2 / $p3)" test "$p1" -gt 0 -a "$p2" -gt 0 -a "$p3" -gt 0
 check "rpk rises with the load ($r1 -> $r2)" test "$r2" -gt "$r1"
 check "rpk falls back when the load falls ($r2 -> $r3)" test "$r3" -lt "$r2"
-# the link makes ~155 keys/s; the KME's store holds what the low phase left. Steady state spends
-# about the link's rate (the loop may draw a little on the buffer's surplus), not the store
+# the link makes ~155 keys/s; the KME's store holds what the low phase left. The fair share
+# qkid gives the SA is the link's rate, not the store (the defect of bfda0d0: the share followed
+# the backlog to 375 keys/s). The loop spends faster than the share while the buffer is above its
+# target, and qkid keeps it there from the store, by at most the law's bound: use = s + kp*e + I
+# with kp*e <= s/2 (e <= B*) and I <= s/4 (src/libipsec-qkd/rpkctl.h), 1.75 x 155 = 271 keys/s
+# (measured 218-235 at cef360e)
 hi_rate=$((w2 * 1000 / high_ms))
-check "steady state (high) uses about the link's key rate, not the KME's store ($hi_rate windows/s, at most 1.5 x 155)" \
-	test "$hi_rate" -le 232
+check "steady state (high): the fair share is the link's key rate, not the KME's store (median $share2 keys/s, at most 1.2 x 155)" \
+	test "$share2" -le 186
+check "steady state (high): the store is spent within the loop's bound ($hi_rate windows/s, at most 1.75 x 155)" \
+	test "$hi_rate" -le 271
 for ph in "low:$b1:$s1" "high:$b2:$s2" "low again:$b3:$s3"; do
 	IFS=: read -r name b s <<<"$ph"
 	check "steady state ($name): no packet beyond rpk, none dropped for want of a key ($b, $s)" \
