@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
 import qkid_api as Q  # noqa: E402
 
-FULL = {"repeats": 3, "duration": 10, "warmup": 4, "kms": [0, 20, 50, 80],
+FULL = {"repeats": 3, "duration": 10, "warmup": 4, "kms": [0, 20, 50, 80], "min_keys": 300,
         "ceiling_secs": 4, "phase": 20, "fair_secs": 16, "fair_warmup": 6, "settle": 3}
-QUICK = {"repeats": 1, "duration": 6, "warmup": 3, "kms": [20, 80],
+QUICK = {"repeats": 1, "duration": 6, "warmup": 3, "kms": [20, 80], "min_keys": 0,
          "ceiling_secs": 3, "phase": 8, "fair_secs": 8, "fair_warmup": 3, "settle": 2}
 LADDER = [100, 200, 300, 400, 500, 600, 800, 1000, 1200]
 TARGET_UTIL, TARGET_LOSS_PP, TARGET_JAIN = 0.95, 0.5, 0.95
@@ -54,6 +54,29 @@ def drain_dry(lab, km, max_secs=30.0):
         if n <= max(4, 1.5 * model_keys(km) * 0.5):
             break
     return total
+
+
+CPU_DAEMONS = ("charon", "qkid", "qkd-kmsd")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def lab_cpu(lab):
+    """CPU seconds (user + system, all threads) the long-lived daemons of both gateways have
+    used so far, by name: charon (with the kernel-qkd datapath's threads), qkid, qkd-kmsd"""
+    out = dict.fromkeys(CPU_DAEMONS, 0.0)
+    for gw in ("gwA", "gwB"):
+        r = subprocess.run(["ip", "netns", "pids", lab.ns(gw)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        for pid in r.stdout.split():
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    st = f.read()
+            except OSError:
+                continue        # gone meanwhile (a tcpdump of a sampler)
+            comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+            if comm in out:
+                out[comm] += (int(rest[11]) + int(rest[12])) / TICK
+    return out
 
 
 def model_keys(km, ref=100000.0, att=0.2):
@@ -262,7 +285,7 @@ class Bench:
             "\t\tkernel-qkd {\n", "\t\tkernel-qkd {\n\t\t\trpk_trace = %s\n" % self.trace, 1)
             if gw == "gwA" else rot(gw))
         self.km = self.p["kms"][0]
-        self.kme = Kme(self.on)
+        self.kme, self.kme_off = Kme(self.on), Kme(self.off)
         for lab in (self.on, self.off):
             lab.initiate()
         if "ESP key rotation" not in self.on.log("gwA"):
@@ -330,29 +353,55 @@ class Bench:
         B.progress("  ceiling %d Mbit/s -> loads %s" % (best, self.loads))
 
     # ---- 2. cells ------------------------------------------------------------------------
-    def run_on(self, load):
+    def run_secs(self, km):
+        """seconds per run of a cell: the duration, or longer where the link makes so few keys
+        that the steady interval would hold fewer than min_keys (at 80 km, 10 keys/s, a 10 s run
+        counted ~60 windows, and the SA's key buffer alone, up to 64 keys, moved the utilisation
+        of single runs between 0.5 and 1.1; measured at 1750eda)"""
+        p = self.p
+        need = p["warmup"] + 0.3 + p["min_keys"] / model_keys(km) if p["min_keys"] else 0
+        return max(p["duration"], int(need + 0.999))
+
+    def observers(self, lab, kme, spi, T):
+        """the samplers of a run: the wire (tcpdump at W and at the end), qkid's view every
+        0.5 s, the KME's counter every second. Both arms of a cell run them, so that what they
+        cost the shared CPUs is in the baseline too (before 2026-12-03 only the rotation arm
+        did, and its loss excess counted their cost as rotation's)"""
+        W = self.p["warmup"]
+        return (B.EspSampler(lab, [W, T - 0.3], spi=spi), Poller(lab, spi, 0.5),
+                KmeSampler(kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)]))
+
+    def observed_iperf(self, lab, kme, spi, T, load):
+        """one iperf3 UDP run of T s under the observers: (iperf3 result, wire, poll, kme)"""
+        wire, poll, kt = self.observers(lab, kme, spi, T)
+        wire.start()
+        poll.start()
+        kt.start()
+        c0, t0 = lab_cpu(lab), time.monotonic()
+        r = B.iperf(lab, "udp", T, rate="%dM" % load, length=1200)
+        c1, t1 = lab_cpu(lab), time.monotonic()
+        wire.join(5)
+        kt.join(5)
+        poll.stop()
+        # the daemons' CPU during the run, in cores (the datapath runs in charon's threads)
+        r["cpu"] = {k: (c1[k] - c0[k]) / (t1 - t0) for k in CPU_DAEMONS}
+        return r, wire, poll, kt
+
+    def run_on(self, load, T):
         """one run with rotation: returns a dict of what was measured"""
-        p, T, W = self.p, self.p["duration"], self.p["warmup"]
+        W = self.p["warmup"]
         lab = self.on
         sa = self.child(lab)
         drain_dry(lab, self.km)
         since = len(lab.log("gwA"))
-        wire = B.EspSampler(lab, [W, T - 0.3], spi=sa[3])
-        poll = Poller(lab, sa[3], 0.5)
-        kt = KmeSampler(self.kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)])
         t0, t0m = time.time(), time.monotonic()
-        wire.start()
-        poll.start()
-        kt.start()
-        r = B.iperf(lab, "udp", T, rate="%dM" % load, length=1200)
-        wire.join(5)
-        kt.join(5)
-        poll.stop()
+        r, wire, poll, kt = self.observed_iperf(lab, self.kme, sa[3], T, load)
         since_b = len(lab.log("gwB"))
         cnt = self.rekey(lab, sa, since)
         rx = deleted_counters(lab, sa[3], since_b, gw="gwB")
         loss, mbps = B.loss_after(r, W)
         out = {"mbps": mbps, "loss": loss, "loss_all": r.get("lost_pct"), "error": r.get("error", "")}
+        out.update(("cpu_" + k, v) for k, v in r["cpu"].items())
         if rx:
             out["rx_nokey"] = rx["nokey"]
         ww = wire_windows(wire.samples)
@@ -391,11 +440,16 @@ class Bench:
                        beyond_share=100.0 * cnt["beyond"] / cnt["packets"] if cnt["packets"] else 0.0)
         return out
 
-    def run_off(self, load):
-        self.child(self.off)
-        r = B.iperf(self.off, "udp", self.p["duration"], rate="%dM" % load, length=1200)
+    def run_off(self, load, T):
+        sa = self.child(self.off)
+        r, wire, _, _ = self.observed_iperf(self.off, self.kme_off, sa[3], T, load)
         loss, mbps = B.loss_after(r, self.p["warmup"])
-        return {"mbps": mbps, "loss": loss, "loss_all": r.get("lost_pct"), "error": r.get("error", "")}
+        out = {"mbps": mbps, "loss": loss, "loss_all": r.get("lost_pct"), "error": r.get("error", "")}
+        out.update(("cpu_" + k, v) for k, v in r["cpu"].items())
+        ww = wire_windows(wire.samples)
+        if ww:
+            out["wire_pps"] = ww[1] / ww[2]
+        return out
 
     def cells(self):
         p = self.p
@@ -406,12 +460,13 @@ class Bench:
             if km != self.km:
                 self.set_supply(km)
             time.sleep(p["settle"])
+            T = self.run_secs(km)
             for load in self.loads:
                 for i in range(p["repeats"]):
                     order = ("on", "off") if i % 2 == 0 else ("off", "on")
                     res = {}
                     for which in order:
-                        res[which] = self.run_on(load) if which == "on" else self.run_off(load)
+                        res[which] = self.run_on(load, T) if which == "on" else self.run_off(load, T)
                     on, off = res["on"], res["off"]
                     rows.append({"km": km, "load": load, "rep": i + 1, "on": on, "off": off})
                     B.progress("  %2d km %4d Mbit/s rep %d: on %s Mbit/s loss %s %%, off %s Mbit/s "
@@ -426,12 +481,14 @@ class Bench:
         self.cell_rows = rows
         cols = ["mbps", "loss", "loss_all", "rx_nokey", "beyond_steady", "stall_steady", "windows", "supplied", "keys_in", "util", "wire_rpk", "rpk_adv",
                 "wire_pps", "supply_rate", "beyond", "beyond_share", "stall", "sa_packets", "conv"]
+        cpu = ["cpu_" + k for k in CPU_DAEMONS]
         B.write_csv(os.path.join(self.out, "cells.csv"),
                     ["km", "offered_mbps", "rep", "off_mbps", "off_loss_pct", "off_loss_all_pct"]
-                    + ["on_" + c for c in cols],
+                    + ["off_" + c for c in cpu] + ["on_" + c for c in cols + cpu],
                     [(r["km"], r["load"], r["rep"], r["off"].get("mbps"), r["off"].get("loss"),
                       r["off"].get("loss_all"))
-                     + tuple(r["on"].get(c) for c in cols) for r in rows])
+                     + tuple(r["off"].get(c) for c in cpu)
+                     + tuple(r["on"].get(c) for c in cols + cpu) for r in rows])
 
     def cell_table(self):
         """per (km, load): medians over the repeats; returns the table text and the summary"""
@@ -478,6 +535,31 @@ class Bench:
                     B.fmt(med("on", "wire_rpk"), 0), B.fmt(steady, 0) if steady is not None else "-",
                     B.fmt(whole, 0), B.fmt(share, 3),
                     B.fmt(med("on", "stall"), 0), B.fmt(med("on", "rx_nokey"), 0), B.fmt(med("on", "conv"), 1)))
+        # what the rotation arm's daemons cost the shared CPUs beyond the baseline's: near the
+        # load ceiling the CPUs are the limit, and loss follows any extra CPU
+        t += ["", "CPU of the labs' daemons during the runs (both gateways, user + system, in cores: "
+              "CPU seconds per second of run; the datapath runs in charon's threads; medians of the "
+              "repeats), rotation off / on:", "",
+              "| fibre km | offered Mbit/s | charon (datapath) | qkid | qkd-kmsd | all three: on - off |",
+              "|---|---:|---|---|---|---:|"]
+        for km in self.p["kms"]:
+            for load in self.loads:
+                sel = [r for r in self.cell_rows if r["km"] == km and r["load"] == load]
+                if not sel:
+                    continue
+                cells, tot = [], {}
+                for d in CPU_DAEMONS:
+                    pair = []
+                    for which in ("off", "on"):
+                        v = [r[which].get("cpu_" + d) for r in sel if r[which].get("cpu_" + d) is not None]
+                        m = B.median(v) if v else None
+                        pair.append(B.fmt(m, 3))
+                        if m is not None:
+                            tot[which] = tot.get(which, 0.0) + m
+                    cells.append(" / ".join(pair))
+                diff = tot["on"] - tot["off"] if "on" in tot and "off" in tot else None
+                t.append("| %g | %d | %s | %s |" % (km, load, " | ".join(cells),
+                                                     ("%+.3f" % diff) if diff is not None else "-"))
         return "\n".join(t), summ
 
     # ---- 3. steps ------------------------------------------------------------------------
@@ -898,7 +980,9 @@ runs, `scripts/lab kms-fibre`: no outage, nothing flushed); **off** is the same 
 off, the baseline of every cell, run in ABBA order with it (on/off in odd repeats, off/on in even
 ones). iperf3 UDP hostA -> hostB, 1200-byte datagrams.
 
-Every cell: %d repeats of %d s per run, medians over the repeats. Before each run with rotation
+Every cell: %d repeats of %d s per run (%s), medians over the repeats.
+Both arms run the same samplers (the wire, qkid's view, the KME's counter; below), so that their
+CPU cost is in the baseline too. Before each run with rotation
 the keys stored while the lab was idle are taken from qkid (KEY_NEW in half-second slices until a
 slice yields no more than the link makes; at most 30 s), so the run sees the link's rate, not a
 backlog. **Key utilisation** = key windows of the SA on the wire (IV epoch of
@@ -944,7 +1028,11 @@ control connections), UDP at %s Mbit/s at the same time, supply
 wire / rpk_min (the keys it would use at the smallest rpk); max-min shares of the measured supply.
 
 %s
-%s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"], p["warmup"], p["warmup"],
+%s""" % (": " + a.title if a.title else "", a.rpk_min, a.rpk_max, p["repeats"], p["duration"],
+         ("longer where the link makes so few keys that the steady interval would count fewer than %d: %s"
+          % (p["min_keys"], ", ".join("%g km %d s" % (km, bench.run_secs(km)) for km in p["kms"]
+                                      if bench.run_secs(km) > p["duration"]) or "none here"))
+         if p["min_keys"] else "every supply", p["warmup"], p["warmup"],
          ", ".join(str(x) for x in LADDER), p["ceiling_secs"], bench.ceiling_mbps,
          B.machine(), machine_load, (" --section %s --title '%s'" % (a.section, a.title)) if a.title else "",
          total / 60.0, stamp,
