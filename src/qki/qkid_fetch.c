@@ -191,8 +191,9 @@ static int kme_unreachable(enum etsi014_error_code code)
 	       code == ETSI014_ERR_TLS;
 }
 
-/* The once-a-second status of a healthy KME (qkid_supply.h). A failure here is no shortage and
- * no reason for back-off (the next fetch tells): the supply is then measured from the intake. */
+/* The once-a-second status of a healthy KME (qkid_supply.h). An error answer here is no
+ * shortage and no reason for back-off (a KME that does not answer at all is: kme_unreachable):
+ * the supply is then estimated from the intake. */
 static void supply_status_done(struct qkid_peer *p, const struct qkid_kme_result *r, int64_t now)
 {
 	struct qkid_supply *s = &p->supply;

@@ -85,8 +85,7 @@ static void rates(struct qkid_peer *p, int64_t now)
 	in = (p->keys_in - p->last_in) / dt;
 	p->rate_in = qkid_supply_estimate(&p->supply, p->rate_in, in, p->supply_limited, now);
 	/* known from a short second, or from a fresh measurement at the KME */
-	p->supply_known |= p->supply_limited ||
-			   (p->supply.gen_t && now - p->supply.gen_t <= QKID_SUPPLY_STALE_MS);
+	p->supply_known |= p->supply_limited || qkid_supply_measured(&p->supply, now);
 	p->supply_limited = 0;
 	p->rate_out = qkid_ewma(p->rate_out, (p->keys_out - p->last_out) / dt);
 	p->last_in = p->keys_in;

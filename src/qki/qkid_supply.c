@@ -57,6 +57,11 @@ void qkid_supply_status(struct qkid_supply *s, int64_t now, uint64_t keys_in, un
 	s->full = full;
 }
 
+int qkid_supply_measured(const struct qkid_supply *s, int64_t now)
+{
+	return s->gen_t && now - s->gen_t <= QKID_SUPPLY_STALE_MS;
+}
+
 double qkid_supply_estimate(struct qkid_supply *s, double old, double in, int limited,
 			    int64_t now)
 {
@@ -64,7 +69,7 @@ double qkid_supply_estimate(struct qkid_supply *s, double old, double in, int li
 		s->limited_t = now;
 		return in;              /* a second the KME was short: that is the supply */
 	}
-	if (s->gen_t && now - s->gen_t <= QKID_SUPPLY_STALE_MS &&
+	if (qkid_supply_measured(s, now) &&
 	    (!s->limited_t || now - s->limited_t >= QKID_SUPPLY_LIMITED_HOLD_MS))
 		return s->gen;          /* measured at the KME */
 	/* no measurement: the intake is what the SAs use, so only a rise says something */

@@ -58,6 +58,8 @@ void qkid_supply_status(struct qkid_supply *s, int64_t now, uint64_t keys_in, un
  * estimate. */
 double qkid_supply_estimate(struct qkid_supply *s, double old, double in, int limited,
 			    int64_t now);
+/* 1 while the last measurement of the supply is fresh enough to use (QKID_SUPPLY_STALE_MS) */
+int qkid_supply_measured(const struct qkid_supply *s, int64_t now);
 /* 1 while the last answer showed a full store (generation may be paused: not measurable). */
 int qkid_supply_store_full(const struct qkid_supply *s, int64_t now);
 

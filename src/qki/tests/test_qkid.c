@@ -1130,7 +1130,7 @@ START_TEST(test_supply_status_failure)
 	ck_assert_uint_eq(m->p.supply.unusable, 1);
 	m->conf.peers[0].pool_target = 8;               /* something to fetch */
 	qkid_fetch_schedule(&m->p, qkid_now_ms());
-	ck_assert_msg(m->kme.submitted && m->kme.type == QKID_KME_ENC, "submitted %d type %d pool %zu", m->kme.submitted, m->kme.type, m->p.pool.n);
+	ck_assert(m->kme.submitted && m->kme.type == QKID_KME_ENC);
 	side_free(m);
 }
 END_TEST
