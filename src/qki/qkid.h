@@ -38,6 +38,11 @@
 #include "qkid_supply.h"
 
 #define QKID_MAP_BUCKETS 4096
+/* master at the QKD link's rate (qkid_fetch.c): fetches are paced by the time the link takes
+ * to make a batch, within these bounds, while a 503 came in the last QKID_SHORT_HOLD_MS */
+#define QKID_PACE_MIN_MS   5
+#define QKID_PACE_MAX_MS   1000
+#define QKID_SHORT_HOLD_MS 2000
 #define QKID_TOMBS_MAX   16384
 
 struct qkid;
@@ -202,6 +207,9 @@ struct qkid_peer {
 	unsigned backoff_ms, batch;
 	uint64_t kme_errors;
 	unsigned kme_fail_streak;       /* consecutive failed KME calls */
+	uint64_t kme_short;             /* master: enc_keys answered "not enough key" (503) */
+	int64_t short_t;                /* master: the last such answer (qkid_fetch.c) */
+	int64_t enc_sent_t;             /* master: the last enc_keys request went out */
 	char last_error[QKI_TEXT_MAX];
 
 	struct qkey *map[QKID_MAP_BUCKETS];

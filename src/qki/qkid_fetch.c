@@ -29,18 +29,56 @@ static void kme_failed(struct qkid_peer *p, const struct qkid_kme_result *r, int
 		 r->type == QKID_KME_ENC ? "enc_keys" : r->type == QKID_KME_DEC ? "dec_keys" :
 		 "status", etsi014_strerror(r->code),
 		 r->err.message[0] ? ": " : "", r->err.message);
-	/* 503 at the master means "not enough key yet": ask for fewer, sooner */
-	if (r->type == QKID_KME_ENC && r->code == ETSI014_ERR_HTTP_503 && p->batch > 1) {
-		p->batch = p->batch / 2;
-		p->backoff_ms = c->kme_backoff_min_ms;
-	} else {
-		p->backoff_ms = p->backoff_ms * 2 > c->kme_backoff_max_ms ? c->kme_backoff_max_ms
-									   : p->backoff_ms * 2;
-	}
+	p->backoff_ms = p->backoff_ms * 2 > c->kme_backoff_max_ms ? c->kme_backoff_max_ms
+								   : p->backoff_ms * 2;
 	p->kme_next = now + p->backoff_ms;
 	if (p->kme_errors < 5 || p->kme_errors % 50 == 0)
 		log_warn("peer %s: %s (error %llu, retry in %u ms)", p->conf->name, p->last_error,
 			 (unsigned long long)p->kme_errors, p->backoff_ms);
+}
+
+/*
+ * How long the QKD link takes to make n keys, within [QKID_PACE_MIN_MS, QKID_PACE_MAX_MS]: at
+ * the supply measured at the KME (independent of how fast qkid fetches), else at the estimate
+ * from the intake; kme_backoff_min while neither is known.
+ */
+static unsigned pace_ms(const struct qkid_peer *p, unsigned n, int64_t now)
+{
+	double rate = qkid_supply_measured(&p->supply, now) ? p->supply.gen :
+		      p->supply_known ? p->rate_in : 0, ms;
+	if (!(rate > 0))
+		return p->d->conf->kme_backoff_min_ms;
+	ms = 1000.0 * n / rate;
+	return ms < QKID_PACE_MIN_MS ? QKID_PACE_MIN_MS : ms > QKID_PACE_MAX_MS ? QKID_PACE_MAX_MS
+										: (unsigned)ms;
+}
+
+/* the master's KME answered enc_keys with fewer keys than asked for, or with a key, in the last
+ * QKID_SHORT_HOLD_MS: the QKD link's rate is the limit, and the fetches are paced by it */
+static int supply_short(const struct qkid_peer *p, int64_t now)
+{
+	return p->short_t && now - p->short_t < QKID_SHORT_HOLD_MS;
+}
+
+/*
+ * 503 to enc_keys at the master when more than one key was asked for: the KME holds fewer keys
+ * than asked, which is what a QKD link used at its full rate looks like, not a failing KME. No
+ * back-off state: ask for half as many once the link has made them. (A fixed 100 ms back-off
+ * here turned the intake at 391 keys/s into lumps of ~40 keys 110 ms apart, more than an SA's
+ * reserve of 32 window keys: the SA's buffer ran dry about once a second and packets went out
+ * beyond rpk; measured with bench keys at 0 km, 2026-12-03. It also logged "KME answers again"
+ * up to 9 times a second.) A 503 to a single key is a failure (kme_failed).
+ */
+static void kme_short(struct qkid_peer *p, int64_t now)
+{
+	if (!supply_short(p, now))
+		log_info("peer %s: the KME holds fewer keys than asked for: fetching at the QKD "
+			 "link's rate (%.0f keys/s)", p->conf->name, p->rate_in);
+	p->short_t = now;
+	p->kme_short++;
+	p->supply_limited = 1;  /* the intake is the supply */
+	p->batch = p->batch / 2;
+	p->kme_next = now + pace_ms(p, p->batch, now);
 }
 
 static void kme_ok(struct qkid_peer *p)
@@ -226,14 +264,24 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 		supply_status_done(p, r, now);
 	} else if (r->code == ETSI014_OK) {
 		kme_ok(p);
-		if (r->type == QKID_KME_ENC)
+		if (r->type == QKID_KME_ENC) {
 			enc_done(p, r);
+			/* at the link's rate, the next batch once the link has made it, counted
+			 * from when this one was asked for (so the round trip does not slow the
+			 * intake below the supply): asked for at once, it would find the store just
+			 * emptied, a 503 per batch */
+			if (supply_short(p, now))
+				p->kme_next = p->enc_sent_t + pace_ms(p, p->batch, now);
+		}
 		else if (r->type == QKID_KME_DEC)
 			dec_done(p, r, 1);
 	} else {
 		/* a 400 on dec_keys names bad key_IDs, not a sick KME */
 		if (r->type == QKID_KME_DEC && r->code == ETSI014_ERR_HTTP_400)
 			kme_ok(p);
+		else if (r->type == QKID_KME_ENC && r->code == ETSI014_ERR_HTTP_503 &&
+			 p->batch > 1 && p->kme_state != QKI_KME_BACKOFF)
+			kme_short(p, now);
 		else
 			kme_failed(p, r, now);
 		if (r->type == QKID_KME_DEC)
@@ -247,7 +295,6 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 static int kme_work(struct qkid_peer *p, int64_t now)
 {
 	struct qkid *d = p->d;
-	(void)now;
 	if (p->role == QKI_ROLE_MASTER) {
 		unsigned want = p->conf->pool_target + p->conf->ike_reserve + qkid_sa_deficit(p);
 		unsigned n;
@@ -259,8 +306,10 @@ static int kme_work(struct qkid_peer *p, int64_t now)
 			n = p->batch;
 		if (n > room)
 			n = (unsigned)room;
-		return n && !qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n,
-						p->conf->key_size_bits);
+		if (!n || qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n, p->conf->key_size_bits))
+			return 0;
+		p->enc_sent_t = now;
+		return 1;
 	} else {
 		const char *ids[QKID_KME_IDS_MAX];
 		struct qkey *batch[QKID_KME_IDS_MAX];

@@ -66,8 +66,12 @@ double qkid_supply_estimate(struct qkid_supply *s, double old, double in, int li
 			    int64_t now)
 {
 	if (limited) {
+		/* a second the KME was short: its intake is the supply, unless qkid emptied a
+		 * store in it (at 0 km the end of an idle store read 2359 and 3941 keys/s where
+		 * the link made 391, the SA's rpk fell to match and its buffer ran dry; bench keys,
+		 * 2026-12-03): no more than the link made, if that is measured */
 		s->limited_t = now;
-		return in;              /* a second the KME was short: that is the supply */
+		return qkid_supply_measured(s, now) && s->gen < in ? s->gen : in;
 	}
 	if (qkid_supply_measured(s, now) &&
 	    (!s->limited_t || now - s->limited_t >= QKID_SUPPLY_LIMITED_HOLD_MS))

@@ -16,7 +16,8 @@
  * - for QKID_SUPPLY_LIMITED_HOLD_MS after a second in which the KME could not give what qkid
  *   asked (503, an outage), that second's intake is the supply: the stored count is then near 0
  *   and says nothing, and for a relayed key (metro) a later hop, not the first link whose store
- *   the status shows, may be the limit.
+ *   the status shows, may be the limit. But no more than the measured supply: in the second
+ *   that emptied a store, the intake is the store, not the link.
  */
 #ifndef QKID_SUPPLY_H
 #define QKID_SUPPLY_H

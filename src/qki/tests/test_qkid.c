@@ -291,6 +291,7 @@ END_TEST
 struct qkid_kme {
 	int submitted;                  /* a request waits for the test's answer */
 	enum qkid_kme_job_type type;
+	unsigned number;                /* enc_keys: keys asked for */
 	size_t n_ids;
 	char ids[QKID_KME_IDS_MAX][ETSI014_KEY_ID_LEN + 1];
 	struct qkid_kme_result *result; /* answered, not collected yet */
@@ -388,10 +389,10 @@ int qkid_kme_submit_enc(struct qkid_kme *k, const char *slave_sae, unsigned numb
 			unsigned size_bits)
 {
 	(void)slave_sae;
-	(void)number;
 	(void)size_bits;
 	k->submitted = 1;
 	k->type = QKID_KME_ENC;
+	k->number = number;
 	return 0;
 }
 
@@ -1072,7 +1073,10 @@ START_TEST(test_supply_not_measurable)
 	ck_assert(fabs(s.gen - (36 + 8) / 0.9) < 1e-6);
 	ck_assert_uint_eq(s.unusable, 3);
 	/* a second the KME was short: its intake, and the measurement waits the hold out */
-	ck_assert(fabs(qkid_supply_estimate(&s, 300, 150, 1, t + 8000) - 150) < 1e-9);
+	ck_assert(fabs(qkid_supply_estimate(&s, 300, 40, 1, t + 8000) - 40) < 1e-9);
+	/* ... but if qkid emptied a store in that second, no more than the link made (2026-12-03:
+	 * 2359 keys/s read as the supply at 0 km, where the link made 391) */
+	ck_assert(fabs(qkid_supply_estimate(&s, 300, 2359, 1, t + 8000) - s.gen) < 1e-9);
 	ck_assert(fabs(qkid_supply_estimate(&s, 150, 90, 0, t + 9000) - 150) < 1e-9);
 	qkid_supply_status(&s, t + 8000 + QKID_SUPPLY_LIMITED_HOLD_MS, 300, 30, 128, 256, 256, 16);
 	ck_assert(fabs(qkid_supply_estimate(&s, 150, 90, 0, t + 8000 + QKID_SUPPLY_LIMITED_HOLD_MS)
@@ -1135,6 +1139,76 @@ START_TEST(test_supply_status_failure)
 }
 END_TEST
 
+/* The master's pending enc_keys answered: with `code`, or OK with the keys asked for (key_IDs
+ * from *next on). */
+static void enc_answer(struct side *m, enum etsi014_error_code code, unsigned *next)
+{
+	struct qkid_kme_result *r = calloc(1, sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	ck_assert(m->kme.submitted && m->kme.type == QKID_KME_ENC);
+	r->type = QKID_KME_ENC;
+	r->code = code;
+	if (code == ETSI014_OK) {
+		r->keys = etsi014_key_container_alloc(m->kme.number, TEST_KEY_LEN);
+		ck_assert_ptr_nonnull(r->keys);
+		for (unsigned i = 0; i < m->kme.number; i++) {
+			char id[QKI_KEY_ID_MAX];
+			key_id((*next)++, id);
+			snprintf(r->keys->keys[i].key_id, sizeof(r->keys->keys[i].key_id), "%s", id);
+			key_of(id, r->keys->keys[i].key);
+		}
+	}
+	m->kme.submitted = 0;
+	m->kme.result = r;
+	qkid_peer_kme_done(&m->p);
+}
+
+/* At the QKD link's rate the master's KME answers "not enough key" (503): that is no failing
+ * KME, and the next fetch waits as long as the link takes to make it, not the 100 ms back-off
+ * (bench keys at 0 km, 2026-12-03: lumps of ~40 keys 110 ms apart emptied SA buffers of 32).
+ * A 503 to a single key is a failure. */
+START_TEST(test_kme_short_paced)
+{
+	struct side *m = side_new(QKI_ROLE_MASTER);
+	int64_t now = qkid_now_ms(), next_at;
+	unsigned next = 1;
+
+	m->conf.peers[0].pool_target = 1000;            /* always something to fetch */
+	qkid_supply_init(&m->p.supply, now);            /* status not due for a second */
+	m->p.supply.gen = 400;                          /* measured at the KME: 400 keys/s */
+	m->p.supply.gen_t = now;
+	qkid_fetch_schedule(&m->p, now);
+	ck_assert_uint_eq(m->kme.number, 16);
+	enc_answer(m, ETSI014_ERR_HTTP_503, &next);
+	ck_assert_int_eq(m->p.kme_state, QKI_KME_OK);
+	ck_assert_uint_eq(m->p.kme_errors, 0);
+	ck_assert_uint_eq(m->p.kme_short, 1);
+	ck_assert_uint_eq(m->p.batch, 8);
+	next_at = m->p.kme_next;
+	/* 8 keys at 400 keys/s: 20 ms (the clock may have moved a little meanwhile) */
+	ck_assert_msg(next_at - now >= 19 && next_at - now <= 25, "waits %lld ms",
+		      (long long)(next_at - now));
+	qkid_fetch_schedule(&m->p, next_at - 1);
+	ck_assert(!m->kme.submitted);
+	qkid_fetch_schedule(&m->p, next_at);
+	ck_assert(m->kme.submitted);
+	ck_assert_uint_eq(m->kme.number, 8);
+	/* the answer: the next batch (9) is asked for 22 ms after this one was */
+	enc_answer(m, ETSI014_OK, &next);
+	ck_assert_uint_eq(m->p.pool.n, 8);
+	ck_assert_uint_eq(m->p.batch, 9);
+	ck_assert_int_eq(m->p.kme_next, next_at + 22);
+	/* down to one key: a 503 then is a KME that has none, a failure with back-off */
+	m->p.batch = 1;
+	qkid_fetch_schedule(&m->p, m->p.kme_next);
+	ck_assert_uint_eq(m->kme.number, 1);
+	enc_answer(m, ETSI014_ERR_HTTP_503, &next);
+	ck_assert_int_eq(m->p.kme_state, QKI_KME_BACKOFF);
+	ck_assert_uint_eq(m->p.kme_errors, 1);
+	side_free(m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("qkid");
@@ -1169,6 +1243,7 @@ int main(void)
 	tcase_add_test(tsu, test_supply_measured);
 	tcase_add_test(tsu, test_supply_not_measurable);
 	tcase_add_test(tsu, test_supply_status_failure);
+	tcase_add_test(tsu, test_kme_short_paced);
 	suite_add_tcase(s, tr);
 	suite_add_tcase(s, tf);
 	suite_add_tcase(s, tp);
