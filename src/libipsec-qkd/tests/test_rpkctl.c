@@ -261,6 +261,40 @@ START_TEST(test_backlog_end)
 }
 END_TEST
 
+/* the end of a store the KME filled while the link was idle, at 0 km of fibre (391 keys/s) and
+ * 52 000 packets/s (500 Mbit/s): qkid's share is the link's rate, measured at the KME, while
+ * keys come as fast as the SA asks, so the buffer sits above its target and the loop spends the
+ * store faster; when the store ends, the keys of 0.1 s (the reserve) must carry the SA until
+ * rpk is up. Measured in the lab before the fix (bench keys, 2026-12-03): the integrator still
+ * spent a quarter of the share above it when the buffer fell below its target, and the buffer
+ * ran empty (3000-6000 packets beyond rpk per run) */
+START_TEST(test_store_end)
+{
+	struct sim s;
+
+	double low = CAP;
+
+	sim_init(&s, 391, 52000);
+	s.pool = 2000;                  /* keys the KME stored */
+	sim_run(&s, 20);
+	ck_assert_msg(s.pool < LUMP, "the store is not spent (%.0f keys left)", s.pool);
+	ck_assert_msg(s.rpk[5 * PER_S] < 52000 / 391.0, "the store is not spent faster (rpk %u)",
+				  s.rpk[5 * PER_S]);
+	for (int i = 0; i < s.t; i++)
+		low = fmin(low, s.lv[i]);
+	/* the reserve is what carries the SA through a late lump (a KME round trip, a status
+	 * request): at least half of it is left (before the fix: 11 of 32 keys) */
+	ck_assert_msg(low >= s.c.target / 2, "the buffer fell to %.0f keys (target %.0f)", low,
+				  s.c.target);
+	check_none_beyond_since(&s, 0);
+	sim_run(&s, 20);
+	ck_assert_msg(fabs(s.rpk[s.t - 1] - 52000 / 391.0) < 0.15 * 52000 / 391.0, "rpk %u",
+				  s.rpk[s.t - 1]);
+	check_none_beyond_since(&s, 0);
+	check_no_oscillation(&s, 1.25);
+}
+END_TEST
+
 /* the KME stops (503) for 10 s: rpk goes to rpk_max and the loop says the supply cannot keep
  * up (saturated); after recovery it comes back within 10 s (no wind-up) */
 START_TEST(test_outage)
@@ -367,6 +401,7 @@ int main(void)
 	tcase_add_test(tc, test_load_step);
 	tcase_add_test(tc, test_supply_step);
 	tcase_add_test(tc, test_backlog_end);
+	tcase_add_test(tc, test_store_end);
 	tcase_add_test(tc, test_outage);
 	tcase_add_test(tc, test_rpk_max_too_small);
 	tcase_add_test(tc, test_provider_holds_fewer);
