@@ -35,6 +35,14 @@ uint32_t iq_rpkctl_step(struct iq_rpkctl *c, const struct iq_rpkctl_in *in)
 	 * below IQ_RPK_ARRIVALS_MIN too few keys arrive in a time constant to tell) */
 	if (s >= IQ_RPK_ARRIVALS_MIN && in->level < c->target && in->arrivals < s * IQ_RPK_ARRIVALS)
 		s = fmax(0, in->arrivals);
+	/* idle: the next burst may come at any rate; it finds rpk_max (rpkctl.h) */
+	c->idle = in->pps >= 1 ? 0 : c->idle + in->dt;
+	if (c->idle >= IQ_RPK_IDLE) {
+		c->pps = 0;
+		c->integ = 0;
+		c->rpk = c->rpk_max;
+		return c->rpk;
+	}
 	/* a rise of the packet rate counts at once, a fall slowly: bursts find rpk up already */
 	if (in->pps >= c->pps)
 		c->pps = in->pps;

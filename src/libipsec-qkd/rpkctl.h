@@ -40,6 +40,15 @@
  * 100 ms (spending faster is never urgent), and a change under IQ_RPK_HYST of the rpk in force
  * is not applied (rpk is fixed per window; smaller moves are noise).
  *
+ * Idle (no packet for IQ_RPK_IDLE): the next burst's rate is unknown, so rpk goes to rpk_max
+ * and the loop starts afresh (r_f, I at 0); when packets come, the loop lowers rpk at the fall
+ * limit above, and the sender ends a window early once rpk is below the packets it holds
+ * (rotation.c), so a long window at rpk_max does not outlast the first steps. Before, an idle
+ * or new SA stayed at the rpk its falling rate gave, down to rpk_min, and a burst spent the
+ * whole buffer before the first step saw it: a new SA at 80 km (10 keys/s) spent its 47 keys
+ * within 15 ms at rpk 16, and 36 800 packets went beyond rpk while the link refilled the buffer
+ * (bench keys, 2026-12-03).
+ *
  * Target: B* = C / 2, where C is the lookahead or, if fewer, the keys the provider lets the SA
  * hold (qkid gives each of n active SAs its part of sa_buffer_total, and counts the keys it
  * handed out until they are released): a target the buffer cannot reach would read as a
@@ -66,6 +75,7 @@
 #define IQ_RPK_TAU_DOWN 0.5     /* s: time constant of a falling packet rate */
 #define IQ_RPK_FALL 0.8         /* rpk falls at most to this fraction per 100 ms */
 #define IQ_RPK_HYST (1.0 / 32)  /* relative change below which rpk stays */
+#define IQ_RPK_IDLE 0.5         /* s without a packet: idle, rpk goes to rpk_max */
 
 struct iq_rpkctl {
 	uint32_t rpk_min, rpk_max, capacity;
@@ -73,6 +83,7 @@ struct iq_rpkctl {
 	double pps;             /* r_f, packets/s */
 	double integ;           /* I, keys/s */
 	uint32_t rpk;           /* in force */
+	double idle;            /* s without a packet */
 	bool saturated;         /* the last step wanted more than rpk_max: the supply cannot
 							 * cover the packet rate even at rpk_max */
 };

@@ -43,6 +43,7 @@
 #define QKID_PACE_MIN_MS   5
 #define QKID_PACE_MAX_MS   1000
 #define QKID_SHORT_HOLD_MS 2000
+#define QKID_SHORT_LOG_QUIET_MS 60000   /* logged again only after a minute without one */
 #define QKID_TOMBS_MAX   16384
 
 struct qkid;

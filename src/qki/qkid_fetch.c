@@ -71,7 +71,7 @@ static int supply_short(const struct qkid_peer *p, int64_t now)
  */
 static void kme_short(struct qkid_peer *p, int64_t now)
 {
-	if (!supply_short(p, now))
+	if (!p->short_t || now - p->short_t >= QKID_SHORT_LOG_QUIET_MS)
 		log_info("peer %s: the KME holds fewer keys than asked for: fetching at the QKD "
 			 "link's rate (%.0f keys/s)", p->conf->name, p->rate_in);
 	p->short_t = now;

@@ -362,7 +362,39 @@ START_TEST(test_provider_holds_fewer)
 }
 END_TEST
 
-/* an idle SA keeps its rpk; without a share (or a time step) the loop does nothing */
+/* a burst after idle at 80 km of fibre (9.8 keys/s): 52 000 packets/s into an SA whose buffer
+ * holds 47 keys. Before: the SA sat at rpk_min (16) and spent them within 15 ms, before the
+ * loop's first step saw the burst; 36 800 packets went beyond rpk while the link refilled at
+ * 10 keys/s (bench keys, 2026-12-03). Idle, rpk is at rpk_max; then it falls to where the
+ * share allows, and nothing goes beyond rpk */
+START_TEST(test_burst_after_idle)
+{
+	struct sim s;
+	double final = 52000 / 9.8;
+
+	sim_init(&s, 9.8, 0);
+	iq_rpkctl_init(&s.c, 16, RPK_MAX, CAP);
+	s.level = 47;
+	s.c.rpk = 16;                   /* where a falling rate or a new SA left it */
+	sim_run(&s, 2);
+	ck_assert_uint_eq(s.rpk[s.t - 1], RPK_MAX);
+	s.pps = 52000;
+	sim_run(&s, 40);
+	check_none_beyond_since(&s, 0);
+	ck_assert_msg(fabs(s.rpk[s.t - 1] - final) < 0.35 * final, "rpk %u, want %.0f",
+				  s.rpk[s.t - 1], final);
+	/* and again after a pause of 3 s */
+	s.pps = 0;
+	sim_run(&s, 3);
+	ck_assert_uint_eq(s.rpk[s.t - 1], RPK_MAX);
+	s.pps = 52000;
+	sim_run(&s, 20);
+	check_none_beyond_since(&s, 0);
+}
+END_TEST
+
+/* an SA idle for less than IQ_RPK_IDLE keeps its rpk, then goes to rpk_max; without a share
+ * (or a time step) the loop does nothing */
 START_TEST(test_idle_and_no_share)
 {
 	struct iq_rpkctl c;
@@ -387,6 +419,15 @@ START_TEST(test_idle_and_no_share)
 	ck_assert(iq_rpkctl_step(&c, &in) > 777);       /* empty buffer: spend slower */
 	ck_assert_uint_eq(c.rpk_min, 100);
 	ck_assert_uint_eq(c.target, 32);
+	/* no packet: the rpk stays for IQ_RPK_IDLE, then rpk_max */
+	iq_rpkctl_init(&c, 100, 5000, 64);
+	c.rpk = 777;
+	in.pps = 0;
+	for (int i = 0; i < (int)(IQ_RPK_IDLE / TICK) - 1; i++)
+		ck_assert_uint_eq(iq_rpkctl_step(&c, &in), 777);
+	for (int i = 0; i < 2; i++)
+		iq_rpkctl_step(&c, &in);
+	ck_assert_uint_eq(c.rpk, 5000);
 }
 END_TEST
 
@@ -405,6 +446,7 @@ int main(void)
 	tcase_add_test(tc, test_outage);
 	tcase_add_test(tc, test_rpk_max_too_small);
 	tcase_add_test(tc, test_provider_holds_fewer);
+	tcase_add_test(tc, test_burst_after_idle);
 	tcase_add_test(tc, test_idle_and_no_share);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
