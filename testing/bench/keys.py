@@ -10,7 +10,8 @@ lab (kernel-qkd, QKD IKE) with rotation off, the baseline of every cell, run in 
 1. ceiling: the highest offered UDP load the "off" lab carries with at most 1 % loss;
 2. cells: per fibre length (0, 20, 50, 80 km) and offered load (100 Mbit/s .. ceiling): delivered
    rate and loss with rotation on and off, key utilisation = (windows on the wire + change of the
-   SA's key buffer) / keys the KME generated (its own counter), packets beyond rpk and stall drops (the datapath's counters of the
+   SA's key buffer) / keys the KME made available (generated + drawn from its store; its own
+   counters), packets beyond rpk and stall drops (the datapath's counters of the
    SA), convergence time of rpk after the load starts;
 3. a load step and a supply step, sampled over time (CSV + plot of rpk, buffer level, key rates);
 4. 4 SAs with skewed demand: Jain's index of windows/s against max-min fair shares of the
@@ -373,7 +374,7 @@ class Bench:
         did, and its loss excess counted their cost as rotation's)"""
         W = self.p["warmup"]
         return (B.EspSampler(lab, [W, T - 0.3], spi=spi), Poller(lab, spi, 0.5),
-                KmeSampler(kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)]))
+                KmeSampler(kme, [x * 1.0 for x in range(int(W) - 1, int(T) + 1)], stored=True))
 
     def observed_iperf(self, lab, kme, spi, T, load):
         """one iperf3 UDP run of T s under the observers: (iperf3 result, wire, poll, kme)"""
@@ -409,12 +410,17 @@ class Bench:
         if rx:
             out["rx_nokey"] = rx["nokey"]
         ww = wire_windows(wire.samples)
-        kme = [k for k in kt.samples if k]
+        kme = [k[:2] for k in kt.samples if k]
+        stored = [(k[0], k[2]) for k in kt.samples if k]
         if ww and len(kme) >= 2:
             supplied = interp(kme, wire.samples[-1][0]) - interp(kme, wire.samples[0][0])
+            # keys the run drew from what the KME had stored (it refills between the drain and
+            # the load; at 0 and 20 km faster than the drain empties it) were made by the link
+            # too: they count as supplied; keys left in the store count as supplied, not used
+            drawn = max(0.0, interp(stored, wire.samples[0][0]) - interp(stored, wire.samples[-1][0]))
             out.update(windows=ww[0], wire_pps=ww[1] / ww[2], wire_rpk=ww[1] / ww[0] if ww[0] else None,
-                       supplied=supplied, supply_rate=supplied / ww[2],
-                       util=ww[0] / supplied if supplied > 0 else None)
+                       supplied=supplied, supply_rate=supplied / ww[2], store_drawn=drawn,
+                       util=ww[0] / (supplied + drawn) if supplied + drawn > 0 else None)
         ins = [(t, s["keys_in"]) for t, s, _ in poll.rows if s]
         if ww and len(ins) >= 2:
             out["keys_in"] = interp(ins, wire.samples[-1][0]) - interp(ins, wire.samples[0][0])
@@ -437,8 +443,8 @@ class Bench:
             if out.get("util") is not None:
                 lv = [(d["t"], d["level"]) for d in trace]
                 out["buffer_change"] = interp(lv, b_) - interp(lv, a_)
-                out["util_raw"] = out["util"]
-                out["util"] = (ww[0] + out["buffer_change"]) / out["supplied"]
+                out["util_raw"] = ww[0] / out["supplied"] if out["supplied"] > 0 else None
+                out["util"] = (ww[0] + out["buffer_change"]) / (out["supplied"] + out["store_drawn"])
         if trace:
             out["conv"] = convergence([(d["t"], d["rpk"]) for d in trace], 0.5, T)
         else:
@@ -491,7 +497,7 @@ class Bench:
                                    on.get("stall", "?"), on.get("rx_nokey", "?"), B.fmt(on.get("conv"), 1),
                                    "; " + on["error"] + off["error"] if on["error"] or off["error"] else ""))
         self.cell_rows = rows
-        cols = ["mbps", "loss", "loss_all", "rx_nokey", "beyond_steady", "stall_steady", "windows", "supplied", "keys_in", "util", "util_raw", "buffer_change", "wire_rpk", "rpk_adv",
+        cols = ["mbps", "loss", "loss_all", "rx_nokey", "beyond_steady", "stall_steady", "windows", "supplied", "store_drawn", "keys_in", "util", "util_raw", "buffer_change", "wire_rpk", "rpk_adv",
                 "wire_pps", "supply_rate", "beyond", "beyond_share", "stall", "sa_packets", "conv"]
         cpu = ["cpu_" + k for k in CPU_DAEMONS]
         B.write_csv(os.path.join(self.out, "cells.csv"),
@@ -1015,12 +1021,14 @@ the keys stored while the lab was idle are taken from qkid (KEY_NEW in half-seco
 slice yields no more than the link makes; at most 30 s), so the run sees the link's rate, not a
 backlog. **Key utilisation** = (key windows of the SA on the wire (IV epoch of
 gwA's outbound SA sampled on the WAN at %g s and at the end) + the change of the SA's key buffer
-over the same interval (gwA's `rpk_trace`)) / keys the link master KME generated in the same
-interval (its own `generated_bits` counter, ETSI 014 status). Keys the SA took and still holds
-are not lost; at 80 km an interval counts ~300 keys, and the buffer (up to 64) at its two ends
-alone moved the windows-only figure by up to +-20 %% (`util_raw` in cells.csv). Above 1: the
-run also spent keys the KME stored while the lab was idle (at 0 km the store refills faster
-than the drain before the run can empty it). **Packets beyond rpk**
+over the same interval (gwA's `rpk_trace`)) / keys the link made available in the same interval:
+keys the link master KME generated (its own `generated_bits` counter, ETSI 014 status) plus the
+keys the run drew from its store (`stored_key_count` fell; the store refills between the drain
+and the load, and the loop spends it faster than the link makes keys); keys left in the store
+count as supplied and not used. Keys the SA took and still holds are not lost; at 80 km an
+interval counts ~300 keys, and the buffer (up to 64) at its two ends alone moved the
+windows-only figure by up to +-20 %% (`util_raw` in cells.csv: windows / keys generated, above
+1 where the store was drawn). **Packets beyond rpk**
 (a window key used past its rpk because the next key was late) and **stall drops**: the
 datapath's counters of the SA, over the steady interval (as the datapath reports them to qkid,
 `qkictl sas`) and over the whole run, start-up included (charon logs them when it deletes the SA;
