@@ -53,8 +53,9 @@ static unsigned pace_ms(const struct qkid_peer *p, unsigned n, int64_t now)
 										: (unsigned)ms;
 }
 
-/* the master's KME answered enc_keys with fewer keys than asked for, or with a key, in the last
- * QKID_SHORT_HOLD_MS: the QKD link's rate is the limit, and the fetches are paced by it */
+/* the master's KME answered an enc_keys request "not enough key material" (503, kme_short)
+ * within the last QKID_SHORT_HOLD_MS: the QKD link's rate is the limit, and the fetches are
+ * paced by it */
 static int supply_short(const struct qkid_peer *p, int64_t now)
 {
 	return p->short_t && now - p->short_t < QKID_SHORT_HOLD_MS;
