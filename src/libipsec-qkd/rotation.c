@@ -335,19 +335,17 @@ static struct iq_aead *slot_for(struct iq_rot *r, uint32_t e)
 struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch)
 {
 	struct iq_aead *a;
+	bool due = !r->cur_valid || r->window_pkts >= r->window_rpk;
 
-	/* a window ends after the rpk fixed when it started, or earlier once the rpk loop has
-	 * lowered rpk below the packets it holds (after idle it starts at rpk_max: rpkctl.h) */
-	if (!r->cur_valid || r->window_pkts >= r->window_rpk || r->window_pkts >= r->rpk) {
+	/* a window ends after the rpk fixed when it started (due), or earlier once the rpk loop
+	 * has lowered rpk below the packets it holds (after idle it starts at rpk_max: rpkctl.h) */
+	if (due || r->window_pkts >= r->rpk) {
 		uint32_t next = r->cur_valid ? r->epoch + 1 : r->epoch;
-		bool due = !r->cur_valid || r->window_pkts >= r->window_rpk;
 
 		/* never past the epoch space: at the limit the exhaustion policy holds (the rekey
 		 * was asked for long before, from IQ_EPOCH_REKEY on) */
 		a = next < IQ_EPOCH_LIMIT ? slot_for(r, next) : NULL;
-		if (!a && !due) {
-			/* ending early, but the next key is not there: the window keeps its own rpk */
-		} else if (a) {
+		if (a) {
 			if (r->cur_valid) {
 				r->windows++;
 				/* the sender never needs an old window key again */
@@ -359,6 +357,8 @@ struct iq_aead *iq_rot_tx(struct iq_rot *r, uint32_t *epoch)
 			r->window_rpk = r->rpk;
 			if (next >= IQ_EPOCH_REKEY)
 				r->rekey_due = true;
+		} else if (!due) {
+			/* ending early, but the next key is not there: the window keeps its own rpk */
 		} else if (r->cur_valid && r->exhaust == IQ_EXHAUST_REUSE &&
 				   r->window_pkts < r->rpk_max) {
 			r->reuse_packets++;

@@ -36,9 +36,10 @@
  * buffer). A positive integral is forgotten as soon as the buffer is below its target: it
  * says keys come faster than s, the buffer says they no longer do (unwound at ki instead, the
  * end of a store at 391 keys/s emptied the 0.1 s reserve: bench keys at 0 km, 2026-12-03;
- * test_rpkctl's test_store_end: lowest level 5 keys before, 23 after). rpk may rise at once (protects the buffer) but falls at most to IQ_RPK_FALL per
- * 100 ms (spending faster is never urgent), and a change under IQ_RPK_HYST of the rpk in force
- * is not applied (rpk is fixed per window; smaller moves are noise).
+ * test_rpkctl's test_store_end: lowest level 5 keys before, 23 after). rpk may rise at once
+ * (protects the buffer) but falls at most to IQ_RPK_FALL per 100 ms (spending faster is never
+ * urgent), and a change under IQ_RPK_HYST of the rpk in force is not applied (rpk is fixed per
+ * window; smaller moves are noise).
  *
  * Idle (no packet for IQ_RPK_IDLE): the next burst's rate is unknown, so rpk goes to rpk_max
  * and the loop starts afresh (r_f, I at 0); when packets come, the loop lowers rpk at the fall

@@ -208,9 +208,8 @@ struct qkid_peer {
 	unsigned backoff_ms, batch;
 	uint64_t kme_errors;
 	unsigned kme_fail_streak;       /* consecutive failed KME calls */
-	uint64_t kme_short;             /* master: enc_keys answered "not enough key" (503) */
-	int64_t short_t;                /* master: the last such answer (qkid_fetch.c) */
-	int64_t enc_sent_t;             /* master: the last enc_keys request went out */
+	int64_t short_t;                /* master: the last enc_keys answered "not enough key"
+					 * (503) (qkid_fetch.c) */
 	char last_error[QKI_TEXT_MAX];
 
 	struct qkey *map[QKID_MAP_BUCKETS];

@@ -53,7 +53,7 @@ static unsigned pace_ms(const struct qkid_peer *p, unsigned n, int64_t now)
 										: (unsigned)ms;
 }
 
-/* the master's KME answered an enc_keys request "not enough key material" (503, kme_short)
+/* the master's KME answered an enc_keys request "not enough key material" (503, kme_short())
  * within the last QKID_SHORT_HOLD_MS: the QKD link's rate is the limit, and the fetches are
  * paced by it */
 static int supply_short(const struct qkid_peer *p, int64_t now)
@@ -76,7 +76,6 @@ static void kme_short(struct qkid_peer *p, int64_t now)
 		log_info("peer %s: the KME holds fewer keys than asked for: fetching at the QKD "
 			 "link's rate (%.0f keys/s)", p->conf->name, p->rate_in);
 	p->short_t = now;
-	p->kme_short++;
 	p->supply_limited = 1;  /* the intake is the supply */
 	p->batch = p->batch / 2;
 	p->kme_next = now + pace_ms(p, p->batch, now);
@@ -268,11 +267,11 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 		if (r->type == QKID_KME_ENC) {
 			enc_done(p, r);
 			/* at the link's rate, the next batch once the link has made it, counted
-			 * from when this one was asked for (so the round trip does not slow the
-			 * intake below the supply): asked for at once, it would find the store just
-			 * emptied, a 503 per batch */
+			 * from when this one was asked for (now less its round trip, so the round
+			 * trip does not slow the intake below the supply): asked for at once, it
+			 * would find the store just emptied, a 503 per batch */
 			if (supply_short(p, now))
-				p->kme_next = p->enc_sent_t + pace_ms(p, p->batch, now);
+				p->kme_next = now - r->elapsed_ms + pace_ms(p, p->batch, now);
 		}
 		else if (r->type == QKID_KME_DEC)
 			dec_done(p, r, 1);
@@ -296,6 +295,7 @@ void qkid_peer_kme_done(struct qkid_peer *p)
 static int kme_work(struct qkid_peer *p, int64_t now)
 {
 	struct qkid *d = p->d;
+	(void)now;
 	if (p->role == QKI_ROLE_MASTER) {
 		unsigned want = p->conf->pool_target + p->conf->ike_reserve + qkid_sa_deficit(p);
 		unsigned n;
@@ -307,10 +307,8 @@ static int kme_work(struct qkid_peer *p, int64_t now)
 			n = p->batch;
 		if (n > room)
 			n = (unsigned)room;
-		if (!n || qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n, p->conf->key_size_bits))
-			return 0;
-		p->enc_sent_t = now;
-		return 1;
+		return n && !qkid_kme_submit_enc(p->kme, p->conf->peer_sae, n,
+						p->conf->key_size_bits);
 	} else {
 		const char *ids[QKID_KME_IDS_MAX];
 		struct qkey *batch[QKID_KME_IDS_MAX];
